@@ -1,0 +1,346 @@
+//! One TCP connection: bounded line reads, data blocks, timeouts and `--trace`.
+//!
+//! `Conn` is the only place that turns bytes on a socket into lines and back. It knows the
+//! framing (a line ends at `\n`; `DATA <len>` is followed by `len` raw bytes) but not what any
+//! line means: that is `protocol.rs`. Every `Conn` has read and write timeouts, and a line that
+//! has started must finish within `Timeouts::line`, so a client that sends one byte a second
+//! cannot hold a thread forever.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{self, MAX_REPLY_LINE, Reply, Request};
+
+/// The three clocks of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// How long to wait for the first byte of a line (a server's idle timeout, a client's wait
+    /// for a reply).
+    pub idle: Duration,
+    /// How long a line may take once its first byte has arrived.
+    pub line: Duration,
+    /// How long one read or write of a data block may block (a stalled sender or receiver).
+    pub io: Duration,
+}
+
+impl Timeouts {
+    pub const fn uniform(d: Duration) -> Timeouts {
+        Timeouts {
+            idle: d,
+            line: d,
+            io: d,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::uniform(Duration::from_secs(10))
+    }
+}
+
+/// Where `--trace` lines go: off, or stderr with a label naming this process's role.
+#[derive(Clone, Debug, Default)]
+pub struct Trace(Option<Arc<str>>);
+
+static TRACE_TO_STDOUT: AtomicBool = AtomicBool::new(false);
+
+impl Trace {
+    pub fn off() -> Trace {
+        Trace(None)
+    }
+    pub fn on(label: &str) -> Trace {
+        Trace(Some(label.into()))
+    }
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+    /// Send trace lines to stdout instead of stderr (the simulation narrates on stdout).
+    pub fn to_stdout(yes: bool) {
+        TRACE_TO_STDOUT.store(yes, Ordering::Relaxed);
+    }
+    fn line(&self, remote: &SocketAddr, arrow: &str, text: &[u8]) {
+        if let Some(label) = &self.0 {
+            let text = String::from_utf8_lossy(text);
+            let text = text.trim_end_matches('\r');
+            if TRACE_TO_STDOUT.load(Ordering::Relaxed) {
+                println!("  {label} {arrow} {remote}  {text}");
+            } else {
+                eprintln!("trace {label} {arrow} {remote}  {text}");
+            }
+        }
+    }
+}
+
+/// Why a read or a request failed.
+#[derive(Debug)]
+pub enum ConnError {
+    /// The other side closed the connection (or closed it in the middle of a line).
+    Closed,
+    /// Nothing, or not enough, arrived in time.
+    Timeout,
+    /// A line longer than the limit arrived. It was discarded up to its newline, so the
+    /// connection is still in step and may go on.
+    TooLong,
+    /// The reply did not follow the protocol.
+    Protocol(String),
+    Io(io::Error),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ConnError::Closed => write!(f, "connection closed"),
+            ConnError::Timeout => write!(f, "timed out"),
+            ConnError::TooLong => write!(f, "line too long"),
+            ConnError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ConnError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnError::Timeout,
+            io::ErrorKind::UnexpectedEof => ConnError::Closed,
+            _ => ConnError::Io(e),
+        }
+    }
+}
+
+/// How many bytes of an overlong line we discard while looking for its end before giving up on
+/// the connection.
+const DISCARD_LIMIT: usize = 1 << 20;
+
+/// A TCP connection speaking lines and data blocks.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    remote: SocketAddr,
+    timeouts: Timeouts,
+    read_timeout: Option<Duration>,
+    trace: Trace,
+}
+
+impl Conn {
+    /// Wrap an accepted or connected stream; sets its timeouts and TCP_NODELAY.
+    pub fn new(stream: TcpStream, timeouts: Timeouts, trace: Trace) -> io::Result<Conn> {
+        let remote = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(timeouts.io))?;
+        stream.set_read_timeout(Some(timeouts.idle))?;
+        Ok(Conn {
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            remote,
+            timeouts,
+            read_timeout: Some(timeouts.idle),
+            trace,
+        })
+    }
+
+    /// Connect to `addr` (with `timeouts.io` as the connect timeout).
+    pub fn connect(addr: &str, timeouts: Timeouts, trace: Trace) -> Result<Conn, ConnError> {
+        let mut last = ConnError::Protocol(format!("{addr} does not resolve to an address"));
+        for sa in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&sa, timeouts.io) {
+                Ok(stream) => return Ok(Conn::new(stream, timeouts, trace)?),
+                Err(e) => last = e.into(),
+            }
+        }
+        Err(last)
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn local(&self) -> io::Result<SocketAddr> {
+        self.reader.get_ref().local_addr()
+    }
+
+    /// A second handle on the socket, to shut it down from another thread.
+    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.reader.get_ref().try_clone()
+    }
+
+    fn set_read_timeout(&mut self, d: Duration) -> io::Result<()> {
+        let d = d.max(Duration::from_millis(1));
+        if self.read_timeout != Some(d) {
+            self.reader.get_ref().set_read_timeout(Some(d))?;
+            self.read_timeout = Some(d);
+        }
+        Ok(())
+    }
+
+    /// Read one line of at most `max` bytes, without its `\n`.
+    ///
+    /// Waits `idle` for the line to start and `line` for it to finish. A line that ends
+    /// without a newline (EOF mid-line) counts as `Closed`: only complete lines are requests.
+    pub fn read_line(&mut self, max: usize) -> Result<Vec<u8>, ConnError> {
+        let mut line = Vec::new();
+        let mut discarded = 0usize;
+        let mut deadline: Option<Instant> = None;
+        self.set_read_timeout(self.timeouts.idle)?;
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) => buf,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if buf.is_empty() {
+                return Err(ConnError::Closed);
+            }
+            let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (&buf[..i], i + 1),
+                None => (buf, buf.len()),
+            };
+            let found_newline = done > chunk.len();
+            if discarded > 0 || line.len() + chunk.len() > max {
+                discarded += line.len() + chunk.len();
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+            self.reader.consume(done);
+            if found_newline {
+                break;
+            }
+            if discarded > DISCARD_LIMIT {
+                return Err(ConnError::Protocol(format!(
+                    "a line ran past {DISCARD_LIMIT} bytes without a newline"
+                )));
+            }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts.line);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::Timeout);
+            }
+            self.set_read_timeout(left)?;
+        }
+        if discarded > 0 {
+            self.trace.line(
+                &self.remote,
+                "<",
+                format!("<{discarded} bytes: line too long>").as_bytes(),
+            );
+            // The connection is still in step: the overlong line was consumed to its newline.
+            return Err(ConnError::TooLong);
+        }
+        self.trace.line(&self.remote, "<", &line);
+        Ok(line)
+    }
+
+    /// Write one line (the `\n` is added).
+    pub fn send_line(&mut self, line: &str) -> io::Result<()> {
+        self.trace.line(&self.remote, ">", line.as_bytes());
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        self.reader.get_mut().write_all(&buf)
+    }
+
+    /// Write several lines in one system call (pipelined requests).
+    pub fn send_lines(&mut self, lines: &[String]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for line in lines {
+            self.trace.line(&self.remote, ">", line.as_bytes());
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        self.reader.get_mut().write_all(&buf)
+    }
+
+    /// Send `DATA <len>` and the bytes.
+    pub fn send_data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.send_line(&Reply::Data(bytes.len() as u64).to_string())?;
+        self.trace_bytes(bytes.len() as u64, ">");
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// Send `DATA <len>` and `len` bytes of `file` from `offset`. The copy goes through
+    /// `io::copy` from the file to the socket, which Linux turns into `sendfile`. If the file
+    /// is shorter than promised the connection is out of step: the error says so and the
+    /// caller must close it.
+    pub fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        self.send_line(&Reply::Data(len).to_string())?;
+        let mut reader = file;
+        reader.seek(SeekFrom::Start(offset))?;
+        let sent = io::copy(&mut reader.take(len), self.reader.get_mut())?;
+        self.trace_bytes(sent, ">");
+        if sent < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("file ended after {sent} of {len} promised bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Read exactly `buf.len()` bytes of a data block. Each read may block `io`; the whole
+    /// block must arrive before `deadline`.
+    pub fn read_data(&mut self, buf: &mut [u8], deadline: Instant) -> Result<(), ConnError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnError::Timeout);
+            }
+            self.set_read_timeout(left.min(self.timeouts.io))?;
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.trace_bytes(buf.len() as u64, "<");
+        Ok(())
+    }
+
+    fn trace_bytes(&self, n: u64, arrow: &str) {
+        if self.trace.is_on() {
+            self.trace
+                .line(&self.remote, arrow, format!("<{n} bytes>").as_bytes());
+        }
+    }
+
+    /// Read and parse one reply line.
+    pub fn read_reply(&mut self) -> Result<Reply, ConnError> {
+        let line = self.read_line(MAX_REPLY_LINE)?;
+        protocol::parse_reply(&line).map_err(|e| ConnError::Protocol(e.message))
+    }
+
+    /// Send a request and read its reply line (a `DATA` block, if any, is left to the caller).
+    pub fn request(&mut self, req: &Request) -> Result<Reply, ConnError> {
+        self.send_line(&req.to_string())?;
+        self.read_reply()
+    }
+
+    /// Send a request whose success reply is a data block of at most `max` bytes, and read it.
+    pub fn request_data(&mut self, req: &Request, max: u64) -> Result<Vec<u8>, ConnError> {
+        match self.request(req)? {
+            Reply::Data(len) if len <= max => {
+                let mut buf = vec![0; len as usize];
+                let deadline = Instant::now() + self.timeouts.line;
+                self.read_data(&mut buf, deadline)?;
+                Ok(buf)
+            }
+            Reply::Data(len) => Err(ConnError::Protocol(format!(
+                "data block of {len} bytes is larger than {max}"
+            ))),
+            Reply::Err(code, msg) => Err(ConnError::Protocol(format!("{} {msg}", code.as_str()))),
+            other => Err(ConnError::Protocol(format!("unexpected reply {other}"))),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Torrentphile: a small BitTorrent-like file sharing system, written to be read.
+//!
+//! A **tracker** knows which peer holds which file; **peers** serve the files in their folder
+//! and fetch files from each other, in verified pieces, from every holder at once. Everything
+//! speaks one line protocol you can type with `nc` (see PROTOCOL.md). Blocking sockets, one
+//! thread per connection, and shared state behind a `Mutex`: no async, no magic.
+//!
+//! Read the modules in this order:
+//!
+//! - [`protocol`]: every message as a Rust type, parsed from and printed to one line. No I/O
+//!   at all, so the whole wire format is unit-tested with strings.
+//! - [`conn`]: one TCP connection: bounded line reads, `DATA` blocks, timeouts, `--trace`.
+//!   The only place that turns socket bytes into lines.
+//! - [`server`]: the accept loop both servers share: a thread per connection, a connection
+//!   cap answered with `ERR busy`, and a stop that never hangs; plus the per-connection
+//!   read-parse-answer loop.
+//! - [`tracker`]: the directory. `tracker::registry` is its state (pure maps and rules);
+//!   `tracker` wires it to the server, holding the registry's one mutex only inside `handle`.
+//! - [`peer`]: a peer. `store` is its folder, `server` answers other peers, `link` is its one
+//!   connection to the tracker, `picker` chooses pieces, `download` fetches from all holders
+//!   at once, `shell` is the prompt.
+//! - [`sim`]: the simulations `make sim` and `make swarm` run.
+//! - [`util`]: a small random number generator (std has none).
+//!
+//! ARCHITECTURE.md draws the map and lists the invariants.
+
+pub mod conn;
+pub mod peer;
+pub mod protocol;
+pub mod server;
+pub mod sim;
+pub mod tracker;
+pub mod util;

@@ -1,0 +1,307 @@
+//! The peer's link to the tracker: one long-lived connection owned by one thread.
+//!
+//! The registration lives as long as this connection, so exactly one thread owns it: other
+//! threads send it requests over a channel and wait for the reply (no lock is held across the
+//! socket). When idle, the thread pings every heartbeat. When the connection breaks (or the
+//! tracker is not up yet) it reconnects with backoff, registers again and announces everything
+//! the store holds: the tracker's state is soft and refilled by its peers.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::conn::{Conn, ConnError, Timeouts, Trace};
+use crate::peer::store::{Holding, Store};
+use crate::protocol::{Reply, Request};
+
+/// A reply from the tracker: a line, or the data block that followed `DATA`.
+#[derive(Debug)]
+pub enum Answer {
+    Line(Reply),
+    Data(Vec<u8>),
+}
+
+enum Cmd {
+    Call(Request, Sender<Result<Answer, String>>),
+    Stop,
+}
+
+/// What the link knows of its registration.
+#[derive(Default)]
+struct Status {
+    id: Option<String>,
+    last_error: Option<String>,
+    stopped: bool,
+}
+
+/// Handle on the tracker link. Dropping it says `BYE` and stops the thread.
+pub struct Link {
+    tx: Sender<Cmd>,
+    status: Arc<(Mutex<Status>, Condvar)>,
+    tracker: String,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Largest data block accepted from the tracker (a `LIST`).
+const MAX_LIST: u64 = 64 << 20;
+
+impl Link {
+    /// Start the link thread; it connects in the background.
+    pub fn start(
+        tracker: &str,
+        port: u16,
+        store: Arc<Store>,
+        timeouts: Timeouts,
+        trace: Trace,
+        label: String,
+    ) -> Link {
+        let (tx, rx) = mpsc::channel();
+        let status: Arc<(Mutex<Status>, Condvar)> = Arc::default();
+        let (status2, tracker2) = (status.clone(), tracker.to_string());
+        let thread = thread::Builder::new()
+            .name("tracker-link".into())
+            .spawn(move || {
+                let link = Worker {
+                    tracker: tracker2,
+                    port,
+                    store,
+                    timeouts,
+                    trace,
+                    label,
+                    status: status2,
+                };
+                link.run(&rx);
+            })
+            .ok();
+        Link {
+            tx,
+            status,
+            tracker: tracker.to_string(),
+            thread,
+        }
+    }
+
+    /// Wait until registered; returns this peer's id (`ip:port` as the tracker sees it).
+    pub fn wait_registered(&self, timeout: Duration) -> Result<String, String> {
+        let (lock, cv) = &*self.status;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |s| s.id.is_none() && !s.stopped)
+            .unwrap_or_else(PoisonError::into_inner);
+        guard.id.clone().ok_or_else(|| {
+            let why = guard.last_error.as_deref().unwrap_or("no answer");
+            format!(
+                "cannot register with the tracker at {} ({why}); is it running? (start one with `torrentphile tracker`)",
+                self.tracker
+            )
+        })
+    }
+
+    /// This peer's id, if registered now.
+    pub fn id(&self) -> Option<String> {
+        let (lock, _) = &*self.status;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id
+            .clone()
+    }
+
+    /// Send one request to the tracker and wait for its reply.
+    pub fn call(&self, request: Request) -> Result<Answer, String> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Call(request, tx))
+            .map_err(|_| "the tracker link has stopped".to_string())?;
+        rx.recv()
+            .unwrap_or_else(|_| Err("the tracker link has stopped".to_string()))
+    }
+
+    /// Send a request whose answer is one line.
+    pub fn call_line(&self, request: Request) -> Result<Reply, String> {
+        match self.call(request)? {
+            Answer::Line(reply) => Ok(reply),
+            Answer::Data(_) => Err("unexpected data block from the tracker".into()),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    tracker: String,
+    port: u16,
+    store: Arc<Store>,
+    timeouts: Timeouts,
+    trace: Trace,
+    label: String,
+    status: Arc<(Mutex<Status>, Condvar)>,
+}
+
+enum Ended {
+    Broken(String),
+    Stopped,
+}
+
+impl Worker {
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        let (lock, cv) = &*self.status;
+        f(&mut lock.lock().unwrap_or_else(PoisonError::into_inner));
+        cv.notify_all();
+    }
+
+    fn run(&self, rx: &Receiver<Cmd>) {
+        let mut backoff = Duration::from_millis(50);
+        let mut said_waiting = false;
+        loop {
+            let error = match self.connect() {
+                Ok((conn, heartbeat)) => {
+                    backoff = Duration::from_millis(50);
+                    said_waiting = false;
+                    match self.serve(conn, heartbeat, rx) {
+                        Ended::Stopped => break,
+                        Ended::Broken(e) => {
+                            eprintln!(
+                                "{}: lost the tracker at {}: {e}; reconnecting",
+                                self.label, self.tracker
+                            );
+                            e
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !said_waiting {
+                        eprintln!(
+                            "{}: waiting for the tracker at {} ({e})",
+                            self.label, self.tracker
+                        );
+                        said_waiting = true;
+                    }
+                    e
+                }
+            };
+            self.set_status(|s| {
+                s.id = None;
+                s.last_error = Some(error.clone());
+            });
+            // Wait before reconnecting; requests that come meanwhile fail at once.
+            let until = Instant::now() + backoff;
+            loop {
+                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(Cmd::Call(_, reply)) => {
+                        let _ = reply.send(Err(format!(
+                            "tracker {} unreachable: {error}",
+                            self.tracker
+                        )));
+                    }
+                    Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                        self.set_status(|s| s.stopped = true);
+                        return;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        self.set_status(|s| {
+            s.id = None;
+            s.stopped = true;
+        });
+    }
+
+    /// Connect, register, announce every file the store holds.
+    fn connect(&self) -> Result<(Conn, Duration), String> {
+        let mut conn = Conn::connect(&self.tracker, self.timeouts, self.trace.clone())
+            .map_err(|e| e.to_string())?;
+        let reply = conn
+            .request(&Request::Register { port: self.port })
+            .map_err(|e| e.to_string())?;
+        let Reply::Ack(text) = reply else {
+            return Err(format!("REGISTER was answered {reply}"));
+        };
+        let mut words = text.split(' ');
+        let id = words.next().unwrap_or_default().to_string();
+        let heartbeat = words
+            .find_map(|w| w.strip_prefix("heartbeat="))
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_secs);
+        for entry in self.store.entries() {
+            let request = match entry.holding {
+                Holding::Complete => Request::Upload(entry.meta.clone()),
+                Holding::Partial(_) => Request::Partial {
+                    name: entry.meta.name.clone(),
+                },
+            };
+            match conn.request(&request) {
+                Ok(Reply::Err(code, msg)) => {
+                    eprintln!(
+                        "{}: tracker refused {}: {} {msg}",
+                        self.label,
+                        entry.meta.name,
+                        code.as_str()
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        self.set_status(|s| {
+            s.id = Some(id.clone());
+            s.last_error = None;
+        });
+        Ok((conn, heartbeat))
+    }
+
+    /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
+    fn serve(&self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
+        loop {
+            match rx.recv_timeout(heartbeat) {
+                Ok(Cmd::Call(request, reply)) => {
+                    let answer = call(&mut conn, &request);
+                    let broken = match &answer {
+                        Err(e) => Some(e.to_string()),
+                        Ok(_) => None,
+                    };
+                    let _ = reply.send(answer.map_err(|e| e.to_string()));
+                    if let Some(e) = broken {
+                        return Ended::Broken(e);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => match conn.request(&Request::Ping) {
+                    Ok(Reply::Pong) => {}
+                    Ok(other) => return Ended::Broken(format!("PING was answered {other}")),
+                    Err(e) => return Ended::Broken(e.to_string()),
+                },
+                Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = conn.request(&Request::Bye);
+                    return Ended::Stopped;
+                }
+            }
+        }
+    }
+}
+
+fn call(conn: &mut Conn, request: &Request) -> Result<Answer, ConnError> {
+    match conn.request(request)? {
+        Reply::Data(len) if len <= MAX_LIST => {
+            let mut buf = vec![0; len as usize];
+            conn.read_data(&mut buf, Instant::now() + conn.timeouts().line)?;
+            Ok(Answer::Data(buf))
+        }
+        Reply::Data(len) => Err(ConnError::Protocol(format!(
+            "data block of {len} bytes is too large"
+        ))),
+        reply => Ok(Answer::Line(reply)),
+    }
+}

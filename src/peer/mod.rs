@@ -1,0 +1,214 @@
+//! A peer: serves the files in its folder, downloads what it is asked to, and keeps the
+//! tracker told what it holds.
+//!
+//! - `store.rs`: the folder (complete files, part files, piece hashes); never a socket.
+//! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`).
+//! - `link.rs`: the one connection to the tracker, owned by one thread.
+//! - `picker.rs`: which piece to ask of which peer (pure).
+//! - `download.rs`: fetches a file from every holder at once, verifies, publishes.
+//! - `shell.rs`: the interactive prompt.
+
+pub mod download;
+pub mod link;
+pub mod picker;
+pub mod server;
+pub mod shell;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::conn::{Conn, Timeouts, Trace};
+use crate::protocol::{Meta, Reply, Request};
+use crate::server::Server;
+use download::{Context, DownloadError, DownloadOptions, Progress, Report};
+use link::{Answer, Link};
+use store::Store;
+
+/// How a peer runs.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// The tracker, `host:port`.
+    pub tracker: String,
+    /// The folder it shares from and downloads into.
+    pub dir: PathBuf,
+    /// Most connections its server accepts at once.
+    pub max_conns: usize,
+    /// Timeouts of its server's connections and of its tracker link.
+    pub timeouts: Timeouts,
+    pub download: DownloadOptions,
+    /// Piece size for files it hashes (default: `protocol::default_piece_size`).
+    pub piece_size: Option<u32>,
+    pub trace: Trace,
+    /// A name for its messages, e.g. `peer 10000`.
+    pub label: String,
+}
+
+impl PeerConfig {
+    pub fn new(tracker: &str, dir: &Path) -> PeerConfig {
+        PeerConfig {
+            tracker: tracker.to_string(),
+            dir: dir.to_path_buf(),
+            max_conns: 1024,
+            timeouts: Timeouts::default(),
+            download: DownloadOptions::default(),
+            piece_size: None,
+            trace: Trace::off(),
+            label: "peer".into(),
+        }
+    }
+}
+
+/// A running peer. Dropping it stops its server and says `BYE` to the tracker.
+pub struct Peer {
+    store: Arc<Store>,
+    server: Server,
+    link: Link,
+    config: PeerConfig,
+    downloads: Mutex<BTreeMap<String, Arc<Progress>>>,
+}
+
+impl Peer {
+    /// Share every file in the folder, serve on `listener`, and connect to the tracker (in the
+    /// background: a tracker that is not up yet is waited for).
+    pub fn start(listener: TcpListener, config: PeerConfig) -> Result<Peer, String> {
+        let store = Arc::new(Store::open(&config.dir, config.piece_size)?);
+        let (_, warnings) = store.scan();
+        for w in warnings {
+            eprintln!("{}: {w}", config.label);
+        }
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let (store2, timeouts, trace) = (store.clone(), config.timeouts, config.trace.clone());
+        let server = Server::spawn(listener, "peer", config.max_conns, move |stream| {
+            if let Ok(mut conn) = Conn::new(stream, timeouts, trace.clone()) {
+                server::serve_connection(&store2, &mut conn);
+            }
+        })
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+        let link = Link::start(
+            &config.tracker,
+            addr.port(),
+            store.clone(),
+            config.timeouts,
+            config.trace.clone(),
+            config.label.clone(),
+        );
+        Ok(Peer {
+            store,
+            server,
+            link,
+            config,
+            downloads: Mutex::default(),
+        })
+    }
+
+    /// Where this peer serves.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    /// Wait until the tracker has registered this peer; its id (`ip:port`).
+    pub fn wait_registered(&self, timeout: Duration) -> Result<String, String> {
+        self.link.wait_registered(timeout)
+    }
+
+    /// Download `name` into the folder (blocks until done or failed).
+    pub fn download(&self, name: &str) -> Result<Report, DownloadError> {
+        let me = self
+            .link
+            .wait_registered(self.config.timeouts.idle)
+            .map_err(DownloadError::Failed)?;
+        let progress = Arc::new(Progress::new(name));
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), progress.clone());
+        let ctx = Context {
+            store: &self.store,
+            link: &self.link,
+            me: &me,
+            options: &self.config.download,
+            progress: &progress,
+        };
+        let result = download::download(&ctx, name);
+        *progress
+            .outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(match &result {
+            Ok(report) => Ok(report.to_string()),
+            Err(e) => Err(e.to_string()),
+        });
+        result
+    }
+
+    /// Downloads started by this peer, running and finished.
+    pub fn downloads(&self) -> Vec<Arc<Progress>> {
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Share a file: bring it into the folder (hard link or copy) and announce it.
+    pub fn share(&self, path: &Path) -> Result<Meta, String> {
+        let meta = self.store.share_path(path)?;
+        match self.link.call_line(Request::Upload(meta.clone()))? {
+            Reply::Ack(_) => Ok(meta),
+            Reply::Err(code, msg) => {
+                self.store.forget(&meta.name);
+                Err(format!(
+                    "the tracker refused {}: {} {msg}",
+                    meta.name,
+                    code.as_str()
+                ))
+            }
+            other => Err(format!("the tracker answered {other}")),
+        }
+    }
+
+    /// Stop sharing `name` (the file stays in the folder).
+    pub fn stop_share(&self, name: &str) -> Result<(), String> {
+        if !self.store.forget(name) {
+            return Err(format!("{name} is not shared by this peer"));
+        }
+        match self.link.call_line(Request::Remove { name: name.into() })? {
+            Reply::Ack(_) => Ok(()),
+            other => Err(format!("the tracker answered {other}")),
+        }
+    }
+
+    /// Ask the tracker something: one line, or the text of a data block.
+    pub fn ask_tracker(&self, request: Request) -> Result<String, String> {
+        match self.link.call(request)? {
+            Answer::Line(reply) => Ok(reply.to_string()),
+            Answer::Data(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+
+    /// Stop serving and leave the tracker.
+    pub fn stop(&mut self) {
+        self.server.stop();
+        self.link.stop();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

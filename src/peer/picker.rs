@@ -1,0 +1,340 @@
+//! The piece picker: which piece a download asks of which peer next. Pure state, no I/O; the
+//! downloader's workers call it under one mutex.
+//!
+//! A piece is in exactly one of three states: *missing* and not asked for, *in flight* (asked
+//! of one or more peers; `inflight[i]` counts them), or *done* (verified and written). Every
+//! piece `next` hands out comes back exactly once through `finish`.
+//!
+//! The choice, in order:
+//! 1. **Rarest first.** Among missing pieces the peer has and nobody is fetching, those held by
+//!    the fewest known partial holders. Ties go to a random one of the first few in file order,
+//!    so the file fills roughly front to back (the whole-file hash can follow right behind) and
+//!    downloaders still spread out. `Strategy::Random` picks uniformly instead (Mini-Torrent).
+//! 2. **Spare the seeders.** A peer holding the whole file is asked only for pieces no partial
+//!    holder has, and first for this downloader's share of them (piece index modulo the number
+//!    of downloaders), so downloaders that start together take different pieces from the seed
+//!    and trade the rest among themselves: the seed uploads about one copy in all.
+//! 3. **End game.** When nothing is left that nobody is fetching, a piece already in flight
+//!    elsewhere is asked again (at most `ENDGAME_COPIES` at once); the first verified copy wins,
+//!    so one stalled peer cannot hold the download at 99%.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::util::Rng;
+
+/// How pieces are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    RarestFirst,
+    Random,
+}
+
+/// How many tied rarest pieces, in file order, the random tie-break chooses among.
+const TIE_WINDOW: usize = 16;
+/// Most peers one piece is asked of at once in the end game.
+const ENDGAME_COPIES: u16 = 3;
+
+/// A worker's view of its remote peer.
+#[derive(Debug)]
+struct PeerView {
+    bits: Vec<bool>,
+    seed: bool,
+}
+
+#[derive(Debug)]
+pub struct Picker {
+    done: Vec<bool>,
+    inflight: Vec<u16>,
+    /// How many partial holders (by their latest bitfield) have each piece.
+    avail: Vec<u16>,
+    peers: HashMap<usize, PeerView>,
+    /// Which worker is fetching which piece (a worker never asks twice for one piece).
+    asked: HashSet<(usize, u32)>,
+    remaining: u32,
+    strategy: Strategy,
+    /// This downloader's share of the seeders' pieces: (my index, downloaders).
+    share: Option<(u32, u32)>,
+    rng: Rng,
+}
+
+impl Picker {
+    /// A picker for `pieces` pieces, of which those in `have` are already done.
+    pub fn new(pieces: u32, have: impl Fn(u32) -> bool, strategy: Strategy, seed: u64) -> Picker {
+        let done: Vec<bool> = (0..pieces).map(have).collect();
+        let remaining = done.iter().filter(|d| !**d).count() as u32;
+        Picker {
+            done,
+            inflight: vec![0; pieces as usize],
+            avail: vec![0; pieces as usize],
+            peers: HashMap::new(),
+            asked: HashSet::new(),
+            remaining,
+            strategy,
+            share: None,
+            rng: Rng::new(seed),
+        }
+    }
+
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Set this downloader's share of the seeders' pieces.
+    pub fn set_share(&mut self, index: u32, of: u32) {
+        self.share = (of > 0 && index < of).then_some((index, of));
+    }
+
+    /// Worker `w`'s peer holds the pieces set in `bits` (first call or a refresh).
+    pub fn set_peer(&mut self, w: usize, bits: Vec<bool>) {
+        self.remove_peer(w);
+        let seed = bits.iter().all(|b| *b);
+        if !seed {
+            for (i, b) in bits.iter().enumerate() {
+                if *b {
+                    self.avail[i] += 1;
+                }
+            }
+        }
+        self.peers.insert(w, PeerView { bits, seed });
+    }
+
+    /// Worker `w` is gone: its peer no longer counts.
+    pub fn remove_peer(&mut self, w: usize) {
+        if let Some(old) = self.peers.remove(&w)
+            && !old.seed
+        {
+            for (i, b) in old.bits.iter().enumerate() {
+                if *b {
+                    self.avail[i] -= 1;
+                }
+            }
+        }
+    }
+
+    /// Worker `w`'s peer turned out not to have piece `i` (it answered `unavailable`).
+    pub fn peer_lacks(&mut self, w: usize, i: u32) {
+        if let Some(view) = self.peers.get_mut(&w)
+            && view.bits.get(i as usize) == Some(&true)
+        {
+            view.bits[i as usize] = false;
+            if view.seed {
+                view.seed = false;
+                // It was counted as a seed: count its remaining pieces as a partial holder's.
+                for (j, b) in view.bits.iter().enumerate() {
+                    if *b {
+                        self.avail[j] += 1;
+                    }
+                }
+            } else {
+                self.avail[i as usize] -= 1;
+            }
+        }
+    }
+
+    pub fn peer_is_seed(&self, w: usize) -> bool {
+        self.peers.get(&w).is_some_and(|p| p.seed)
+    }
+
+    /// The next piece to ask of worker `w`'s peer, or `None` if it has nothing useful right
+    /// now.
+    pub fn next(&mut self, w: usize) -> Option<u32> {
+        let view = self.peers.get(&w)?;
+        let fresh = |i: usize| !self.done[i] && self.inflight[i] == 0 && view.bits[i];
+        let pick = match self.strategy {
+            Strategy::Random => {
+                let candidates: Vec<usize> = (0..self.done.len()).filter(|&i| fresh(i)).collect();
+                (!candidates.is_empty()).then(|| candidates[self.rng.below(candidates.len())])
+            }
+            Strategy::RarestFirst if view.seed => {
+                let unseen = |i: usize| fresh(i) && self.avail[i] == 0;
+                let in_share = |i: usize| self.share.is_none_or(|(k, n)| i as u32 % n == k);
+                let mut first: Vec<usize> = Vec::new();
+                let mut other: Vec<usize> = Vec::new();
+                for i in (0..self.done.len()).filter(|&i| unseen(i)) {
+                    let list = if in_share(i) { &mut first } else { &mut other };
+                    if list.len() < TIE_WINDOW {
+                        list.push(i);
+                    }
+                    if first.len() == TIE_WINDOW {
+                        break;
+                    }
+                }
+                let list = if first.is_empty() { other } else { first };
+                (!list.is_empty()).then(|| list[self.rng.below(list.len())])
+            }
+            Strategy::RarestFirst => {
+                let mut best: Vec<usize> = Vec::new();
+                let mut rarest = u16::MAX;
+                for i in (0..self.done.len()).filter(|&i| fresh(i)) {
+                    let a = self.avail[i];
+                    if a < rarest {
+                        rarest = a;
+                        best.clear();
+                    }
+                    if a == rarest && best.len() < TIE_WINDOW {
+                        best.push(i);
+                    }
+                }
+                (!best.is_empty()).then(|| best[self.rng.below(best.len())])
+            }
+        };
+        let pick = pick.or_else(|| self.endgame(w))?;
+        self.inflight[pick] += 1;
+        self.asked.insert((w, pick as u32));
+        Some(pick as u32)
+    }
+
+    /// End game: when every missing piece is already in flight, ask again for the one in flight
+    /// on the fewest peers (not one this worker is already fetching).
+    fn endgame(&self, w: usize) -> Option<usize> {
+        let view = self.peers.get(&w)?;
+        let unasked = (0..self.done.len()).any(|i| !self.done[i] && self.inflight[i] == 0);
+        if unasked {
+            return None;
+        }
+        (0..self.done.len())
+            .filter(|&i| {
+                !self.done[i]
+                    && view.bits[i]
+                    && self.inflight[i] < ENDGAME_COPIES
+                    && !self.asked.contains(&(w, i as u32))
+            })
+            .min_by_key(|&i| self.inflight[i])
+    }
+
+    /// A piece handed to worker `w` by `next` comes back: `verified` if this copy was checked
+    /// and written (true only for the first copy), otherwise it failed, was a duplicate or was
+    /// abandoned. Returns true if this completed the piece.
+    pub fn finish(&mut self, w: usize, i: u32, verified: bool) -> bool {
+        if self.asked.remove(&(w, i)) {
+            self.inflight[i as usize] -= 1;
+        }
+        let i = i as usize;
+        if verified && !self.done[i] {
+            self.done[i] = true;
+            self.remaining -= 1;
+            return true;
+        }
+        false
+    }
+
+    pub fn is_piece_done(&self, i: u32) -> bool {
+        self.done[i as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(s: &str) -> Vec<bool> {
+        s.bytes().map(|b| b == b'1').collect()
+    }
+
+    #[test]
+    fn rarest_first_takes_the_piece_fewest_peers_hold() {
+        let mut p = Picker::new(6, |_| false, Strategy::RarestFirst, 1);
+        p.set_peer(0, bits("111110"));
+        p.set_peer(1, bits("110110"));
+        p.set_peer(2, bits("010111"));
+        // Availability: 2 3 1 3 2 1. Peer 0 holds piece 2 (held by one) but not 5.
+        assert_eq!(p.next(0), Some(2));
+        // Now the rarest piece peer 0 has that is not in flight: 0 or 4 (two holders each).
+        let second = p.next(0).unwrap();
+        assert!(second == 0 || second == 4, "{second}");
+        assert_eq!(p.next(2), Some(5));
+    }
+
+    #[test]
+    fn ties_are_broken_at_random_near_the_front() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..50 {
+            let mut p = Picker::new(100, |_| false, Strategy::RarestFirst, seed);
+            p.set_peer(0, vec![true; 99].into_iter().chain([false]).collect());
+            let i = p.next(0).unwrap() as usize;
+            assert!(i < TIE_WINDOW, "{i}");
+            seen.insert(i);
+        }
+        assert!(seen.len() > 3, "{seen:?}");
+    }
+
+    #[test]
+    fn random_strategy_reaches_the_whole_file() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..50 {
+            let mut p = Picker::new(100, |_| false, Strategy::Random, seed);
+            p.set_peer(0, vec![true; 100]);
+            seen.insert(p.next(0).unwrap());
+        }
+        assert!(seen.iter().any(|&i| i >= 50), "{seen:?}");
+    }
+
+    #[test]
+    fn seeds_are_asked_only_for_pieces_no_partial_holder_has_and_this_downloaders_share_first() {
+        let mut p = Picker::new(8, |_| false, Strategy::RarestFirst, 7);
+        p.set_share(1, 2);
+        p.set_peer(0, vec![true; 8]);
+        assert!(p.peer_is_seed(0));
+        p.set_peer(1, bits("11000000"));
+        for _ in 0..3 {
+            let i = p.next(0).unwrap();
+            assert!(i >= 2 && i % 2 == 1, "{i}");
+        }
+        // The share (3, 5, 7) is used up: the other unseen pieces come next.
+        let i = p.next(0).unwrap();
+        assert!(i >= 2 && i.is_multiple_of(2), "{i}");
+        // Pieces 0 and 1 come from the partial holder, never from the seed.
+        let mut from_partial = vec![p.next(1).unwrap(), p.next(1).unwrap()];
+        from_partial.sort();
+        assert_eq!(from_partial, [0, 1]);
+    }
+
+    #[test]
+    fn end_game_asks_again_for_pieces_in_flight_elsewhere() {
+        let mut p = Picker::new(2, |_| false, Strategy::RarestFirst, 3);
+        p.set_peer(0, vec![true; 2]);
+        p.set_peer(1, vec![true; 2]);
+        let a = p.next(0).unwrap();
+        let b = p.next(0).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(p.next(0), None);
+        // Worker 1 joins late: everything is in flight, so it duplicates a piece.
+        let dup = p.next(1).unwrap();
+        assert!(dup == a || dup == b);
+        assert!(p.finish(1, dup, true));
+        assert!(!p.finish(0, dup, true), "the second copy does not count");
+        let other = if dup == a { b } else { a };
+        assert!(p.finish(0, other, true));
+        assert!(p.is_done());
+    }
+
+    #[test]
+    fn a_failed_piece_goes_back_and_already_held_pieces_are_skipped() {
+        let mut p = Picker::new(3, |i| i == 0, Strategy::RarestFirst, 3);
+        assert_eq!(p.remaining(), 2);
+        p.set_peer(0, vec![true; 3]);
+        let a = p.next(0).unwrap();
+        assert_ne!(a, 0);
+        assert!(!p.finish(0, a, false));
+        let b = p.next(0).unwrap();
+        assert_ne!(b, 0);
+        p.peer_lacks(0, 1);
+        p.peer_lacks(0, 2);
+        assert!(!p.peer_is_seed(0));
+    }
+
+    #[test]
+    fn a_departed_peer_no_longer_counts() {
+        let mut p = Picker::new(2, |_| false, Strategy::RarestFirst, 3);
+        p.set_peer(0, bits("10"));
+        p.remove_peer(0);
+        assert_eq!(p.next(0), None);
+        p.set_peer(1, bits("01"));
+        assert_eq!(p.next(1), Some(1));
+    }
+}

@@ -1,0 +1,299 @@
+//! The tracker's state: which peers are online and which files each one holds.
+//!
+//! Pure data and rules, no sockets and no clocks: the server calls these methods while holding
+//! the registry's mutex, and every one of them is a few `HashMap` operations, which is why a
+//! plain `std::sync::Mutex` is the right lock (nothing slow ever happens while it is held).
+//!
+//! Rules kept here:
+//! - a peer id is `ip:port`: the address the tracker saw the peer connect from, and the port
+//!   the peer said it serves on;
+//! - the first holder to announce a name fixes its content; a different announce is a conflict;
+//! - a file is listed only while some online peer holds it, so when its last holder leaves the
+//!   name is free again;
+//! - a registration belongs to one connection (its `Session` token): when that connection
+//!   ends, the peer and all its holdings are forgotten, but a newer registration of the same id
+//!   (a restarted peer) is not touched by the old connection's end.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
+
+/// A peer's id, `ip:port`.
+pub type PeerId = String;
+
+/// Proof that a registration is the current one for its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session(u64);
+
+#[derive(Debug)]
+struct FileEntry {
+    meta: Meta,
+    /// Holder id -> holds it completely (`true`) or is still downloading it (`false`).
+    holders: HashMap<PeerId, bool>,
+}
+
+/// A line of `LIST`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Listing {
+    pub meta: Meta,
+    pub full: usize,
+    pub partial: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Online peers and the session that owns each registration.
+    peers: HashMap<PeerId, Session>,
+    /// Known files by name.
+    files: HashMap<String, FileEntry>,
+    next_session: u64,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// A peer comes online. A second registration of the same id replaces the first.
+    pub fn register(&mut self, id: &str) -> Session {
+        if self.peers.contains_key(id) {
+            self.drop_holdings(id);
+        }
+        self.next_session += 1;
+        let session = Session(self.next_session);
+        self.peers.insert(id.to_string(), session);
+        session
+    }
+
+    fn check(&self, id: &str, session: Session) -> Result<(), ProtoError> {
+        match self.peers.get(id) {
+            Some(s) if *s == session => Ok(()),
+            _ => Err(ProtoError::new(
+                ErrCode::NotRegistered,
+                "this connection's registration was replaced; send REGISTER again",
+            )),
+        }
+    }
+
+    /// `id` holds the whole of `meta`'s file.
+    pub fn upload(&mut self, id: &str, session: Session, meta: &Meta) -> Result<(), ProtoError> {
+        self.check(id, session)?;
+        let entry = self
+            .files
+            .entry(meta.name.clone())
+            .or_insert_with(|| FileEntry {
+                meta: meta.clone(),
+                holders: HashMap::new(),
+            });
+        if !entry.meta.same_content(meta) {
+            return Err(ProtoError::new(
+                ErrCode::Conflict,
+                format!(
+                    "{} is already shared with other content (size {}, sha1 {})",
+                    meta.name, entry.meta.size, entry.meta.sha1
+                ),
+            ));
+        }
+        entry.holders.insert(id.to_string(), true);
+        Ok(())
+    }
+
+    /// `id` is downloading `name` and serves the pieces it has.
+    pub fn partial(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
+        self.check(id, session)?;
+        let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
+        // A full holder stays full: a stale PARTIAL never demotes it.
+        entry.holders.entry(id.to_string()).or_insert(false);
+        Ok(())
+    }
+
+    /// `id` no longer holds `name`.
+    pub fn remove(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
+        self.check(id, session)?;
+        let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
+        if entry.holders.remove(id).is_none() {
+            return Err(ProtoError::new(
+                ErrCode::NotFound,
+                format!("you do not hold {name}"),
+            ));
+        }
+        if entry.holders.is_empty() {
+            self.files.remove(name);
+        }
+        Ok(())
+    }
+
+    /// The holders of `name`, full holders first, each group sorted by id.
+    pub fn who_has(&self, name: &str) -> Result<Vec<Holder>, ProtoError> {
+        let entry = self.files.get(name).ok_or_else(|| not_found(name))?;
+        let mut holders: Vec<Holder> = entry
+            .holders
+            .iter()
+            .map(|(id, full)| Holder {
+                addr: id.clone(),
+                partial: !full,
+            })
+            .collect();
+        holders.sort_by(|a, b| (a.partial, &a.addr).cmp(&(b.partial, &b.addr)));
+        Ok(holders)
+    }
+
+    /// What `name` is.
+    pub fn info(&self, name: &str) -> Result<Meta, ProtoError> {
+        self.files
+            .get(name)
+            .map(|e| e.meta.clone())
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Every known file, sorted by name.
+    pub fn list(&self) -> Vec<Listing> {
+        let sorted: BTreeMap<&String, &FileEntry> = self.files.iter().collect();
+        sorted
+            .into_values()
+            .map(|e| Listing {
+                meta: e.meta.clone(),
+                full: e.holders.values().filter(|f| **f).count(),
+                partial: e.holders.values().filter(|f| !**f).count(),
+            })
+            .collect()
+    }
+
+    /// The connection of `session` ended: forget `id`, unless it registered again since.
+    pub fn forget(&mut self, id: &str, session: Session) {
+        if self.peers.get(id) == Some(&session) {
+            self.peers.remove(id);
+            self.drop_holdings(id);
+        }
+    }
+
+    fn drop_holdings(&mut self, id: &str) {
+        self.files.retain(|_, entry| {
+            entry.holders.remove(id);
+            !entry.holders.is_empty()
+        });
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+}
+
+fn not_found(name: &str) -> ProtoError {
+    ProtoError::new(ErrCode::NotFound, format!("no peer holds {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(name: &str, size: u64) -> Meta {
+        let digest = sha1_smol::Sha1::from(size.to_string()).digest();
+        Meta {
+            name: name.into(),
+            size,
+            piece_size: 1024,
+            sha1: digest,
+            root: digest,
+        }
+    }
+
+    fn holders(r: &Registry, name: &str) -> Vec<String> {
+        r.who_has(name)
+            .unwrap()
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn upload_then_who_has_lists_the_holder() {
+        let mut r = Registry::new();
+        let a = r.register("127.0.0.1:10000");
+        r.upload("127.0.0.1:10000", a, &meta("test1.txt", 27))
+            .unwrap();
+        assert_eq!(holders(&r, "test1.txt"), ["127.0.0.1:10000"]);
+        assert_eq!(r.info("test1.txt").unwrap(), meta("test1.txt", 27));
+        assert_eq!(r.who_has("test2.txt").unwrap_err().code, ErrCode::NotFound);
+    }
+
+    #[test]
+    fn the_first_holder_fixes_the_content() {
+        let mut r = Registry::new();
+        let a = r.register("a:1");
+        let b = r.register("b:1");
+        r.upload("a:1", a, &meta("f", 10)).unwrap();
+        let err = r.upload("b:1", b, &meta("f", 11)).unwrap_err();
+        assert_eq!(err.code, ErrCode::Conflict);
+        r.upload("b:1", b, &meta("f", 10)).unwrap();
+        assert_eq!(holders(&r, "f"), ["a:1", "b:1"]);
+    }
+
+    #[test]
+    fn partial_holders_are_listed_after_full_ones_and_promoted_by_upload() {
+        let mut r = Registry::new();
+        let a = r.register("a:1");
+        let b = r.register("b:1");
+        let c = r.register("c:1");
+        assert_eq!(
+            r.partial("b:1", b, "f").unwrap_err().code,
+            ErrCode::NotFound
+        );
+        r.upload("c:1", c, &meta("f", 10)).unwrap();
+        r.partial("a:1", a, "f").unwrap();
+        r.partial("b:1", b, "f").unwrap();
+        assert_eq!(holders(&r, "f"), ["c:1", "a:1-partial", "b:1-partial"]);
+        r.upload("b:1", b, &meta("f", 10)).unwrap();
+        r.partial("b:1", b, "f").unwrap();
+        assert_eq!(holders(&r, "f"), ["b:1", "c:1", "a:1-partial"]);
+    }
+
+    #[test]
+    fn forgetting_a_peer_drops_its_files_and_frees_names() {
+        let mut r = Registry::new();
+        let a = r.register("a:1");
+        r.upload("a:1", a, &meta("f", 10)).unwrap();
+        r.forget("a:1", a);
+        assert_eq!(r.who_has("f").unwrap_err().code, ErrCode::NotFound);
+        assert_eq!(r.peer_count(), 0);
+        let b = r.register("b:1");
+        r.upload("b:1", b, &meta("f", 99)).unwrap();
+    }
+
+    #[test]
+    fn an_old_connection_ending_does_not_forget_a_newer_registration() {
+        let mut r = Registry::new();
+        let old = r.register("a:1");
+        let new = r.register("a:1");
+        r.upload("a:1", new, &meta("f", 10)).unwrap();
+        assert_eq!(
+            r.upload("a:1", old, &meta("g", 1)).unwrap_err().code,
+            ErrCode::NotRegistered
+        );
+        r.forget("a:1", old);
+        assert_eq!(holders(&r, "f"), ["a:1"]);
+    }
+
+    #[test]
+    fn remove_stops_sharing_and_list_counts_holders() {
+        let mut r = Registry::new();
+        let a = r.register("a:1");
+        let b = r.register("b:1");
+        r.upload("a:1", a, &meta("f", 10)).unwrap();
+        r.upload("a:1", a, &meta("g", 5)).unwrap();
+        r.partial("b:1", b, "f").unwrap();
+        let list = r.list();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].meta.name.as_str(), list[0].full, list[0].partial),
+            ("f", 1, 1)
+        );
+        r.remove("a:1", a, "g").unwrap();
+        assert_eq!(r.remove("a:1", a, "g").unwrap_err().code, ErrCode::NotFound);
+        assert_eq!(r.file_count(), 1);
+    }
+}
