@@ -1,0 +1,46 @@
+# Torrentphile: the commands a user needs. `make sim` and `make test` are the two that matter.
+CARGO    ?= cargo
+BIN      := target/release/torrentphile
+SIM_ROOT ?= /tmp
+SIM_TRACKER_PORT ?= 8000
+SIM_BASE_PORT    ?= 10000
+
+.PHONY: all build sim swarm test bench bench-quick test-net fmt lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## The classic simulation: a tracker on 8000, five peers on 10000-10004 in $(SIM_ROOT)/1000x.
+sim: build
+	$(BIN) sim --scenario classic --root $(SIM_ROOT) --tracker-port $(SIM_TRACKER_PORT) --base-port $(SIM_BASE_PORT)
+
+## One seeder and 8 downloaders of a 256 MiB random file, all at once.
+swarm: build
+	$(BIN) sim --scenario swarm --root $(SIM_ROOT) --tracker-port 0 --base-port 0
+
+## Every test: unit, end to end, the protocol document's transcripts, the bench harness once.
+test:
+	$(CARGO) test --all-targets -- --test-threads=2
+
+## The benchmarks (release build, several minutes); results go to BENCH.md.
+bench:
+	$(CARGO) bench --bench bench
+
+bench-quick:
+	$(CARGO) bench --bench bench -- --quick
+
+## Tests across network namespaces (needs root and iproute2).
+test-net: build
+	bash tests/net/run.sh $(BIN)
+
+fmt:
+	$(CARGO) fmt
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

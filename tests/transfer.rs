@@ -1,0 +1,296 @@
+//! End to end over loopback: the core of Torrentphile (issue 2). Tracker and peers run
+//! in-process on port 0 in temp folders; a few tests run the real binary as a process.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use torrentphile::peer::download::DownloadError;
+use torrentphile::sim::{self, Scenario, SimConfig};
+use torrentphile::tracker::TrackerConfig;
+
+#[test]
+fn whole_file_and_piece_and_range_gets_return_the_exact_bytes() {
+    let tracker = tracker();
+    let dir = temp_dir("get");
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(dir.join("a.bin"), &data).unwrap();
+    let peer = peer_with(&tracker, &dir, |c| c.piece_size = Some(1024));
+    let mut c = Client::connect(peer.addr());
+    assert_eq!(c.data("GET a.bin"), data);
+    assert_eq!(c.data("GET a.bin 100 50"), &data[100..150]);
+    assert_eq!(c.data("GET a.bin 5000 0"), b"");
+    assert_eq!(c.data("PIECE a.bin 0"), &data[..1024]);
+    assert_eq!(c.data("PIECE a.bin 4"), &data[4096..]);
+    assert!(c.ask("PIECE a.bin 5").starts_with("ERR range "));
+    assert!(c.ask("GET a.bin 4990 20").starts_with("ERR range "));
+    assert!(c.ask("GET a.bin 18446744073709551615 2").starts_with("ERR range "));
+    assert_eq!(c.ask("HAVE a.bin"), "BITFIELD 11111");
+    let hashes = String::from_utf8(c.data("HASHES a.bin")).unwrap();
+    assert_eq!(hashes.lines().count(), 5);
+    assert!(c.ask("GET nope.txt").starts_with("ERR not-found "));
+    // The same connection still works after every error.
+    assert_eq!(c.ask("PING"), "PONG");
+}
+
+#[test]
+fn a_large_random_binary_file_arrives_byte_identical() {
+    let tracker = tracker();
+    let (seed_dir, dl_dir) = (temp_dir("big-seed"), temp_dir("big-dl"));
+    let sha = random_file(&seed_dir.join("big.bin"), 100 << 20 | 12345, 7);
+    let _seed = peer(&tracker, &seed_dir);
+    let downloader = peer(&tracker, &dl_dir);
+    let report = downloader.download("big.bin").unwrap();
+    assert_eq!(report.meta.sha1.to_string(), sha);
+    assert_eq!(sha1_file(&dl_dir.join("big.bin")), sha);
+    assert_eq!(files_in(&dl_dir), ["big.bin"]);
+    assert!(!downloader.store().part_path("big.bin").exists());
+    // Now it is a holder too.
+    let holders = who_has(&tracker, "big.bin");
+    assert!(holders.contains(&downloader.addr().to_string()), "{holders:?}");
+}
+
+#[test]
+fn an_empty_file_is_shared_and_downloaded() {
+    let tracker = tracker();
+    let (a, b) = (temp_dir("empty-a"), temp_dir("empty-b"));
+    fs::write(a.join("empty.txt"), b"").unwrap();
+    let _seed = peer(&tracker, &a);
+    let downloader = peer(&tracker, &b);
+    let report = downloader.download("empty.txt").unwrap();
+    assert_eq!(report.meta.sha1.to_string(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    assert_eq!(fs::read(b.join("empty.txt")).unwrap(), b"");
+}
+
+#[test]
+fn a_missing_name_is_not_found_and_bad_names_are_refused() {
+    let tracker = tracker();
+    let dir = temp_dir("missing");
+    let peer = peer(&tracker, &dir);
+    match peer.download("test2.txt") {
+        Err(DownloadError::NotFound(msg)) => assert!(msg.contains("test2.txt"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    for bad in ["../escape", "/etc/passwd", ".torrentphile", "a/b"] {
+        assert!(matches!(peer.download(bad), Err(DownloadError::Failed(_))), "{bad}");
+    }
+    assert!(files_in(&dir).is_empty());
+}
+
+#[test]
+fn a_holder_dying_mid_piece_costs_nothing_but_a_retry_elsewhere() {
+    let tracker = tracker();
+    let (src, good, dl) = (temp_dir("die-src"), temp_dir("die-good"), temp_dir("die-dl"));
+    let sha = random_file(&src.join("f.bin"), 3 << 20, 3);
+    fs::copy(src.join("f.bin"), good.join("f.bin")).unwrap();
+    let piece = 64 * 1024;
+    let _dying = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", piece, Behaviour::DieAfter(2));
+    let _good = peer_with(&tracker, &good, |c| c.piece_size = Some(piece));
+    let downloader = peer(&tracker, &dl);
+    let report = downloader.download("f.bin").unwrap();
+    assert_eq!(sha1_file(&dl.join("f.bin")), sha);
+    assert!(report.from.contains_key(&_good.addr().to_string()));
+}
+
+#[test]
+fn when_the_only_holder_dies_the_download_fails_cleanly_and_keeps_verified_pieces() {
+    let tracker = tracker();
+    let (src, dl) = (temp_dir("only-src"), temp_dir("only-dl"));
+    random_file(&src.join("f.bin"), 1 << 20, 4);
+    let dying = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", 64 * 1024, Behaviour::DieAfter(5));
+    let downloader = peer(&tracker, &dl);
+    let err = downloader.download("f.bin").unwrap_err();
+    assert!(matches!(err, DownloadError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("gone or failed"), "{err}");
+    // Nothing under the final name; the part file holds the verified pieces for later.
+    assert!(files_in(&dl).is_empty());
+    assert!(downloader.store().part_path("f.bin").exists());
+    drop(dying);
+}
+
+#[test]
+fn a_corrupting_holder_is_detected_dropped_and_its_pieces_refetched() {
+    let tracker = tracker();
+    let (src, good, dl) = (temp_dir("bad-src"), temp_dir("bad-good"), temp_dir("bad-dl"));
+    let sha = random_file(&src.join("f.bin"), 2 << 20, 5);
+    fs::copy(src.join("f.bin"), good.join("f.bin")).unwrap();
+    let piece = 64 * 1024;
+    let liar = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", piece, Behaviour::Corrupt);
+    let good_peer = peer_with(&tracker, &good, |c| c.piece_size = Some(piece));
+    let downloader = peer(&tracker, &dl);
+    let report = downloader.download("f.bin").unwrap();
+    assert_eq!(sha1_file(&dl.join("f.bin")), sha);
+    assert!(!report.from.contains_key(&liar.addr), "{:?}", report.from);
+    assert_eq!(report.from[&good_peer.addr().to_string()].0, 32);
+    assert_eq!(report.corrupt, [liar.addr.clone()]);
+}
+
+#[test]
+fn a_conflicting_announce_is_refused() {
+    let tracker = tracker();
+    let (a, b) = (temp_dir("conf-a"), temp_dir("conf-b"));
+    fs::write(a.join("same.txt"), b"one").unwrap();
+    let _first = peer(&tracker, &a);
+    let second = peer(&tracker, &b);
+    fs::write(b.join("other-place.txt"), b"two").unwrap();
+    let elsewhere = temp_dir("conf-src").join("same.txt");
+    fs::write(&elsewhere, b"two").unwrap();
+    let err = second.share(&elsewhere).unwrap_err();
+    assert!(err.contains("conflict"), "{err}");
+}
+
+#[test]
+fn garbage_overlong_lines_and_traversal_names_get_err_and_the_connection_survives() {
+    let tracker = tracker();
+    let dir = temp_dir("garbage");
+    fs::write(dir.join("ok.txt"), b"fine").unwrap();
+    let peer = peer(&tracker, &dir);
+    for addr in [tracker.addr(), peer.addr()] {
+        let mut c = Client::connect(addr);
+        let cases: [(&[u8], &str); 9] = [
+            (b"\x00\xff\xfegarbage\n", "ERR bad-request "),
+            (b"FROB\n", "ERR unknown-verb "),
+            (b"\n", "ERR bad-request "),
+            (b"GET ../../etc/passwd\n", "ERR bad-name "),
+            (b"GET /etc/passwd\n", "ERR bad-name "),
+            (b"WHOHAS ..\n", "ERR bad-name "),
+            (b"PIECE ok.txt -1\n", "ERR bad-request "),
+            (b"REGISTER\r\n", "ERR bad-request "),
+            (b"GET ok.txt 1\n", "ERR bad-request "),
+        ];
+        for (line, expect) in cases {
+            c.send(line);
+            let reply = c.line();
+            assert!(reply.starts_with(expect), "{line:?} -> {reply}");
+        }
+        let mut long = vec![b'A'; 100_000];
+        long.push(b'\n');
+        c.send(&long);
+        assert!(c.line().starts_with("ERR too-long "));
+        assert_eq!(c.ask("PING"), "PONG");
+    }
+    // Nothing was written anywhere in the folder but the peer's own state.
+    assert_eq!(files_in(&dir), ["ok.txt"]);
+}
+
+#[test]
+fn a_dead_peer_disappears_from_whohas() {
+    let tracker = tracker();
+    let dir = temp_dir("dead");
+    fs::write(dir.join("x.txt"), b"x").unwrap();
+    let peer = peer(&tracker, &dir);
+    assert_eq!(who_has(&tracker, "x.txt"), [peer.addr().to_string()]);
+    drop(peer);
+    eventually("the tracker forgets the stopped peer", Duration::from_secs(10), || {
+        who_has(&tracker, "x.txt").is_empty()
+    });
+}
+
+#[test]
+fn a_killed_peer_process_disappears_from_whohas() {
+    let tracker = tracker();
+    let dir = temp_dir("killed");
+    fs::write(dir.join("k.txt"), b"k").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_torrentphile"))
+        .args(["peer", "--port", "0", "--tracker", &tracker.addr().to_string()])
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let addr = ready.trim().strip_prefix("listening on ").unwrap().to_string();
+    eventually("the peer registers", Duration::from_secs(10), || {
+        who_has(&tracker, "k.txt") == [addr.clone()]
+    });
+    child.kill().unwrap(); // SIGKILL: no BYE, the kernel closes the socket
+    child.wait().unwrap();
+    eventually("the tracker forgets the killed peer", Duration::from_secs(10), || {
+        who_has(&tracker, "k.txt").is_empty()
+    });
+}
+
+#[test]
+fn the_connection_cap_answers_err_busy() {
+    let tracker = tracker_with(TrackerConfig {
+        max_conns: 2,
+        ..TrackerConfig::default()
+    });
+    let mut a = Client::connect(tracker.addr());
+    let mut b = Client::connect(tracker.addr());
+    assert_eq!(a.ask("PING"), "PONG");
+    assert_eq!(b.ask("PING"), "PONG");
+    let mut c = Client::connect(tracker.addr());
+    assert!(c.line().starts_with("ERR busy "));
+    assert!(c.closed());
+    drop(a);
+    eventually("a slot frees up", Duration::from_secs(10), || {
+        let mut d = Client::connect(tracker.addr());
+        d.ask("PING") == "PONG"
+    });
+}
+
+#[test]
+fn an_idle_connection_is_told_and_closed() {
+    let tracker = tracker_with(TrackerConfig {
+        idle: Duration::from_millis(300),
+        ..TrackerConfig::default()
+    });
+    let mut c = Client::connect(tracker.addr());
+    assert!(c.line().starts_with("ERR timeout "));
+    assert!(c.closed());
+}
+
+#[test]
+fn the_get_command_exits_zero_with_the_file_or_nonzero_with_one_clear_line() {
+    let tracker = tracker();
+    let (seed, dl) = (temp_dir("cli-seed"), temp_dir("cli-dl"));
+    fs::write(seed.join("hello.txt"), b"hello, swarm\n").unwrap();
+    let _seed = peer(&tracker, &seed);
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_torrentphile"))
+            .args(["get", name, "--tracker", &tracker.addr().to_string(), "--timeout", "3"])
+            .arg("--dir")
+            .arg(&dl)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = run("hello.txt");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(fs::read(dl.join("hello.txt")).unwrap(), b"hello, swarm\n");
+    let missing = run("test2.txt");
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("test2.txt: not found"), "{err}");
+}
+
+#[test]
+fn the_classic_simulation_ends_with_the_seeds_result_twice_in_a_row() {
+    let root = temp_dir("sim");
+    let config = SimConfig {
+        root: root.clone(),
+        tracker_port: 0,
+        base_port: 0,
+        size_mib: 0,
+        downloaders: 0,
+        narrate: false,
+    };
+    for _ in 0..2 {
+        let summary = sim::run(Scenario::Classic, &config).unwrap();
+        assert_eq!(
+            summary,
+            "10000: test1.txt test3.txt | 10001: (empty) | 10002: test1.txt | 10003: test3.txt | 10004: test1.txt test3.txt"
+        );
+    }
+    let original = fs::read(root.join("10000/test1.txt")).unwrap();
+    assert_eq!(fs::read(root.join("10004/test1.txt")).unwrap(), original);
+}
