@@ -28,7 +28,10 @@ fn whole_file_and_piece_and_range_gets_return_the_exact_bytes() {
     assert_eq!(c.data("PIECE a.bin 4"), &data[4096..]);
     assert!(c.ask("PIECE a.bin 5").starts_with("ERR range "));
     assert!(c.ask("GET a.bin 4990 20").starts_with("ERR range "));
-    assert!(c.ask("GET a.bin 18446744073709551615 2").starts_with("ERR range "));
+    assert!(
+        c.ask("GET a.bin 18446744073709551615 2")
+            .starts_with("ERR range ")
+    );
     assert_eq!(c.ask("HAVE a.bin"), "BITFIELD 11111");
     let hashes = String::from_utf8(c.data("HASHES a.bin")).unwrap();
     assert_eq!(hashes.lines().count(), 5);
@@ -51,7 +54,10 @@ fn a_large_random_binary_file_arrives_byte_identical() {
     assert!(!downloader.store().part_path("big.bin").exists());
     // Now it is a holder too.
     let holders = who_has(&tracker, "big.bin");
-    assert!(holders.contains(&downloader.addr().to_string()), "{holders:?}");
+    assert!(
+        holders.contains(&downloader.addr().to_string()),
+        "{holders:?}"
+    );
 }
 
 #[test]
@@ -62,7 +68,10 @@ fn an_empty_file_is_shared_and_downloaded() {
     let _seed = peer(&tracker, &a);
     let downloader = peer(&tracker, &b);
     let report = downloader.download("empty.txt").unwrap();
-    assert_eq!(report.meta.sha1.to_string(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    assert_eq!(
+        report.meta.sha1.to_string(),
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    );
     assert_eq!(fs::read(b.join("empty.txt")).unwrap(), b"");
 }
 
@@ -76,7 +85,10 @@ fn a_missing_name_is_not_found_and_bad_names_are_refused() {
         other => panic!("{other:?}"),
     }
     for bad in ["../escape", "/etc/passwd", ".torrentphile", "a/b"] {
-        assert!(matches!(peer.download(bad), Err(DownloadError::Failed(_))), "{bad}");
+        assert!(
+            matches!(peer.download(bad), Err(DownloadError::Failed(_))),
+            "{bad}"
+        );
     }
     assert!(files_in(&dir).is_empty());
 }
@@ -84,11 +96,21 @@ fn a_missing_name_is_not_found_and_bad_names_are_refused() {
 #[test]
 fn a_holder_dying_mid_piece_costs_nothing_but_a_retry_elsewhere() {
     let tracker = tracker();
-    let (src, good, dl) = (temp_dir("die-src"), temp_dir("die-good"), temp_dir("die-dl"));
+    let (src, good, dl) = (
+        temp_dir("die-src"),
+        temp_dir("die-good"),
+        temp_dir("die-dl"),
+    );
     let sha = random_file(&src.join("f.bin"), 3 << 20, 3);
     fs::copy(src.join("f.bin"), good.join("f.bin")).unwrap();
     let piece = 64 * 1024;
-    let _dying = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", piece, Behaviour::DieAfter(2));
+    let _dying = FakePeer::start(
+        &tracker,
+        &src.join("f.bin"),
+        "f.bin",
+        piece,
+        Behaviour::DieAfter(2),
+    );
     let _good = peer_with(&tracker, &good, |c| c.piece_size = Some(piece));
     let downloader = peer(&tracker, &dl);
     let report = downloader.download("f.bin").unwrap();
@@ -101,7 +123,13 @@ fn when_the_only_holder_dies_the_download_fails_cleanly_and_keeps_verified_piece
     let tracker = tracker();
     let (src, dl) = (temp_dir("only-src"), temp_dir("only-dl"));
     random_file(&src.join("f.bin"), 1 << 20, 4);
-    let dying = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", 64 * 1024, Behaviour::DieAfter(5));
+    let dying = FakePeer::start(
+        &tracker,
+        &src.join("f.bin"),
+        "f.bin",
+        64 * 1024,
+        Behaviour::DieAfter(5),
+    );
     let downloader = peer(&tracker, &dl);
     let err = downloader.download("f.bin").unwrap_err();
     assert!(matches!(err, DownloadError::Failed(_)), "{err:?}");
@@ -115,11 +143,21 @@ fn when_the_only_holder_dies_the_download_fails_cleanly_and_keeps_verified_piece
 #[test]
 fn a_corrupting_holder_is_detected_dropped_and_its_pieces_refetched() {
     let tracker = tracker();
-    let (src, good, dl) = (temp_dir("bad-src"), temp_dir("bad-good"), temp_dir("bad-dl"));
+    let (src, good, dl) = (
+        temp_dir("bad-src"),
+        temp_dir("bad-good"),
+        temp_dir("bad-dl"),
+    );
     let sha = random_file(&src.join("f.bin"), 2 << 20, 5);
     fs::copy(src.join("f.bin"), good.join("f.bin")).unwrap();
     let piece = 64 * 1024;
-    let liar = FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", piece, Behaviour::Corrupt);
+    let liar = FakePeer::start(
+        &tracker,
+        &src.join("f.bin"),
+        "f.bin",
+        piece,
+        Behaviour::Corrupt,
+    );
     let good_peer = peer_with(&tracker, &good, |c| c.piece_size = Some(piece));
     let downloader = peer(&tracker, &dl);
     let report = downloader.download("f.bin").unwrap();
@@ -185,9 +223,11 @@ fn a_dead_peer_disappears_from_whohas() {
     let peer = peer(&tracker, &dir);
     assert_eq!(who_has(&tracker, "x.txt"), [peer.addr().to_string()]);
     drop(peer);
-    eventually("the tracker forgets the stopped peer", Duration::from_secs(10), || {
-        who_has(&tracker, "x.txt").is_empty()
-    });
+    eventually(
+        "the tracker forgets the stopped peer",
+        Duration::from_secs(10),
+        || who_has(&tracker, "x.txt").is_empty(),
+    );
 }
 
 #[test]
@@ -196,7 +236,13 @@ fn a_killed_peer_process_disappears_from_whohas() {
     let dir = temp_dir("killed");
     fs::write(dir.join("k.txt"), b"k").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_torrentphile"))
-        .args(["peer", "--port", "0", "--tracker", &tracker.addr().to_string()])
+        .args([
+            "peer",
+            "--port",
+            "0",
+            "--tracker",
+            &tracker.addr().to_string(),
+        ])
         .arg("--dir")
         .arg(&dir)
         .stdin(Stdio::null())
@@ -205,16 +251,24 @@ fn a_killed_peer_process_disappears_from_whohas() {
         .spawn()
         .unwrap();
     let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    let addr = ready.trim().strip_prefix("listening on ").unwrap().to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let addr = ready
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
     eventually("the peer registers", Duration::from_secs(10), || {
         who_has(&tracker, "k.txt") == [addr.clone()]
     });
     child.kill().unwrap(); // SIGKILL: no BYE, the kernel closes the socket
     child.wait().unwrap();
-    eventually("the tracker forgets the killed peer", Duration::from_secs(10), || {
-        who_has(&tracker, "k.txt").is_empty()
-    });
+    eventually(
+        "the tracker forgets the killed peer",
+        Duration::from_secs(10),
+        || who_has(&tracker, "k.txt").is_empty(),
+    );
 }
 
 #[test]
@@ -256,7 +310,14 @@ fn the_get_command_exits_zero_with_the_file_or_nonzero_with_one_clear_line() {
     let _seed = peer(&tracker, &seed);
     let run = |name: &str| {
         Command::new(env!("CARGO_BIN_EXE_torrentphile"))
-            .args(["get", name, "--tracker", &tracker.addr().to_string(), "--timeout", "3"])
+            .args([
+                "get",
+                name,
+                "--tracker",
+                &tracker.addr().to_string(),
+                "--timeout",
+                "3",
+            ])
             .arg("--dir")
             .arg(&dl)
             .stdin(Stdio::null())
@@ -264,7 +325,11 @@ fn the_get_command_exits_zero_with_the_file_or_nonzero_with_one_clear_line() {
             .unwrap()
     };
     let ok = run("hello.txt");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(fs::read(dl.join("hello.txt")).unwrap(), b"hello, swarm\n");
     let missing = run("test2.txt");
     assert_eq!(missing.status.code(), Some(1));

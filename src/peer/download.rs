@@ -456,7 +456,9 @@ fn coordinate(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, Downlo
     let mut last_refresh: Option<Instant> = None;
     let mut last_progress = (shared.verified.load(Ordering::Relaxed), Instant::now());
     let stall_limit = (ctx.options.timeouts.io * 3).max(Duration::from_secs(3));
-    let refresh_every = Duration::from_millis(500);
+    // Ask the tracker often at first (downloaders starting together learn of each other and
+    // settle their shares quickly), then every half second.
+    let mut refresh_every = Duration::from_millis(25);
     let result = loop {
         if shared.picker().is_done() {
             break Ok(());
@@ -473,7 +475,11 @@ fn coordinate(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, Downlo
         let verified = shared.verified.load(Ordering::Relaxed);
         if verified != last_progress.0 {
             last_progress = (verified, Instant::now());
-        } else if last_progress.1.elapsed() > stall_limit && !running.is_empty() {
+        } else if last_progress.1.elapsed() > RELAX_AFTER {
+            // The other downloaders are not delivering their shares: take them from seeders.
+            shared.picker().relax_share();
+        }
+        if last_progress.1.elapsed() > stall_limit && !running.is_empty() {
             break Err(failed(format!(
                 "no piece arrived for {}s from {} connected peer(s); keeping the {} verified piece(s)",
                 stall_limit.as_secs(),
@@ -483,6 +489,7 @@ fn coordinate(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, Downlo
         }
         if last_refresh.is_none_or(|t| t.elapsed() >= refresh_every) {
             last_refresh = Some(Instant::now());
+            refresh_every = (refresh_every * 2).min(Duration::from_millis(500));
             match who_has(ctx.link, &shared.meta.name) {
                 Ok(holders) => {
                     set_share(shared, &holders, ctx.me);
@@ -546,7 +553,8 @@ fn coordinate(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, Downlo
         ctx.progress
             .fetched
             .store(shared.fetched.load(Ordering::Relaxed), Ordering::Relaxed);
-        if let Ok((addr, end)) = events.recv_timeout(Duration::from_millis(100)) {
+        if let Ok((addr, end)) = events.recv_timeout(refresh_every.min(Duration::from_millis(100)))
+        {
             if let Some(handle) = running.remove(&addr) {
                 let _ = handle.join();
             }
@@ -599,6 +607,7 @@ fn set_share(shared: &Shared, holders: &[Holder], me: &str) {
         shared
             .picker()
             .set_share(index as u32, downloaders.len() as u32);
+        shared.wake.notify_all();
     }
 }
 
@@ -683,6 +692,9 @@ fn read_bits(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
     }
 }
 
+/// How long a download waits without progress before it asks seeders for other downloaders'
+/// shares too.
+const RELAX_AFTER: Duration = Duration::from_secs(1);
 /// How often a fetcher re-asks a partial holder which pieces it has.
 const HAVE_EVERY: Duration = Duration::from_millis(300);
 /// Slowest data rate tolerated within one piece before the peer counts as stalled.

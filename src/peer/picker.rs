@@ -11,9 +11,10 @@
 //!    so the file fills roughly front to back (the whole-file hash can follow right behind) and
 //!    downloaders still spread out. `Strategy::Random` picks uniformly instead (Mini-Torrent).
 //! 2. **Spare the seeders.** A peer holding the whole file is asked only for pieces no partial
-//!    holder has, and first for this downloader's share of them (piece index modulo the number
+//!    holder has, and only for this downloader's share of them (piece index modulo the number
 //!    of downloaders), so downloaders that start together take different pieces from the seed
-//!    and trade the rest among themselves: the seed uploads about one copy in all.
+//!    and trade the rest among themselves: the seed uploads about one copy in all. If the
+//!    others stop delivering (no progress for a while), `relax_share` lifts the restriction.
 //! 3. **End game.** When nothing is left that nobody is fetching, a piece already in flight
 //!    elsewhere is asked again (at most `ENDGAME_COPIES` at once); the first verified copy wins,
 //!    so one stalled peer cannot hold the download at 99%.
@@ -55,6 +56,12 @@ pub struct Picker {
     strategy: Strategy,
     /// This downloader's share of the seeders' pieces: (my index, downloaders).
     share: Option<(u32, u32)>,
+    /// While strict, seeders are asked only for this downloader's share; the other pieces are
+    /// left to the downloaders whose share they are, and traded later.
+    strict: bool,
+    /// The share is settled once two looks at the swarm in a row agreed on it; until then
+    /// seeders are not asked at all (downloaders starting together see each other appear).
+    settled: bool,
     rng: Rng,
 }
 
@@ -72,6 +79,8 @@ impl Picker {
             remaining,
             strategy,
             share: None,
+            strict: true,
+            settled: false,
             rng: Rng::new(seed),
         }
     }
@@ -86,7 +95,15 @@ impl Picker {
 
     /// Set this downloader's share of the seeders' pieces.
     pub fn set_share(&mut self, index: u32, of: u32) {
-        self.share = (of > 0 && index < of).then_some((index, of));
+        let share = (of > 0 && index < of).then_some((index, of));
+        self.settled = share == self.share;
+        self.share = share;
+    }
+
+    /// Let seeders be asked for any piece no partial holder has (when the other downloaders
+    /// are not delivering their shares).
+    pub fn relax_share(&mut self) {
+        self.strict = false;
     }
 
     /// Worker `w`'s peer holds the pieces set in `bits` (first call or a refresh).
@@ -150,6 +167,7 @@ impl Picker {
                 let candidates: Vec<usize> = (0..self.done.len()).filter(|&i| fresh(i)).collect();
                 (!candidates.is_empty()).then(|| candidates[self.rng.below(candidates.len())])
             }
+            Strategy::RarestFirst if view.seed && self.strict && !self.settled => None,
             Strategy::RarestFirst if view.seed => {
                 let unseen = |i: usize| fresh(i) && self.avail[i] == 0;
                 let in_share = |i: usize| self.share.is_none_or(|(k, n)| i as u32 % n == k);
@@ -164,7 +182,11 @@ impl Picker {
                         break;
                     }
                 }
-                let list = if first.is_empty() { other } else { first };
+                let list = if first.is_empty() && !self.strict {
+                    other
+                } else {
+                    first
+                };
                 (!list.is_empty()).then(|| list[self.rng.below(list.len())])
             }
             Strategy::RarestFirst => {
@@ -232,6 +254,12 @@ impl Picker {
 mod tests {
     use super::*;
 
+    /// A lone downloader whose share (everything) is settled.
+    fn settle(p: &mut Picker) {
+        p.set_share(0, 1);
+        p.set_share(0, 1);
+    }
+
     fn bits(s: &str) -> Vec<bool> {
         s.bytes().map(|b| b == b'1').collect()
     }
@@ -239,6 +267,7 @@ mod tests {
     #[test]
     fn rarest_first_takes_the_piece_fewest_peers_hold() {
         let mut p = Picker::new(6, |_| false, Strategy::RarestFirst, 1);
+        settle(&mut p);
         p.set_peer(0, bits("111110"));
         p.set_peer(1, bits("110110"));
         p.set_peer(2, bits("010111"));
@@ -255,6 +284,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for seed in 0..50 {
             let mut p = Picker::new(100, |_| false, Strategy::RarestFirst, seed);
+            settle(&mut p);
             p.set_peer(0, vec![true; 99].into_iter().chain([false]).collect());
             let i = p.next(0).unwrap() as usize;
             assert!(i < TIE_WINDOW, "{i}");
@@ -268,6 +298,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for seed in 0..50 {
             let mut p = Picker::new(100, |_| false, Strategy::Random, seed);
+            settle(&mut p);
             p.set_peer(0, vec![true; 100]);
             seen.insert(p.next(0).unwrap());
         }
@@ -280,12 +311,17 @@ mod tests {
         p.set_share(1, 2);
         p.set_peer(0, vec![true; 8]);
         assert!(p.peer_is_seed(0));
+        assert_eq!(p.next(0), None, "not before the share is settled");
+        p.set_share(1, 2);
         p.set_peer(1, bits("11000000"));
         for _ in 0..3 {
             let i = p.next(0).unwrap();
             assert!(i >= 2 && i % 2 == 1, "{i}");
         }
-        // The share (3, 5, 7) is used up: the other unseen pieces come next.
+        // The share (3, 5, 7) is used up: the other unseen pieces are left to the other
+        // downloader, until the share is relaxed.
+        assert_eq!(p.next(0), None);
+        p.relax_share();
         let i = p.next(0).unwrap();
         assert!(i >= 2 && i.is_multiple_of(2), "{i}");
         // Pieces 0 and 1 come from the partial holder, never from the seed.
@@ -297,6 +333,7 @@ mod tests {
     #[test]
     fn end_game_asks_again_for_pieces_in_flight_elsewhere() {
         let mut p = Picker::new(2, |_| false, Strategy::RarestFirst, 3);
+        settle(&mut p);
         p.set_peer(0, vec![true; 2]);
         p.set_peer(1, vec![true; 2]);
         let a = p.next(0).unwrap();
@@ -316,6 +353,7 @@ mod tests {
     #[test]
     fn a_failed_piece_goes_back_and_already_held_pieces_are_skipped() {
         let mut p = Picker::new(3, |i| i == 0, Strategy::RarestFirst, 3);
+        settle(&mut p);
         assert_eq!(p.remaining(), 2);
         p.set_peer(0, vec![true; 3]);
         let a = p.next(0).unwrap();
@@ -331,6 +369,7 @@ mod tests {
     #[test]
     fn a_departed_peer_no_longer_counts() {
         let mut p = Picker::new(2, |_| false, Strategy::RarestFirst, 3);
+        settle(&mut p);
         p.set_peer(0, bits("10"));
         p.remove_peer(0);
         assert_eq!(p.next(0), None);

@@ -96,7 +96,9 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: impl std::net::ToSocketAddrs) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Client {
             reader: BufReader::new(stream),
         }
@@ -176,7 +178,13 @@ pub struct FakePeer {
 
 impl FakePeer {
     /// Serve `path` (hashed with `piece_size`) as `name`.
-    pub fn start(tracker: &Tracker, path: &Path, name: &str, piece_size: u32, how: Behaviour) -> FakePeer {
+    pub fn start(
+        tracker: &Tracker,
+        path: &Path,
+        name: &str,
+        piece_size: u32,
+        how: Behaviour,
+    ) -> FakePeer {
         let (meta, hashes) = torrentphile::peer::store::hash_file(path, name, piece_size).unwrap();
         let data = fs::read(path).unwrap();
         let listener = listener();
@@ -187,9 +195,15 @@ impl FakePeer {
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (data, meta, hashes_text, served) =
-                    (data.clone(), meta2.clone(), hashes_text.clone(), served.clone());
-                std::thread::spawn(move || serve_fake(stream, &data, &meta, &hashes_text, &served, how));
+                let (data, meta, hashes_text, served) = (
+                    data.clone(),
+                    meta2.clone(),
+                    hashes_text.clone(),
+                    served.clone(),
+                );
+                std::thread::spawn(move || {
+                    serve_fake(stream, &data, &meta, &hashes_text, &served, how)
+                });
             }
         });
         let mut conn = Client::connect(tracker.addr());
@@ -219,9 +233,11 @@ fn serve_fake(
         let out = reader.get_mut();
         let ok = match words.first().map(String::as_str) {
             Some("HELLO") => out.write_all(b"ACK hello\n"),
-            Some("HAVE") => out.write_all(format!("BITFIELD {}\n", "1".repeat(meta.pieces() as usize)).as_bytes()),
-            Some("HASHES") => out
-                .write_all(format!("DATA {}\n{hashes_text}", hashes_text.len()).as_bytes()),
+            Some("HAVE") => out
+                .write_all(format!("BITFIELD {}\n", "1".repeat(meta.pieces() as usize)).as_bytes()),
+            Some("HASHES") => {
+                out.write_all(format!("DATA {}\n{hashes_text}", hashes_text.len()).as_bytes())
+            }
             Some("PIECE") => {
                 let i: u32 = words[2].parse().unwrap();
                 let (start, len) = meta.piece_range(i);

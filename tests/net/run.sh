@@ -1,0 +1,576 @@
+#!/usr/bin/env bash
+# Torrentphile across real (virtual) hosts: network namespaces joined by a bridge.
+#
+#   bash tests/net/run.sh target/release/torrentphile      (what `make test-net` runs)
+#
+# Needs root, `ip netns` and `tc`; otherwise it says why on one line and exits 0 (skipped).
+#
+# The network, all of it private to this run (nothing is ever sent outside these namespaces):
+#
+#   ns  tpnetPID-br   bridge br0, one port per host (vb-tr, vb-h1, vb-h2, vb-h3, vb-rl)
+#   ns  tpnetPID-tr   eth0 10.77.0.1    the tracker (10.77.0.1:8000, --timeout 3)
+#   ns  tpnetPID-h1   eth0 10.77.0.11   a seeder
+#   ns  tpnetPID-h2   eth0 10.77.0.12   a seeder (the delayed one, the one cut in check 4)
+#   ns  tpnetPID-h3   eth0 10.77.0.13   the downloader (`torrentphile get`)
+#   ns  tpnetPID-rl   eth0 10.77.0.20   a delaying TCP relay (only when tc netem is missing)
+#
+# The checks:
+#   1. cross-host: h3 downloads a 32 MiB random file from h1; sha1sum identical.
+#   2. slow link: tbf 20mbit on h1's eth0 (h1's uploads); an 8 MiB download still completes
+#      byte-identical and takes at least as long as 20 Mbit/s allows (the shaper was on the path).
+#   3. delayed link: 25 ms each way between h3 and the seeder on h2 (netem if the kernel has
+#      it, else the Python relay below); a PING round trip shows >= 50 ms, and a 32 MiB
+#      download completes byte-identical.
+#   4. silent death: h1 and h2 both seed a 200 MiB random file; while h3 is downloading from
+#      both, h2's switch port is set down (no FIN, no RST: its packets just stop). The tracker
+#      must drop h2 within its heartbeat timeout (3 s, polled with WHOHAS from the tracker's
+#      namespace over bash's /dev/tcp), and the download must finish from h1, byte-identical.
+#
+# Every wait is bounded; namespaces and processes are torn down on any exit (trap EXIT).
+# Prints PASS/FAIL per check and `N passed, M failed`; exits non-zero if any check failed.
+# KEEP=1 keeps the work folder (logs, files) for a look afterwards.
+
+set -u
+
+say() { printf '%s\n' "$*"; }
+skip() {
+    say "tests/net: SKIP: $*"
+    exit 0
+}
+
+# ---------------------------------------------------------------- preconditions (or skip)
+BIN=${1:-target/release/torrentphile}
+if [[ $EUID -ne 0 ]]; then
+    skip "not root (network namespaces need root; run as root: sudo make test-net)"
+fi
+if ! command -v ip >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q iproute2 \
+            </dev/null >/dev/null 2>&1
+    fi
+    command -v ip >/dev/null 2>&1 ||
+        skip "the ip command (iproute2) is missing and could not be installed with apt-get"
+fi
+command -v tc >/dev/null 2>&1 || skip "the tc command (iproute2) is missing"
+command -v timeout >/dev/null 2>&1 || skip "the timeout command (coreutils) is missing"
+command -v sha1sum >/dev/null 2>&1 || skip "the sha1sum command (coreutils) is missing"
+if [[ ! -x $BIN ]]; then
+    say "tests/net: $BIN is not an executable; build it first (make build)" >&2
+    exit 1
+fi
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+P=tpnet$$
+NS_BR=$P-br NS_TR=$P-tr NS_H1=$P-h1 NS_H2=$P-h2 NS_H3=$P-h3 NS_RL=$P-rl
+if ! ip netns add "$NS_BR" 2>/dev/null; then
+    skip "\`ip netns add\` does not work here (no CAP_SYS_ADMIN or no netns support)"
+fi
+NAMESPACES=("$NS_BR")
+
+# ---------------------------------------------------------------- teardown, always
+WORK=$(mktemp -d /tmp/torrentphile-net.XXXXXX)
+declare -A PIDS=()
+
+teardown() {
+    local rc=$? name pid ns
+    trap - EXIT INT TERM
+    for name in "${!PIDS[@]}"; do
+        kill -TERM "${PIDS[$name]}" 2>/dev/null
+    done
+    sleep 0.2
+    for name in "${!PIDS[@]}"; do
+        kill -KILL "${PIDS[$name]}" 2>/dev/null
+        wait "${PIDS[$name]}" 2>/dev/null
+    done
+    # Anything still living in our namespaces was started by this script.
+    for ns in "${NAMESPACES[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null
+        done
+    done
+    for ns in "${NAMESPACES[@]}"; do
+        ip netns del "$ns" 2>/dev/null
+    done
+    if [[ ${KEEP:-0} == 1 ]]; then
+        say "tests/net: kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- helpers
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# start NAME NS CMD...: run CMD in namespace NS in the background, logs in $WORK/NAME.{out,err}
+start() {
+    local name=$1 ns=$2
+    shift 2
+    ip netns exec "$ns" "$@" </dev/null >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    PIDS[$name]=$!
+}
+
+# stop NAME: end a process started by `start`.
+stop() {
+    local pid=${PIDS[$1]:-}
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null
+    local i
+    for ((i = 0; i < 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    unset "PIDS[$1]"
+}
+
+# wait_ready NAME SECS: wait for `listening on` on NAME's stdout (and for it to stay alive).
+wait_ready() {
+    local name=$1 deadline=$(($(now_ms) + $2 * 1000))
+    while ! grep -q '^listening on ' "$WORK/$name.out" 2>/dev/null; do
+        if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+            say "  $name exited before it was ready: $(tail -n 3 "$WORK/$name.err" | tr '\n' ' ')"
+            return 1
+        fi
+        if (($(now_ms) > deadline)); then
+            say "  $name did not print 'listening on' within $2s"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# whohas NAME: one WHOHAS to the tracker, from the tracker's own namespace; prints the reply.
+whohas() {
+    ip netns exec "$NS_TR" timeout 3 bash -c '
+        exec 3<>/dev/tcp/10.77.0.1/8000 || exit 1
+        printf "WHOHAS %s\n" "$1" >&3
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf "%s\n" "${line%$'"'"'\r'"'"'}"' _ "$1" 2>/dev/null
+}
+
+# wait_holders NAME SECS ID...: wait until the tracker lists every ID as a holder of NAME.
+wait_holders() {
+    local name=$1 deadline=$(($(now_ms) + $2 * 1000)) reply id missing
+    shift 2
+    while :; do
+        reply=$(whohas "$name")
+        missing=
+        for id in "$@"; do
+            [[ " $reply " == *" $id "* ]] || missing+=" $id"
+        done
+        [[ -z $missing ]] && return 0
+        if (($(now_ms) > deadline)); then
+            say "  the tracker still lacks$missing for $name after $2s (WHOHAS said: ${reply:-nothing})"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# rtt_ms NS HOST PORT: one PING/PONG round trip to a peer, in milliseconds (connect excluded).
+rtt_ms() {
+    ip netns exec "$1" timeout 5 bash -c '
+        exec 3<>/dev/tcp/$1/$2 || exit 1
+        t0=${EPOCHREALTIME/./}
+        printf "PING\n" >&3
+        IFS= read -r -t 4 line <&3 || exit 1
+        t1=${EPOCHREALTIME/./}
+        [[ $line == PONG* ]] || exit 1
+        echo $(((t1 - t0) / 1000))' _ "$2" "$3" 2>/dev/null
+}
+
+sha() { sha1sum "$1" 2>/dev/null | cut -d' ' -f1; }
+
+# tx_bytes NS DEV: bytes sent by DEV in NS.
+tx_bytes() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/tx_bytes" 2>/dev/null || echo 0; }
+rx_bytes() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes" 2>/dev/null || echo 0; }
+
+PASSED=0 FAILED=0
+pass() {
+    say "PASS $*"
+    PASSED=$((PASSED + 1))
+}
+fail() {
+    say "FAIL $*"
+    FAILED=$((FAILED + 1))
+}
+# logs NAME...: the last lines of some logs, after a failure.
+logs() {
+    local name
+    for name in "$@"; do
+        for f in "$WORK/$name.out" "$WORK/$name.err"; do
+            [[ -s $f ]] && sed "s|^|  ${f##*/}: |" <(tail -n 5 "$f")
+        done
+    done
+}
+
+# get_file NAME DIR SECS LOG: download NAME into DIR on h3 (foreground, bounded); sets GET_RC.
+get_file() {
+    local name=$1 dir=$2 secs=$3 log=$4
+    ip netns exec "$NS_H3" timeout "$secs" "$BIN" get "$name" --dir "$dir" \
+        --tracker 10.77.0.1:8000 --bind 0.0.0.0 --port 0 --timeout 3 \
+        </dev/null >"$WORK/$log.out" 2>"$WORK/$log.err"
+    GET_RC=$?
+}
+
+# same_file A B: both exist and have the same SHA-1.
+same_file() { [[ -f $1 && -f $2 && $(sha "$1") == "$(sha "$2")" ]]; }
+
+# ---------------------------------------------------------------- the network
+setup_net() {
+    local ns addr port
+    ip -n "$NS_BR" link add br0 type bridge || return 1
+    ip -n "$NS_BR" link set lo up && ip -n "$NS_BR" link set br0 up || return 1
+    for spec in "$NS_TR 10.77.0.1 vb-tr" "$NS_H1 10.77.0.11 vb-h1" "$NS_H2 10.77.0.12 vb-h2" \
+        "$NS_H3 10.77.0.13 vb-h3" "$NS_RL 10.77.0.20 vb-rl"; do
+        read -r ns addr port <<<"$spec"
+        ip netns add "$ns" || return 1
+        NAMESPACES+=("$ns")
+        ip -n "$ns" link set lo up || return 1
+        # eth0 in the host, its other end a port of the bridge.
+        ip -n "$ns" link add eth0 type veth peer name "$port" netns "$NS_BR" || return 1
+        ip -n "$NS_BR" link set "$port" master br0 up || return 1
+        ip -n "$ns" addr add "$addr/24" dev eth0 || return 1
+        ip -n "$ns" link set eth0 up || return 1
+    done
+}
+
+if ! setup_net; then
+    say "FAIL setup: could not build the namespaces and the bridge"
+    say "0 passed, 1 failed"
+    exit 1
+fi
+
+# Files, made up front (a peer shares what is in its folder when it starts).
+mkdir -p "$WORK"/{src,h1,h2,h2delay,h3} || exit 1
+head -c $((32 << 20)) /dev/urandom >"$WORK/src/cross.bin"
+head -c $((8 << 20)) /dev/urandom >"$WORK/src/slow.bin"
+head -c $((32 << 20)) /dev/urandom >"$WORK/src/delay.bin"
+head -c $((200 << 20)) /dev/urandom >"$WORK/src/cut.bin"
+cp "$WORK/src/cross.bin" "$WORK/src/slow.bin" "$WORK/h1/"
+cp "$WORK/src/delay.bin" "$WORK/h2delay/"
+# Two seeders of one big file: hard links, the bytes are only read.
+ln "$WORK/src/cut.bin" "$WORK/h1/cut.bin"
+ln "$WORK/src/cut.bin" "$WORK/h2/cut.bin"
+
+start tracker "$NS_TR" "$BIN" tracker --bind 10.77.0.1 --port 8000 --timeout 3
+if ! wait_ready tracker 10; then
+    logs tracker
+    say "FAIL setup: the tracker did not start"
+    say "0 passed, 1 failed"
+    exit 1
+fi
+
+# The seeder on h1 (checks 1, 2 and 4). Its tracker id is h1's address plus --port.
+start seed1 "$NS_H1" "$BIN" peer --dir "$WORK/h1" --port 7100 --bind 0.0.0.0 \
+    --tracker 10.77.0.1:8000 --timeout 3
+SEED1_OK=1
+wait_ready seed1 20 && wait_holders cross.bin 20 10.77.0.11:7100 || SEED1_OK=0
+
+# ---------------------------------------------------------------- 1. across hosts
+check_cross() {
+    local what="1 cross-host download (32 MiB, h1 -> h3)"
+    ((SEED1_OK)) || { fail "$what: the seeder on h1 did not come up"; logs seed1; return; }
+    local t0=$(now_ms)
+    get_file cross.bin "$WORK/h3" 60 get-cross
+    local ms=$(($(now_ms) - t0))
+    if ((GET_RC != 0)); then
+        fail "$what: get exited $GET_RC"
+        logs get-cross seed1
+    elif ! same_file "$WORK/src/cross.bin" "$WORK/h3/cross.bin"; then
+        fail "$what: the downloaded file differs from the original"
+    else
+        pass "$what: sha1 identical, ${ms} ms"
+    fi
+}
+
+# ---------------------------------------------------------------- 2. slow link
+check_slow() {
+    local what="2 slow link (tbf 20mbit on h1, 8 MiB)"
+    ((SEED1_OK)) || { fail "$what: the seeder on h1 did not come up"; return; }
+    if ! ip netns exec "$NS_H1" tc qdisc add dev eth0 root tbf rate 20mbit burst 32kbit latency 400ms; then
+        fail "$what: could not add the tbf qdisc"
+        return
+    fi
+    local t0=$(now_ms)
+    get_file slow.bin "$WORK/h3" 60 get-slow
+    local ms=$(($(now_ms) - t0))
+    ip netns exec "$NS_H1" tc qdisc del dev eth0 root 2>/dev/null
+    # 8 MiB at 20 Mbit/s is 3.4 s; well under that means the shaper was not on the path.
+    local floor=$(((8 << 20) * 8 / 20000 * 8 / 10))
+    if ((GET_RC != 0)); then
+        fail "$what: get exited $GET_RC"
+        logs get-slow seed1
+    elif ! same_file "$WORK/src/slow.bin" "$WORK/h3/slow.bin"; then
+        fail "$what: the downloaded file differs from the original"
+    elif ((ms < floor)); then
+        fail "$what: done in ${ms} ms, faster than 20 Mbit/s allows (< ${floor} ms): tbf was not on the path"
+    else
+        pass "$what: sha1 identical, ${ms} ms ($(((8 << 20) * 8 / ms / 1000)) Mbit/s)"
+    fi
+}
+
+# ---------------------------------------------------------------- 3. delayed link
+# The delaying relay, for kernels without netem. It runs in its own namespace (rl, 10.77.0.20)
+# and forwards TCP: each `LISTEN=TARGET` argument is one listening address and where its
+# connections go. Every chunk read from one side is stamped with its arrival time and written
+# to the other side DELAY ms later, in order; chunks are not spaced out, so the delay is added
+# without capping the bandwidth (a bounded queue per direction keeps TCP's back pressure).
+#
+# How it sits on the data path: the delayed seeder (on h2, port 7300) reaches the tracker
+# through the relay (its --tracker is 10.77.0.20:8000, relayed to 10.77.0.1:8000). The tracker
+# names a peer by the source address of its tracker connection plus its --port, so it lists
+# the seeder as 10.77.0.20:7300, and the relay forwards 10.77.0.20:7300 to 10.77.0.12:7300.
+# A downloader that asks the tracker therefore connects to the relay, and every request and
+# every data byte between it and the seeder crosses the relay and is held 25 ms each way,
+# as is the seeder's tracker link (its heartbeats).
+write_relay() {
+    cat >"$WORK/relay.py" <<'EOF'
+import asyncio, socket, sys
+
+DELAY = float(sys.argv[1]) / 1000.0
+MAPS = [arg.split("=") for arg in sys.argv[2:]]
+CHUNK = 1 << 16
+QUEUE = 4096  # chunks in flight per direction: 256 MiB, far above delay x bandwidth
+
+
+def hostport(s):
+    host, port = s.rsplit(":", 1)
+    return host, int(port)
+
+
+def nodelay(writer):
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def pipe(reader, writer):
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue(QUEUE)
+
+    async def receive():
+        try:
+            while True:
+                data = await reader.read(CHUNK)
+                await queue.put((loop.time() + DELAY, data))
+                if not data:
+                    return
+        except (ConnectionError, OSError):
+            await queue.put((loop.time() + DELAY, None))
+
+    async def send():
+        while True:
+            due, data = await queue.get()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if data is None:  # the other side broke: break this one too
+                writer.transport.abort()
+                return
+            if not data:  # end of stream: pass the FIN on, after the delay
+                if writer.can_write_eof():
+                    writer.write_eof()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    receiver = asyncio.ensure_future(receive())
+    try:
+        await send()
+    finally:
+        receiver.cancel()
+
+
+async def serve(target, client_reader, client_writer):
+    nodelay(client_writer)
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*target), 5)
+    except (OSError, asyncio.TimeoutError):
+        client_writer.transport.abort()
+        return
+    nodelay(writer)
+    try:
+        await asyncio.gather(pipe(client_reader, writer), pipe(reader, client_writer))
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        for w in (writer, client_writer):
+            w.transport.abort()
+
+
+async def main():
+    servers = []
+    for listen, target in MAPS:
+        host, port = hostport(listen)
+        handler = lambda r, w, t=hostport(target): serve(t, r, w)
+        servers.append(await asyncio.start_server(handler, host, port))
+    print("listening on " + " ".join(listen for listen, _ in MAPS), flush=True)
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+
+
+asyncio.run(main())
+EOF
+}
+
+check_delay() {
+    local what="3 delayed link (25 ms each way, h2 -> h3, 32 MiB)" how tracker_addr id host
+    # Does this kernel have netem? Try it on the relay's host, which is otherwise unused.
+    if ip netns exec "$NS_RL" tc qdisc add dev eth0 root netem delay 25ms 2>/dev/null; then
+        ip netns exec "$NS_RL" tc qdisc del dev eth0 root 2>/dev/null
+        # netem on both ends of h2's link: 25 ms out of h2, 25 ms into it.
+        if ! ip netns exec "$NS_H2" tc qdisc add dev eth0 root netem delay 25ms ||
+            ! ip netns exec "$NS_BR" tc qdisc add dev vb-h2 root netem delay 25ms; then
+            fail "$what: could not add the netem qdiscs"
+            return
+        fi
+        how="tc netem"
+        tracker_addr=10.77.0.1:8000 id=10.77.0.12:7300 host=10.77.0.12
+    else
+        local py
+        py=$(command -v python3) || true
+        if [[ -z $py ]]; then
+            say "SKIP $what: no tc netem in this kernel and no python3 for the delaying relay"
+            return
+        fi
+        # The real interpreter, not a version-manager shim.
+        py=$("$py" -c 'import sys; print(sys.executable)' 2>/dev/null) || py=$(command -v python3)
+        write_relay
+        start relay "$NS_RL" "$py" "$WORK/relay.py" 25 \
+            10.77.0.20:8000=10.77.0.1:8000 10.77.0.20:7300=10.77.0.12:7300
+        if ! wait_ready relay 10; then
+            fail "$what: the relay did not start"
+            logs relay
+            return
+        fi
+        how="python relay (no netem in this kernel)"
+        tracker_addr=10.77.0.20:8000 id=10.77.0.20:7300 host=10.77.0.20
+    fi
+    start seed2delay "$NS_H2" "$BIN" peer --dir "$WORK/h2delay" --port 7300 --bind 0.0.0.0 \
+        --tracker "$tracker_addr" --timeout 3
+    if ! wait_ready seed2delay 20 || ! wait_holders delay.bin 20 "$id"; then
+        fail "$what: the delayed seeder did not register as $id"
+        logs seed2delay relay
+        stop seed2delay
+        return
+    fi
+    # The delay is really on the path: a PING to the seeder's address as the tracker gives
+    # it takes at least two one-way delays; the undelayed seeder on h1 answers at once.
+    local slow fast
+    slow=$(rtt_ms "$NS_H3" "$host" 7300)
+    fast=$(rtt_ms "$NS_H3" 10.77.0.11 7100)
+    local t0=$(now_ms)
+    get_file delay.bin "$WORK/h3" 90 get-delay
+    local ms=$(($(now_ms) - t0))
+    if [[ -z $slow ]] || ((slow < 48)); then
+        fail "$what [$how]: PING round trip to $id took ${slow:-no answer} ms, expected >= 50: no delay on the path"
+    elif ((GET_RC != 0)); then
+        fail "$what [$how]: get exited $GET_RC"
+        logs get-delay seed2delay relay
+    elif ! same_file "$WORK/src/delay.bin" "$WORK/h3/delay.bin"; then
+        fail "$what [$how]: the downloaded file differs from the original"
+    elif ! grep -q 'from 1 peer' "$WORK/get-delay.out"; then
+        fail "$what [$how]: expected the file from the delayed seeder only: $(cat "$WORK/get-delay.out")"
+    else
+        pass "$what [$how]: sha1 identical, ${ms} ms; PING rtt ${slow} ms via $id vs ${fast:-?} ms direct"
+    fi
+    stop seed2delay
+    ip netns exec "$NS_H2" tc qdisc del dev eth0 root 2>/dev/null
+    ip netns exec "$NS_BR" tc qdisc del dev vb-h2 root 2>/dev/null
+}
+
+# ---------------------------------------------------------------- 4. a host cut mid-transfer
+# The download is shaped to CUT_RATE on h3's switch port so that it lasts a few seconds and
+# the cut lands in the middle of it (unshaped, 200 MiB crosses a veth in well under a second).
+CUT_RATE=${CUT_RATE:-400mbit}
+check_cut() {
+    local what="4 silent death (h2 cut mid-transfer of 200 MiB from h1+h2)"
+    local size=$((200 << 20))
+    ((SEED1_OK)) || { fail "$what: the seeder on h1 did not come up"; return; }
+    start seed2 "$NS_H2" "$BIN" peer --dir "$WORK/h2" --port 7200 --bind 0.0.0.0 \
+        --tracker 10.77.0.1:8000 --timeout 3
+    if ! wait_ready seed2 20 || ! wait_holders cut.bin 20 10.77.0.11:7100 10.77.0.12:7200; then
+        fail "$what: the two seeders are not both listed for cut.bin"
+        logs seed2
+        return
+    fi
+    if ! ip netns exec "$NS_BR" tc qdisc add dev vb-h3 root tbf rate "$CUT_RATE" burst 256kbit latency 100ms; then
+        fail "$what: could not shape h3's port"
+        return
+    fi
+    local from_h2_0 to_h3_0
+    from_h2_0=$(rx_bytes "$NS_BR" vb-h2) # what h2 sent into the switch
+    to_h3_0=$(tx_bytes "$NS_BR" vb-h3)   # what the switch sent to h3
+    start get-cut "$NS_H3" timeout 90 "$BIN" get cut.bin --dir "$WORK/h3" \
+        --tracker 10.77.0.1:8000 --bind 0.0.0.0 --port 0 --timeout 3
+    # Cut once both seeders are sending and h3 has a good part of the file, but not all.
+    local deadline=$(($(now_ms) + 30000)) from_h2 to_h3 alive=1
+    while :; do
+        from_h2=$(($(rx_bytes "$NS_BR" vb-h2) - from_h2_0))
+        to_h3=$(($(tx_bytes "$NS_BR" vb-h3) - to_h3_0))
+        ((from_h2 > 8 << 20 && to_h3 > 40 << 20)) && break
+        if ! kill -0 "${PIDS[get-cut]}" 2>/dev/null; then
+            alive=0
+            break
+        fi
+        if (($(now_ms) > deadline)); then
+            fail "$what: the transfer did not get going in 30s (h2 sent $from_h2, h3 got $to_h3 bytes)"
+            logs get-cut seed1 seed2
+            return
+        fi
+        sleep 0.05
+    done
+    ip -n "$NS_BR" link set vb-h2 down
+    local cut_at=$(now_ms)
+    if ((alive == 0)) || ! kill -0 "${PIDS[get-cut]}" 2>/dev/null || [[ -f $WORK/h3/cut.bin ]]; then
+        fail "$what: the download ended before the cut (lower CUT_RATE=$CUT_RATE)"
+        logs get-cut
+        return
+    fi
+    say "  cut h2 after it sent $((from_h2 >> 20)) MiB, with $((to_h3 >> 20)) of 200 MiB at h3"
+    # (a) the tracker forgets h2 within its timeout (3 s; allow one heartbeat of slack).
+    local dropped_ms= reply
+    while (($(now_ms) - cut_at < 6000)); do
+        reply=$(whohas cut.bin)
+        if [[ -n $reply && " $reply " != *" 10.77.0.12:7200 "* ]]; then
+            dropped_ms=$(($(now_ms) - cut_at))
+            break
+        fi
+        sleep 0.1
+    done
+    # (b) the download finishes from h1.
+    local pid=${PIDS[get-cut]} rc
+    deadline=$(($(now_ms) + 60000))
+    while kill -0 "$pid" 2>/dev/null && (($(now_ms) < deadline)); do sleep 0.1; done
+    wait "$pid"
+    rc=$?
+    unset "PIDS[get-cut]"
+    local done_ms=$(($(now_ms) - cut_at))
+    ip netns exec "$NS_BR" tc qdisc del dev vb-h3 root 2>/dev/null
+    if [[ -z $dropped_ms ]]; then
+        fail "$what: the tracker still lists the dead host 6s after the cut: $reply"
+    elif [[ " $reply " != *" 10.77.0.11:7100 "* ]]; then
+        fail "$what: the tracker dropped the live seeder h1 too: $reply"
+    elif ((rc != 0)); then
+        fail "$what: get exited $rc $( ((rc == 124)) && echo '(timed out)')"
+        logs get-cut
+    elif ! same_file "$WORK/src/cut.bin" "$WORK/h3/cut.bin"; then
+        fail "$what: the downloaded file differs from the original"
+    else
+        pass "$what: tracker dropped h2 ${dropped_ms} ms after the cut; download finished ${done_ms} ms after it, sha1 identical"
+    fi
+    stop seed2
+}
+
+check_cross
+check_slow
+check_delay
+check_cut
+
+say "$PASSED passed, $FAILED failed"
+((FAILED == 0))
