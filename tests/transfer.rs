@@ -164,7 +164,7 @@ fn a_corrupting_holder_is_detected_dropped_and_its_pieces_refetched() {
     assert_eq!(sha1_file(&dl.join("f.bin")), sha);
     assert!(!report.from.contains_key(&liar.addr), "{:?}", report.from);
     assert_eq!(report.from[&good_peer.addr().to_string()].0, 32);
-    assert_eq!(report.corrupt, [liar.addr.clone()]);
+    assert_eq!(report.corrupt, std::slice::from_ref(&liar.addr));
 }
 
 #[test]

@@ -721,6 +721,7 @@ fn fetch(
         let seed = {
             let mut picker = shared.picker();
             let mut asked = queue.iter().filter(|a| matches!(a, Ask::Piece(_))).count();
+            let window = picker.window(window);
             while asked < window {
                 let Some(i) = picker.next(w) else { break };
                 asked += 1;

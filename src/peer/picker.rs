@@ -153,6 +153,13 @@ impl Picker {
         }
     }
 
+    /// How many pieces a worker may have in flight: `max`, but no more than its fair part of
+    /// what is left, so on a small file the first worker to connect cannot take every piece.
+    pub fn window(&self, max: usize) -> usize {
+        let fair = self.remaining as usize / (2 * self.peers.len().max(1));
+        fair.clamp(2, max.max(2))
+    }
+
     pub fn peer_is_seed(&self, w: usize) -> bool {
         self.peers.get(&w).is_some_and(|p| p.seed)
     }

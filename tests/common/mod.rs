@@ -166,6 +166,8 @@ pub enum Behaviour {
     /// Serves `n` pieces, then sends a `DATA` header and nothing more, keeping the connection
     /// open (a stalled peer).
     StallAfter(u32),
+    /// Serves every piece correctly, pausing this long before each (a slow link).
+    Slow(Duration),
 }
 
 /// A hand-written peer with one file and a chosen misbehaviour, registered with a tracker the
@@ -245,6 +247,7 @@ fn serve_fake(
                 let n = served.fetch_add(1, Ordering::SeqCst);
                 match how {
                     Behaviour::Good => {}
+                    Behaviour::Slow(pause) => std::thread::sleep(pause),
                     Behaviour::Corrupt => piece[0] ^= 0xff,
                     Behaviour::DieAfter(k) if n >= k => {
                         let _ = out.write_all(format!("DATA {len}\n").as_bytes());
