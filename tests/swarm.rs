@@ -13,9 +13,21 @@ use std::time::Duration;
 
 use common::*;
 use torrentphile::conn::Timeouts;
+use torrentphile::peer::Peer;
+use torrentphile::peer::download::{DownloadError, Report};
 use torrentphile::sim::{self, SimConfig};
 
 const PIECE: u32 = 64 * 1024;
+
+/// Start `peer.download(name)` on its own thread; the result arrives on the channel.
+fn spawn_download(peer: &Arc<Peer>, name: &str) -> mpsc::Receiver<Result<Report, DownloadError>> {
+    let (tx, rx) = mpsc::channel();
+    let (peer, name) = (peer.clone(), name.to_string());
+    thread::spawn(move || {
+        let _ = tx.send(peer.download(&name));
+    });
+    rx
+}
 
 /// Wait for a background download with a generous bound: a hang detector, not a speed test.
 fn join_within<T: Send + 'static>(what: &str, rx: &mpsc::Receiver<T>) -> T {
@@ -67,9 +79,7 @@ fn a_partial_holder_lists_as_partial_and_serves_its_verified_pieces() {
     );
     let first_dir = temp_dir("partial-first");
     let first = Arc::new(peer(&tracker, &first_dir));
-    let (tx, rx) = mpsc::channel();
-    let first2 = first.clone();
-    let bg = thread::spawn(move || tx.send(first2.download("f.bin")));
+    let rx = spawn_download(&first, "f.bin");
     let first_addr = first.addr().to_string();
     let mut c = Client::connect(first.addr());
     eventually(
@@ -104,7 +114,6 @@ fn a_partial_holder_lists_as_partial_and_serves_its_verified_pieces() {
     assert!(report.from.contains_key(&first_addr), "{:?}", report.from);
     // The first download finishes too, now that a good seeder is there.
     join_within("the first download", &rx).unwrap();
-    bg.join().unwrap().unwrap();
     assert_eq!(sha1_file(&first_dir.join("f.bin")), sha);
 }
 
@@ -128,9 +137,7 @@ fn the_end_game_finishes_a_download_whose_other_holder_stalls() {
     let downloader = Arc::new(peer_with(&tracker, &dl, |c| {
         c.download.timeouts = Timeouts::uniform(Duration::from_secs(600));
     }));
-    let (tx, rx) = mpsc::channel();
-    let d2 = downloader.clone();
-    thread::spawn(move || tx.send(d2.download("f.bin")));
+    let rx = spawn_download(&downloader, "f.bin");
     let report = join_within("the download", &rx).unwrap();
     assert_eq!(sha1_file(&dl.join("f.bin")), sha);
     assert!(
@@ -156,12 +163,7 @@ fn corrupt_dead_and_stalled_holders_in_a_swarm_cost_nothing_but_retries() {
     let downloaders: Vec<_> = dirs.iter().map(|d| Arc::new(peer(&tracker, d))).collect();
     let rxs: Vec<_> = downloaders
         .iter()
-        .map(|d| {
-            let (tx, rx) = mpsc::channel();
-            let d = d.clone();
-            thread::spawn(move || tx.send(d.download("f.bin")));
-            rx
-        })
+        .map(|d| spawn_download(d, "f.bin"))
         .collect();
     for (rx, dir) in rxs.iter().zip(&dirs) {
         join_within("a download", rx).unwrap();
