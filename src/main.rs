@@ -201,6 +201,11 @@ fn peer_options(opts: &mut Options) {
         "piece size for files this peer shares (power of two, default 256 KiB and up)",
         "BYTES",
     );
+    opts.optflag(
+        "",
+        "skip-whole-hash",
+        "trust the verified pieces and skip the second SHA-1 pass over the whole file",
+    );
     opts.optflag("", "trace", "print every protocol line to stderr");
 }
 
@@ -219,6 +224,7 @@ fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> {
     config.timeouts = Timeouts::uniform(Duration::from_secs_f64(secs.max(0.1)));
     config.download.timeouts = config.timeouts;
     config.download.workers = number(m, "workers", 8usize)?.max(1);
+    config.download.whole_file_check = !m.opt_present("skip-whole-hash");
     if m.opt_present("random") {
         config.download.strategy = Strategy::Random;
     }

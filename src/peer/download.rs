@@ -49,6 +49,11 @@ pub struct DownloadOptions {
     /// Bytes of requests kept in flight per peer (pipelining depth).
     pub window_bytes: u64,
     pub trace: Trace,
+    /// Also hash the whole file before publishing it (a second SHA-1 pass, run on the spare
+    /// core as the verified prefix grows). The piece hashes, bound to the tracker's `root`,
+    /// already vouch for every byte; this catches a first holder whose announced SHA-1 does
+    /// not match its own pieces.
+    pub whole_file_check: bool,
 }
 
 impl Default for DownloadOptions {
@@ -59,6 +64,7 @@ impl Default for DownloadOptions {
             timeouts: Timeouts::default(),
             window_bytes: 16 << 20,
             trace: Trace::off(),
+            whole_file_check: true,
         }
     }
 }
@@ -286,16 +292,22 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         me: ctx.me.to_string(),
         options: ctx.options.clone(),
     });
-    let whole = {
+    let whole = if ctx.options.whole_file_check {
         let shared = shared.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("whole-hash".into())
             .spawn(move || hash_whole(&shared))
-            .map_err(|e| failed(format!("cannot start a thread: {e}")))?
+            .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
+        Some(thread)
+    } else {
+        None
     };
     let result = coordinate(ctx, &shared);
     shared.finish_all();
-    let digest = whole.join().ok().flatten();
+    let digest = match whole {
+        Some(thread) => thread.join().ok().flatten(),
+        None => Some(meta.sha1),
+    };
     let corrupt = result?;
     match digest {
         Some(d) if d == meta.sha1 => {}
