@@ -359,3 +359,38 @@ fn the_classic_simulation_ends_with_the_seeds_result_twice_in_a_row() {
     let original = fs::read(root.join("10000/test1.txt")).unwrap();
     assert_eq!(fs::read(root.join("10004/test1.txt")).unwrap(), original);
 }
+
+#[test]
+fn a_seeder_whose_file_changed_on_disk_stops_sharing_it_and_downloads_still_verify() {
+    let tracker = tracker();
+    let (src, changed, dl) = (
+        temp_dir("chg-src"),
+        temp_dir("chg-changed"),
+        temp_dir("chg-dl"),
+    );
+    let sha = random_file(&src.join("f.bin"), 1 << 20, 8);
+    fs::copy(src.join("f.bin"), changed.join("f.bin")).unwrap();
+    let piece = 64 * 1024;
+    let stale = peer_with(&tracker, &changed, |c| c.piece_size = Some(piece));
+    let _good = peer_with(&tracker, &src, |c| c.piece_size = Some(piece));
+    // Overwrite the middle of the shared file, same size, newer mtime.
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(changed.join("f.bin"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"edited by hand", 300_000).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    let mut c = Client::connect(stale.addr());
+    assert!(c.ask("PIECE f.bin 4").starts_with("ERR unavailable "));
+    assert!(c.ask("HAVE f.bin").starts_with("ERR not-found "));
+    eventually(
+        "the tracker stops listing the stale seeder",
+        Duration::from_secs(10),
+        || !who_has(&tracker, "f.bin").contains(&stale.addr().to_string()),
+    );
+    let downloader = peer(&tracker, &dl);
+    downloader.download("f.bin").unwrap();
+    assert_eq!(sha1_file(&dl.join("f.bin")), sha);
+}

@@ -117,6 +117,16 @@ impl Link {
             .unwrap_or_else(|_| Err("the tracker link has stopped".to_string()))
     }
 
+    /// A handle that sends requests without waiting for their replies (for announcements
+    /// made from threads that must not block, such as a server noticing a changed file).
+    pub fn poster(&self) -> impl Fn(Request) + Send + Sync + 'static {
+        let tx = self.tx.clone();
+        move |request| {
+            let (reply, _) = mpsc::channel();
+            let _ = tx.send(Cmd::Call(request, reply));
+        }
+    }
+
     /// Send a request whose answer is one line.
     pub fn call_line(&self, request: Request) -> Result<Reply, String> {
         match self.call(request)? {

@@ -98,6 +98,12 @@ impl Peer {
             config.trace.clone(),
             config.label.clone(),
         );
+        let post = link.poster();
+        let label = config.label.clone();
+        store.on_change(Box::new(move |name| {
+            eprintln!("{label}: {name} changed on disk since it was shared; no longer sharing it");
+            post(Request::Remove { name: name.into() });
+        }));
         Ok(Peer {
             store,
             server,

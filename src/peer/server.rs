@@ -7,24 +7,23 @@
 //! as they are verified.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::conn::Conn;
-use crate::peer::store::{Entry, Holding, Store, hashes_text};
+use crate::peer::store::{self, Entry, Holding, Store, hashes_text};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request};
 use crate::server::{Flow, line_loop};
 
 /// What to send for one request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Answer {
     Line(Reply),
-    /// `DATA <len>` then `len` bytes of the file at `path` from `offset`; the file must still
-    /// be `size` bytes long, or it changed under us.
+    /// `DATA <len>` then `len` bytes of `entry`'s file from `offset`, if the file on disk is
+    /// still what was announced.
     File {
-        path: PathBuf,
+        entry: Arc<Entry>,
         offset: u64,
         len: u64,
-        size: u64,
     },
     /// `DATA <len>` then these bytes.
     Bytes(Vec<u8>),
@@ -41,25 +40,26 @@ pub fn serve_connection(store: &Store, conn: &mut Conn) {
         match handle(store, request) {
             Answer::Line(reply) => conn.send_line(&reply.to_string())?,
             Answer::Bytes(bytes) => conn.send_data(&bytes)?,
-            Answer::File {
-                path,
-                offset,
-                len,
-                size,
-            } => {
-                let file = File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
-                match file {
-                    Ok((actual, file)) if actual == size => {
+            Answer::File { entry, offset, len } => {
+                let path = store.data_path(&entry);
+                let opened = File::open(&path).and_then(|f| Ok((f.metadata()?, f)));
+                match opened {
+                    Ok((md, file)) if store::unchanged(&entry, &md) => {
                         // A failure here leaves the connection out of step: close it.
                         conn.send_file(&file, offset, len)?;
                         store.count_upload(&who, len);
                     }
                     Ok(_) => {
-                        let msg = format!("{} changed on disk since it was shared", path.display());
+                        // Not what we announced any more: stop offering it.
+                        store.file_changed(&entry.meta.name);
+                        let msg = format!(
+                            "{} changed on disk since it was shared; no longer shared here",
+                            entry.meta.name
+                        );
                         conn.send_line(&Reply::Err(ErrCode::Unavailable, msg).to_string())?;
                     }
                     Err(e) => {
-                        let msg = format!("cannot read the file: {e}");
+                        let msg = format!("cannot read {}: {e}", entry.meta.name);
                         conn.send_line(&Reply::Err(ErrCode::Internal, msg).to_string())?;
                     }
                 }
@@ -105,7 +105,7 @@ fn answer(store: &Store, request: Request) -> Result<Answer, ProtoError> {
                     format!("{name} has {size} bytes; {offset}+{len} is past its end"),
                 ));
             }
-            file_answer(store, &entry, offset, len)
+            file_answer(entry, offset, len)
         }
         Request::Piece { name, index } => {
             let entry = lookup(&name)?;
@@ -125,7 +125,7 @@ fn answer(store: &Store, request: Request) -> Result<Answer, ProtoError> {
                 ));
             }
             let (offset, len) = entry.meta.piece_range(index);
-            file_answer(store, &entry, offset, len)
+            file_answer(entry, offset, len)
         }
         Request::Have { name } => {
             let entry = lookup(&name)?;
@@ -162,13 +162,6 @@ fn answer(store: &Store, request: Request) -> Result<Answer, ProtoError> {
     Ok(answer)
 }
 
-fn file_answer(store: &Store, entry: &Entry, offset: u64, len: u64) -> Answer {
-    // A part file is sized to the full length when its download starts, so both kinds of file
-    // must be exactly `meta.size` bytes long when opened; anything else means it changed.
-    Answer::File {
-        path: store.data_path(entry),
-        offset,
-        len,
-        size: entry.meta.size,
-    }
+fn file_answer(entry: Arc<Entry>, offset: u64, len: u64) -> Answer {
+    Answer::File { entry, offset, len }
 }

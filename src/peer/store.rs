@@ -99,13 +99,23 @@ pub struct Entry {
     pub meta: Meta,
     pub hashes: Arc<Vec<Digest>>,
     pub holding: Holding,
+    /// The complete file's modification time when it was hashed (0: not checked).
+    pub mtime: u128,
 }
+
+/// Is the file behind `entry` (whose metadata is `md`) still what was announced? Same size,
+/// and for a complete file the same modification time.
+pub fn unchanged(entry: &Entry, md: &fs::Metadata) -> bool {
+    md.len() == entry.meta.size && (entry.mtime == 0 || mtime_nanos(md) == entry.mtime)
+}
+
+/// Called with a name when a shared file turns out to have changed on disk.
+pub type ChangeHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Why a `share` or a scan could not use a file.
 pub type StoreError = String;
 
 /// A peer's folder.
-#[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     state: PathBuf,
@@ -113,6 +123,7 @@ pub struct Store {
     files: Mutex<HashMap<String, Arc<Entry>>>,
     /// Bytes served, by the id a downloader gave in `HELLO` (or its address).
     uploads: Mutex<HashMap<String, u64>>,
+    on_change: Mutex<Option<ChangeHook>>,
 }
 
 impl Store {
@@ -133,6 +144,7 @@ impl Store {
             piece_size,
             files: Mutex::default(),
             uploads: Mutex::default(),
+            on_change: Mutex::default(),
         })
     }
 
@@ -174,6 +186,26 @@ impl Store {
         let mut all: Vec<_> = self.files().values().cloned().collect();
         all.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
         all
+    }
+
+    /// Call `hook` with the name of each shared file found changed on disk.
+    pub fn on_change(&self, hook: ChangeHook) {
+        *self
+            .on_change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// `name` changed on disk since it was hashed: stop sharing it and tell the hook.
+    pub fn file_changed(&self, name: &str) {
+        if self.forget(name)
+            && let Some(hook) = &*self
+                .on_change
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        {
+            hook(name);
+        }
     }
 
     /// Stop sharing `name` (the file stays on disk). False if it was not shared.
@@ -245,6 +277,7 @@ impl Store {
                 meta: meta.clone(),
                 hashes: Arc::new(hashes),
                 holding: Holding::Complete,
+                mtime,
             }),
         );
         Ok(meta)
@@ -308,6 +341,7 @@ impl Store {
                 meta: meta.clone(),
                 hashes,
                 holding: Holding::Partial(have),
+                mtime: 0,
             }),
         );
     }
@@ -323,15 +357,15 @@ impl Store {
             ));
         }
         fs::rename(&part, &dest).map_err(|e| format!("cannot rename {}: {e}", part.display()))?;
-        if let Ok(md) = fs::metadata(&dest) {
-            let _ = self.save_meta(meta, mtime_nanos(&md), &hashes);
-        }
+        let mtime = fs::metadata(&dest).map_or(0, |md| mtime_nanos(&md));
+        let _ = self.save_meta(meta, mtime, &hashes);
         self.files().insert(
             meta.name.clone(),
             Arc::new(Entry {
                 meta: meta.clone(),
                 hashes,
                 holding: Holding::Complete,
+                mtime,
             }),
         );
         Ok(())
