@@ -120,9 +120,23 @@ impl From<io::Error> for ConnError {
 /// the connection.
 const DISCARD_LIMIT: usize = 1 << 20;
 
+/// The read side of a shared socket. The socket is shared (an `Arc`, not a second file
+/// descriptor) with whoever may need to shut it down from another thread.
+struct SharedStream(Arc<TcpStream>);
+
+impl Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+/// Read buffer per connection: lines are at most a few KiB, and large data reads bypass it.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// A TCP connection speaking lines and data blocks.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
+    stream: Arc<TcpStream>,
+    reader: BufReader<SharedStream>,
     remote: SocketAddr,
     timeouts: Timeouts,
     read_timeout: Option<Duration>,
@@ -131,13 +145,14 @@ pub struct Conn {
 
 impl Conn {
     /// Wrap an accepted or connected stream; sets its timeouts and TCP_NODELAY.
-    pub fn new(stream: TcpStream, timeouts: Timeouts, trace: Trace) -> io::Result<Conn> {
+    pub fn new(stream: Arc<TcpStream>, timeouts: Timeouts, trace: Trace) -> io::Result<Conn> {
         let remote = stream.peer_addr()?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(timeouts.io))?;
         stream.set_read_timeout(Some(timeouts.idle))?;
         Ok(Conn {
-            reader: BufReader::with_capacity(64 * 1024, stream),
+            reader: BufReader::with_capacity(READ_BUFFER, SharedStream(stream.clone())),
+            stream,
             remote,
             timeouts,
             read_timeout: Some(timeouts.idle),
@@ -150,7 +165,7 @@ impl Conn {
         let mut last = ConnError::Protocol(format!("{addr} does not resolve to an address"));
         for sa in addr.to_socket_addrs()? {
             match TcpStream::connect_timeout(&sa, timeouts.io) {
-                Ok(stream) => return Ok(Conn::new(stream, timeouts, trace)?),
+                Ok(stream) => return Ok(Conn::new(Arc::new(stream), timeouts, trace)?),
                 Err(e) => last = e.into(),
             }
         }
@@ -166,18 +181,18 @@ impl Conn {
     }
 
     pub fn local(&self) -> io::Result<SocketAddr> {
-        self.reader.get_ref().local_addr()
+        self.stream.local_addr()
     }
 
-    /// A second handle on the socket, to shut it down from another thread.
-    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
-        self.reader.get_ref().try_clone()
+    /// The socket, to shut it down from another thread.
+    pub fn stream(&self) -> Arc<TcpStream> {
+        self.stream.clone()
     }
 
     fn set_read_timeout(&mut self, d: Duration) -> io::Result<()> {
         let d = d.max(Duration::from_millis(1));
         if self.read_timeout != Some(d) {
-            self.reader.get_ref().set_read_timeout(Some(d))?;
+            self.stream.set_read_timeout(Some(d))?;
             self.read_timeout = Some(d);
         }
         Ok(())
@@ -247,7 +262,7 @@ impl Conn {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
-        self.reader.get_mut().write_all(&buf)
+        (&*self.stream).write_all(&buf)
     }
 
     /// Write several lines in one system call (pipelined requests).
@@ -258,14 +273,14 @@ impl Conn {
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
         }
-        self.reader.get_mut().write_all(&buf)
+        (&*self.stream).write_all(&buf)
     }
 
     /// Send `DATA <len>` and the bytes.
     pub fn send_data(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.send_line(&Reply::Data(bytes.len() as u64).to_string())?;
         self.trace_bytes(bytes.len() as u64, ">");
-        self.reader.get_mut().write_all(bytes)
+        (&*self.stream).write_all(bytes)
     }
 
     /// Send `DATA <len>` and `len` bytes of `file` from `offset`. The copy goes through
@@ -276,7 +291,7 @@ impl Conn {
         self.send_line(&Reply::Data(len).to_string())?;
         let mut reader = file;
         reader.seek(SeekFrom::Start(offset))?;
-        let sent = io::copy(&mut reader.take(len), self.reader.get_mut())?;
+        let sent = io::copy(&mut reader.take(len), &mut &*self.stream)?;
         self.trace_bytes(sent, ">");
         if sent < len {
             return Err(io::Error::new(

@@ -23,7 +23,7 @@ use crate::protocol::{ErrCode, MAX_LINE, Reply, Request, parse_request};
 pub const CONN_STACK: usize = 256 * 1024;
 
 /// Open connections, by a serial number: the cap counts them and a stop shuts them down.
-type OpenConns = Arc<Mutex<HashMap<u64, TcpStream>>>;
+type OpenConns = Arc<Mutex<HashMap<u64, Arc<TcpStream>>>>;
 
 /// A running server. Dropping it stops accepting and closes every open connection.
 pub struct Server {
@@ -42,7 +42,7 @@ impl Server {
         handler: F,
     ) -> io::Result<Server>
     where
-        F: Fn(TcpStream) + Send + Sync + 'static,
+        F: Fn(Arc<TcpStream>) + Send + Sync + 'static,
     {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -110,7 +110,7 @@ fn accept_loop<F>(
     open: &OpenConns,
     handler: Arc<F>,
 ) where
-    F: Fn(TcpStream) + Send + Sync + 'static,
+    F: Fn(Arc<TcpStream>) + Send + Sync + 'static,
 {
     let mut serial = 0u64;
     for stream in listener.incoming() {
@@ -129,18 +129,13 @@ fn accept_loop<F>(
         };
         serial += 1;
         let id = serial;
+        let stream = Arc::new(stream);
         let admitted = {
             let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
-            match stream.try_clone() {
-                Ok(clone) if open.len() < max_conns => {
-                    open.insert(id, clone);
-                    true
-                }
-                _ => false,
-            }
+            open.len() < max_conns && open.insert(id, stream.clone()).is_none()
         };
         if !admitted {
-            refuse(stream, max_conns);
+            refuse(&stream, max_conns);
             continue;
         }
         let (handler, open2) = (handler.clone(), open.clone());
@@ -164,13 +159,13 @@ fn accept_loop<F>(
     }
 }
 
-fn refuse(mut stream: TcpStream, max_conns: usize) {
+fn refuse(stream: &TcpStream, max_conns: usize) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let reply = Reply::Err(
         ErrCode::Busy,
         format!("server is at its limit of {max_conns} connections; try again later"),
     );
-    let _ = stream.write_all(format!("{reply}\n").as_bytes());
+    let _ = (&*stream).write_all(format!("{reply}\n").as_bytes());
 }
 
 /// What a request handler tells the connection loop.

@@ -405,7 +405,7 @@ struct Shared {
     /// A failure that ends the whole download (the disk, not a peer).
     fatal: Mutex<Option<String>>,
     /// One handle per worker connection, to shut them all down when the download ends.
-    sockets: Mutex<HashMap<usize, TcpStream>>,
+    sockets: Mutex<HashMap<usize, Arc<TcpStream>>>,
     from: Mutex<BTreeMap<String, (u32, u64)>>,
     verified: AtomicU64,
     fetched: AtomicU64,
@@ -636,13 +636,11 @@ fn worker(shared: &Shared, w: usize, addr: &str) -> WorkerEnd {
         Ok(conn) => conn,
         Err(e) => return WorkerEnd::Failed(format!("cannot connect: {e}")),
     };
-    if let Ok(s) = conn.try_clone_stream() {
-        shared
-            .sockets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(w, s);
-    }
+    shared
+        .sockets
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(w, conn.stream());
     if shared.stopped() {
         return WorkerEnd::Done;
     }
