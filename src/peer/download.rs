@@ -707,6 +707,8 @@ fn read_bits(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
 const RELAX_AFTER: Duration = Duration::from_secs(1);
 /// How often a fetcher re-asks a partial holder which pieces it has.
 const HAVE_EVERY: Duration = Duration::from_millis(300);
+/// How often an idle connection to a seed is kept alive with a `HAVE`.
+const SEED_KEEPALIVE: Duration = Duration::from_secs(2);
 /// Slowest data rate tolerated within one piece before the peer counts as stalled.
 const MIN_RATE: u64 = 64 * 1024;
 
@@ -746,7 +748,10 @@ fn fetch(
             }
             picker.peer_is_seed(w)
         };
-        if !seed && !have_pending && last_have.elapsed() >= HAVE_EVERY {
+        // A partial holder's pieces change: ask again often. A seed's do not, but an idle
+        // connection to it is kept alive the same way, so its server does not time it out.
+        let have_every = if seed { SEED_KEEPALIVE } else { HAVE_EVERY };
+        if !have_pending && last_have.elapsed() >= have_every && (!seed || queue.is_empty()) {
             queue.push_back(Ask::Have);
             lines.push(
                 Request::Have {
