@@ -394,3 +394,43 @@ fn a_seeder_whose_file_changed_on_disk_stops_sharing_it_and_downloads_still_veri
     downloader.download("f.bin").unwrap();
     assert_eq!(sha1_file(&dl.join("f.bin")), sha);
 }
+
+/// A small tmpfs mounted for one test (root only); unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = temp_dir("smalldisk");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_download_clearly_and_publishes_nothing() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let tracker = tracker();
+    let src = temp_dir("full-src");
+    random_file(&src.join("f.bin"), 4 << 20, 9);
+    let _seed = peer_with(&tracker, &src, |c| c.piece_size = Some(64 * 1024));
+    let dl = disk.0.join("dl");
+    let downloader = peer(&tracker, &dl);
+    let err = downloader.download("f.bin").unwrap_err();
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert!(files_in(&dl).is_empty());
+    drop(downloader);
+}
