@@ -84,6 +84,8 @@ pub enum ConnError {
     Closed,
     /// Nothing, or not enough, arrived in time.
     Timeout,
+    /// A line started but did not finish within `Timeouts::line`.
+    LineTimeout,
     /// A line longer than the limit arrived. It was discarded up to its newline, so the
     /// connection is still in step and may go on.
     TooLong,
@@ -97,6 +99,7 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Closed => write!(f, "connection closed"),
             ConnError::Timeout => write!(f, "timed out"),
+            ConnError::LineTimeout => write!(f, "a line did not finish in time"),
             ConnError::TooLong => write!(f, "line too long"),
             ConnError::Protocol(m) => write!(f, "protocol error: {m}"),
             ConnError::Io(e) => write!(f, "{e}"),
@@ -211,7 +214,12 @@ impl Conn {
             let buf = match self.reader.fill_buf() {
                 Ok(buf) => buf,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return match (e.into(), deadline) {
+                        (ConnError::Timeout, Some(_)) => Err(ConnError::LineTimeout),
+                        (e, _) => Err(e),
+                    };
+                }
             };
             if buf.is_empty() {
                 return Err(ConnError::Closed);
@@ -239,7 +247,7 @@ impl Conn {
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts.line);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ConnError::Timeout);
+                return Err(ConnError::LineTimeout);
             }
             self.set_read_timeout(left)?;
         }

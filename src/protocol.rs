@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 pub use sha1_smol::Digest;
 
-/// The longest request line a server accepts, newline included. Longer lines get `ERR too-long`.
+/// The longest request line a server accepts, not counting its `\n`. Longer lines get
+/// `ERR too-long`.
 pub const MAX_LINE: usize = 4096;
 /// The longest reply line a client accepts (a `BITFIELD` of a large file is one long line).
 pub const MAX_REPLY_LINE: usize = 1 << 20;
@@ -320,9 +321,11 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
     let request = match verb {
         "REGISTER" => {
             arity(1, "REGISTER <port>")?;
-            Request::Register {
-                port: number(args[0], "port")?,
+            let port = number(args[0], "port")?;
+            if port == 0 {
+                return Err(ProtoError::bad("port 0 is not a port a peer can serve on"));
             }
+            Request::Register { port }
         }
         "UPLOAD" => {
             arity(5, "UPLOAD <name> <size> <piece-size> <sha1> <root>")?;
@@ -433,8 +436,9 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, ProtoError> {
                 .collect(),
         ),
         "FILE" if args.len() == 5 => Reply::File(meta(&args)?),
-        "BITFIELD" if args.len() == 1 && args[0].bytes().all(|b| b == b'0' || b == b'1') => {
-            Reply::Bitfield(args[0].to_string())
+        // An empty file has an empty bitfield: the line is just `BITFIELD`.
+        "BITFIELD" if args.len() <= 1 && rest.bytes().all(|b| b == b'0' || b == b'1') => {
+            Reply::Bitfield(rest.to_string())
         }
         "DATA" if args.len() == 1 => Reply::Data(number(args[0], "length")?),
         "PONG" => Reply::Pong,
@@ -507,6 +511,7 @@ impl fmt::Display for Reply {
                 holders.iter().try_for_each(|h| write!(f, " {h}"))
             }
             Reply::File(meta) => write!(f, "FILE {meta}"),
+            Reply::Bitfield(bits) if bits.is_empty() => write!(f, "BITFIELD"),
             Reply::Bitfield(bits) => write!(f, "BITFIELD {bits}"),
             Reply::Data(len) => write!(f, "DATA {len}"),
             Reply::Pong => write!(f, "PONG"),
@@ -568,6 +573,7 @@ mod tests {
         assert_eq!(code(b"WHOHAS a b"), ErrCode::BadRequest);
         assert_eq!(code(b"REGISTER 70000"), ErrCode::BadRequest);
         assert_eq!(code(b"REGISTER -1"), ErrCode::BadRequest);
+        assert_eq!(code(b"REGISTER 0"), ErrCode::BadRequest);
         assert_eq!(code(b"GET a 1"), ErrCode::BadRequest);
         assert_eq!(
             code(b"GET a 99999999999999999999999 1"),
@@ -628,6 +634,7 @@ mod tests {
             ]),
             Reply::File(meta),
             Reply::Bitfield("0110".into()),
+            Reply::Bitfield(String::new()),
             Reply::Data(27),
             Reply::Pong,
             Reply::Err(ErrCode::NotFound, "no peer holds test2.txt".into()),

@@ -198,6 +198,12 @@ pub fn line_loop(conn: &mut Conn, mut handle: impl FnMut(&mut Conn, Request) -> 
                 let _ = conn.send_line(&Reply::Err(ErrCode::Timeout, msg).to_string());
                 return;
             }
+            Err(ConnError::LineTimeout) => {
+                let secs = conn.timeouts().line.as_secs_f32();
+                let msg = format!("a line must end within {secs} s of its first byte; closing");
+                let _ = conn.send_line(&Reply::Err(ErrCode::Timeout, msg).to_string());
+                return;
+            }
             Err(ConnError::Protocol(msg)) => {
                 let _ = conn.send_line(&Reply::Err(ErrCode::TooLong, msg).to_string());
                 return;

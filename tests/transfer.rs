@@ -434,3 +434,17 @@ fn a_full_disk_fails_the_download_clearly_and_publishes_nothing() {
     assert!(files_in(&dl).is_empty());
     drop(downloader);
 }
+
+#[test]
+fn nobody_can_take_over_a_live_peers_registration() {
+    let tracker = tracker();
+    let dir = temp_dir("takeover");
+    fs::write(dir.join("mine.txt"), b"mine").unwrap();
+    let peer = peer(&tracker, &dir);
+    let mut intruder = Client::connect(tracker.addr());
+    let reply = intruder.ask(&format!("REGISTER {}", peer.addr().port()));
+    assert!(reply.starts_with("ERR conflict "), "{reply}");
+    assert_eq!(who_has(&tracker, "mine.txt"), [peer.addr().to_string()]);
+    drop(intruder);
+    assert_eq!(who_has(&tracker, "mine.txt"), [peer.addr().to_string()]);
+}

@@ -244,8 +244,9 @@ impl Worker {
         let id = words.next().unwrap_or_default().to_string();
         let heartbeat = words
             .find_map(|w| w.strip_prefix("heartbeat="))
-            .and_then(|s| s.parse().ok())
-            .map_or(Duration::from_secs(10), Duration::from_secs);
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::from_secs(10), Duration::from_secs_f64);
         for entry in self.store.entries() {
             let request = match entry.holding {
                 Holding::Complete => Request::Upload(entry.meta.clone()),

@@ -111,10 +111,11 @@ fn answer(store: &Store, request: Request) -> Result<Answer, ProtoError> {
             let entry = lookup(&name)?;
             let pieces = entry.meta.pieces();
             if index >= pieces {
-                return Err(ProtoError::new(
-                    ErrCode::Range,
-                    format!("{name} has {pieces} pieces (0 to {})", pieces as i64 - 1),
-                ));
+                let why = match pieces {
+                    0 => format!("{name} is empty: it has no pieces"),
+                    n => format!("{name} has {n} pieces (0 to {})", n - 1),
+                };
+                return Err(ProtoError::new(ErrCode::Range, why));
             }
             if let Holding::Partial(have) = &entry.holding
                 && !have.has(index)

@@ -131,16 +131,16 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         Request::Register { port } => {
             let id = SocketAddr::new(client.ip, port).to_string();
             let mut reg = lock(registry);
+            // Registering again on the same connection starts afresh.
             if let Some((old, session)) = client.registered.take() {
                 reg.forget(&old, session);
             }
             let session = reg.register(&id);
             drop(reg);
-            client.registered = Some((id.clone(), session));
-            Ok(Reply::Ack(format!(
-                "{id} heartbeat={}",
-                client.heartbeat.as_secs().max(1)
-            )))
+            session.map(|session| {
+                client.registered = Some((id.clone(), session));
+                Reply::Ack(format!("{id} heartbeat={}", seconds(client.heartbeat)))
+            })
         }
         Request::Upload(meta) => registered(client).and_then(|(id, s)| {
             lock(registry).upload(id, s, &meta)?;
@@ -187,6 +187,12 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         }
     };
     Answer::Line(reply.unwrap_or_else(|e| e.into_reply()))
+}
+
+/// Seconds as a short decimal: `10`, `0.5`.
+fn seconds(d: Duration) -> String {
+    let text = format!("{:.3}", d.as_secs_f64());
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn registered(client: &Client) -> Result<(&str, Session), crate::protocol::ProtoError> {

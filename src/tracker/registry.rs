@@ -54,15 +54,23 @@ impl Registry {
         Registry::default()
     }
 
-    /// A peer comes online. A second registration of the same id replaces the first.
-    pub fn register(&mut self, id: &str) -> Session {
+    /// A peer comes online. An id already registered by another live connection is refused:
+    /// nobody can take over a peer's registration. (A restarted peer whose old connection died
+    /// is let in as soon as the tracker notices: at once for a closed socket, within the idle
+    /// timeout for a silent one.)
+    pub fn register(&mut self, id: &str) -> Result<Session, ProtoError> {
         if self.peers.contains_key(id) {
-            self.drop_holdings(id);
+            return Err(ProtoError::new(
+                ErrCode::Conflict,
+                format!(
+                    "{id} is registered by another connection; if that peer died, try again once the tracker has noticed"
+                ),
+            ));
         }
         self.next_session += 1;
         let session = Session(self.next_session);
         self.peers.insert(id.to_string(), session);
-        session
+        Ok(session)
     }
 
     fn check(&self, id: &str, session: Session) -> Result<(), ProtoError> {
@@ -89,8 +97,8 @@ impl Registry {
             return Err(ProtoError::new(
                 ErrCode::Conflict,
                 format!(
-                    "{} is already shared with other content (size {}, sha1 {})",
-                    meta.name, entry.meta.size, entry.meta.sha1
+                    "{} is already shared as size {}, piece size {}, sha1 {}",
+                    meta.name, entry.meta.size, entry.meta.piece_size, entry.meta.sha1
                 ),
             ));
         }
@@ -213,7 +221,7 @@ mod tests {
     #[test]
     fn upload_then_who_has_lists_the_holder() {
         let mut r = Registry::new();
-        let a = r.register("127.0.0.1:10000");
+        let a = r.register("127.0.0.1:10000").unwrap();
         r.upload("127.0.0.1:10000", a, &meta("test1.txt", 27))
             .unwrap();
         assert_eq!(holders(&r, "test1.txt"), ["127.0.0.1:10000"]);
@@ -224,8 +232,8 @@ mod tests {
     #[test]
     fn the_first_holder_fixes_the_content() {
         let mut r = Registry::new();
-        let a = r.register("a:1");
-        let b = r.register("b:1");
+        let a = r.register("a:1").unwrap();
+        let b = r.register("b:1").unwrap();
         r.upload("a:1", a, &meta("f", 10)).unwrap();
         let err = r.upload("b:1", b, &meta("f", 11)).unwrap_err();
         assert_eq!(err.code, ErrCode::Conflict);
@@ -236,9 +244,9 @@ mod tests {
     #[test]
     fn partial_holders_are_listed_after_full_ones_and_promoted_by_upload() {
         let mut r = Registry::new();
-        let a = r.register("a:1");
-        let b = r.register("b:1");
-        let c = r.register("c:1");
+        let a = r.register("a:1").unwrap();
+        let b = r.register("b:1").unwrap();
+        let c = r.register("c:1").unwrap();
         assert_eq!(
             r.partial("b:1", b, "f").unwrap_err().code,
             ErrCode::NotFound
@@ -255,34 +263,34 @@ mod tests {
     #[test]
     fn forgetting_a_peer_drops_its_files_and_frees_names() {
         let mut r = Registry::new();
-        let a = r.register("a:1");
+        let a = r.register("a:1").unwrap();
         r.upload("a:1", a, &meta("f", 10)).unwrap();
         r.forget("a:1", a);
         assert_eq!(r.who_has("f").unwrap_err().code, ErrCode::NotFound);
         assert_eq!(r.peer_count(), 0);
-        let b = r.register("b:1");
+        let b = r.register("b:1").unwrap();
         r.upload("b:1", b, &meta("f", 99)).unwrap();
     }
 
     #[test]
-    fn an_old_connection_ending_does_not_forget_a_newer_registration() {
+    fn a_live_registration_cannot_be_taken_over_and_an_old_session_cannot_forget_a_new_one() {
         let mut r = Registry::new();
-        let old = r.register("a:1");
-        let new = r.register("a:1");
-        r.upload("a:1", new, &meta("f", 10)).unwrap();
-        assert_eq!(
-            r.upload("a:1", old, &meta("g", 1)).unwrap_err().code,
-            ErrCode::NotRegistered
-        );
-        r.forget("a:1", old);
+        let old = r.register("a:1").unwrap();
+        r.upload("a:1", old, &meta("f", 10)).unwrap();
+        assert_eq!(r.register("a:1").unwrap_err().code, ErrCode::Conflict);
         assert_eq!(holders(&r, "f"), ["a:1"]);
+        r.forget("a:1", old);
+        let new = r.register("a:1").unwrap();
+        r.upload("a:1", new, &meta("g", 1)).unwrap();
+        r.forget("a:1", old);
+        assert_eq!(holders(&r, "g"), ["a:1"]);
     }
 
     #[test]
     fn remove_stops_sharing_and_list_counts_holders() {
         let mut r = Registry::new();
-        let a = r.register("a:1");
-        let b = r.register("b:1");
+        let a = r.register("a:1").unwrap();
+        let b = r.register("b:1").unwrap();
         r.upload("a:1", a, &meta("f", 10)).unwrap();
         r.upload("a:1", a, &meta("g", 5)).unwrap();
         r.partial("b:1", b, "f").unwrap();
