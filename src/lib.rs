@@ -20,6 +20,8 @@
 //!   connection to the tracker, `picker` chooses pieces, `download` fetches from all holders
 //!   at once, `shell` is the prompt.
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
+//! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
+//!   benchmarks and the network tests too).
 //! - [`util`]: a small random number generator (std has none).
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
@@ -27,6 +29,7 @@
 pub mod conn;
 pub mod peer;
 pub mod protocol;
+pub mod relay;
 pub mod server;
 pub mod sim;
 pub mod tracker;

@@ -25,6 +25,7 @@ commands:
   peer      run a peer: share a folder, download into it, answer other peers
   get       download one file into a folder, then exit
   sim       run a simulation on this machine (classic or swarm)
+  relay     forward TCP connections with added latency (to try a slow link)
 
 `torrentphile <command> --help` shows the options of each.";
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Some("peer") => peer(&args[1..]),
         Some("get") => get(&args[1..]),
         Some("sim") => simulate(&args[1..]),
+        Some("relay") => relay(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -321,6 +323,48 @@ fn get(args: &[String]) -> Result<(), Fail> {
         }
         Err(DownloadError::NotFound(msg)) => Err(Fail(format!("{name}: not found: {msg}"), 1)),
         Err(DownloadError::Failed(msg)) => Err(Fail(format!("{name}: download failed: {msg}"), 1)),
+    }
+}
+
+fn relay(args: &[String]) -> Result<(), Fail> {
+    let mut opts = Options::new();
+    opts.optopt(
+        "",
+        "bind",
+        "address to listen on (default 127.0.0.1)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "port",
+        "port to listen on (default 0: any free one)",
+        "PORT",
+    );
+    opts.optopt("", "to", "where to forward connections", "HOST:PORT");
+    opts.optopt(
+        "",
+        "delay",
+        "milliseconds each direction is held back (default 25)",
+        "MS",
+    );
+    let Some(m) = parse(
+        &mut opts,
+        args,
+        "usage: torrentphile relay --to HOST:PORT [options]",
+    )?
+    else {
+        return Ok(());
+    };
+    let to = m
+        .opt_str("to")
+        .ok_or_else(|| usage("--to HOST:PORT is required"))?;
+    let delay = Duration::from_secs_f64(number(&m, "delay", 25.0f64)?.max(0.0) / 1000.0);
+    let listener = bind(&m, 0)?;
+    ready(&listener)?;
+    let _relay = torrentphile::relay::Relay::start(listener, &to, delay)
+        .map_err(|e| Fail(format!("cannot relay to {to}: {e}"), 1))?;
+    loop {
+        thread::park();
     }
 }
 

@@ -12,14 +12,14 @@
 #   ns  tpnetPID-h1   eth0 10.77.0.11   a seeder
 #   ns  tpnetPID-h2   eth0 10.77.0.12   a seeder (the delayed one, the one cut in check 4)
 #   ns  tpnetPID-h3   eth0 10.77.0.13   the downloader (`torrentphile get`)
-#   ns  tpnetPID-rl   eth0 10.77.0.20   a delaying TCP relay (only when tc netem is missing)
+#   ns  tpnetPID-rl   eth0 10.77.0.20   `torrentphile relay`, adding delay (only without tc netem)
 #
 # The checks:
 #   1. cross-host: h3 downloads a 32 MiB random file from h1; sha1sum identical.
 #   2. slow link: tbf 20mbit on h1's eth0 (h1's uploads); an 8 MiB download still completes
 #      byte-identical and takes at least as long as 20 Mbit/s allows (the shaper was on the path).
 #   3. delayed link: 25 ms each way between h3 and the seeder on h2 (netem if the kernel has
-#      it, else the Python relay below); a PING round trip shows >= 50 ms, and a 32 MiB
+#      it, else `torrentphile relay`); a PING round trip shows >= 50 ms, and a 32 MiB
 #      download completes byte-identical.
 #   4. silent death: h1 and h2 both seed a 200 MiB random file; while h3 is downloading from
 #      both, h2's switch port is set down (no FIN, no RST: its packets just stop). The tracker
@@ -316,107 +316,18 @@ check_slow() {
 }
 
 # ---------------------------------------------------------------- 3. delayed link
-# The delaying relay, for kernels without netem. It runs in its own namespace (rl, 10.77.0.20)
-# and forwards TCP: each `LISTEN=TARGET` argument is one listening address and where its
-# connections go. Every chunk read from one side is stamped with its arrival time and written
-# to the other side DELAY ms later, in order; chunks are not spaced out, so the delay is added
+# The delaying relay, for kernels without netem: `torrentphile relay` (src/relay.rs, std only),
+# running in its own namespace (rl, 10.77.0.20). Every chunk it reads from one side is written
+# to the other side 25 ms later, in order; chunks are not spaced out, so the delay is added
 # without capping the bandwidth (a bounded queue per direction keeps TCP's back pressure).
 #
 # How it sits on the data path: the delayed seeder (on h2, port 7300) reaches the tracker
-# through the relay (its --tracker is 10.77.0.20:8000, relayed to 10.77.0.1:8000). The tracker
+# through a relay (its --tracker is 10.77.0.20:8000, relayed to 10.77.0.1:8000). The tracker
 # names a peer by the source address of its tracker connection plus its --port, so it lists
-# the seeder as 10.77.0.20:7300, and the relay forwards 10.77.0.20:7300 to 10.77.0.12:7300.
-# A downloader that asks the tracker therefore connects to the relay, and every request and
-# every data byte between it and the seeder crosses the relay and is held 25 ms each way,
-# as is the seeder's tracker link (its heartbeats).
-write_relay() {
-    cat >"$WORK/relay.py" <<'EOF'
-import asyncio, socket, sys
-
-DELAY = float(sys.argv[1]) / 1000.0
-MAPS = [arg.split("=") for arg in sys.argv[2:]]
-CHUNK = 1 << 16
-QUEUE = 4096  # chunks in flight per direction: 256 MiB, far above delay x bandwidth
-
-
-def hostport(s):
-    host, port = s.rsplit(":", 1)
-    return host, int(port)
-
-
-def nodelay(writer):
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-async def pipe(reader, writer):
-    loop = asyncio.get_running_loop()
-    queue = asyncio.Queue(QUEUE)
-
-    async def receive():
-        try:
-            while True:
-                data = await reader.read(CHUNK)
-                await queue.put((loop.time() + DELAY, data))
-                if not data:
-                    return
-        except (ConnectionError, OSError):
-            await queue.put((loop.time() + DELAY, None))
-
-    async def send():
-        while True:
-            due, data = await queue.get()
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if data is None:  # the other side broke: break this one too
-                writer.transport.abort()
-                return
-            if not data:  # end of stream: pass the FIN on, after the delay
-                if writer.can_write_eof():
-                    writer.write_eof()
-                return
-            writer.write(data)
-            await writer.drain()
-
-    receiver = asyncio.ensure_future(receive())
-    try:
-        await send()
-    finally:
-        receiver.cancel()
-
-
-async def serve(target, client_reader, client_writer):
-    nodelay(client_writer)
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(*target), 5)
-    except (OSError, asyncio.TimeoutError):
-        client_writer.transport.abort()
-        return
-    nodelay(writer)
-    try:
-        await asyncio.gather(pipe(client_reader, writer), pipe(reader, client_writer))
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        for w in (writer, client_writer):
-            w.transport.abort()
-
-
-async def main():
-    servers = []
-    for listen, target in MAPS:
-        host, port = hostport(listen)
-        handler = lambda r, w, t=hostport(target): serve(t, r, w)
-        servers.append(await asyncio.start_server(handler, host, port))
-    print("listening on " + " ".join(listen for listen, _ in MAPS), flush=True)
-    await asyncio.gather(*(s.serve_forever() for s in servers))
-
-
-asyncio.run(main())
-EOF
-}
+# the seeder as 10.77.0.20:7300, and a second relay forwards 10.77.0.20:7300 to
+# 10.77.0.12:7300. A downloader that asks the tracker therefore connects to the relay, and
+# every request and every data byte between it and the seeder is held 25 ms each way, as is
+# the seeder's tracker link (its heartbeats).
 
 check_delay() {
     local what="3 delayed link (25 ms each way, h2 -> h3, 32 MiB)" how tracker_addr id host
@@ -432,23 +343,14 @@ check_delay() {
         how="tc netem"
         tracker_addr=10.77.0.1:8000 id=10.77.0.12:7300 host=10.77.0.12
     else
-        local py
-        py=$(command -v python3) || true
-        if [[ -z $py ]]; then
-            say "SKIP $what: no tc netem in this kernel and no python3 for the delaying relay"
-            return
-        fi
-        # The real interpreter, not a version-manager shim.
-        py=$("$py" -c 'import sys; print(sys.executable)' 2>/dev/null) || py=$(command -v python3)
-        write_relay
-        start relay "$NS_RL" "$py" "$WORK/relay.py" 25 \
-            10.77.0.20:8000=10.77.0.1:8000 10.77.0.20:7300=10.77.0.12:7300
-        if ! wait_ready relay 10; then
+        start relay "$NS_RL" "$BIN" relay --bind 10.77.0.20 --port 8000 --to 10.77.0.1:8000 --delay 25
+        start relay2 "$NS_RL" "$BIN" relay --bind 10.77.0.20 --port 7300 --to 10.77.0.12:7300 --delay 25
+        if ! wait_ready relay 10 || ! wait_ready relay2 10; then
             fail "$what: the relay did not start"
-            logs relay
+            logs relay relay2
             return
         fi
-        how="python relay (no netem in this kernel)"
+        how="torrentphile relay (no netem in this kernel)"
         tracker_addr=10.77.0.20:8000 id=10.77.0.20:7300 host=10.77.0.20
     fi
     start seed2delay "$NS_H2" "$BIN" peer --dir "$WORK/h2delay" --port 7300 --bind 0.0.0.0 \
@@ -481,6 +383,7 @@ check_delay() {
     fi
     stop seed2delay
     stop relay
+    stop relay2
     ip netns exec "$NS_H2" tc qdisc del dev eth0 root 2>/dev/null
     ip netns exec "$NS_BR" tc qdisc del dev vb-h2 root 2>/dev/null
 }
