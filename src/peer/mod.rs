@@ -5,10 +5,13 @@
 //! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`).
 //! - `link.rs`: the one connection to the tracker, owned by one thread.
 //! - `picker.rs`: which piece to ask of which peer (pure).
-//! - `download.rs`: fetches a file from every holder at once, verifies, publishes.
+//! - `download.rs`: a download from start to publish; `coordinator.rs` keeps a worker per
+//!   holder; `fetch.rs` has the fetchers, the verifier pool, the whole-file hasher, the flusher.
 //! - `shell.rs`: the interactive prompt.
 
+mod coordinator;
 pub mod download;
+mod fetch;
 pub mod link;
 pub mod picker;
 pub mod server;
