@@ -1,1 +1,1121 @@
-fn main() {}
+//! `make bench`: Torrentphile's benchmarks, std only (the crate's whole dependency tree is
+//! sha1_smol and getopts, so no criterion: a small harness of our own).
+//!
+//! `cargo bench --bench bench` runs every case several times and prints, per figure, the
+//! median, min and max, its ratio to a baseline measured in the same run, and its target; the
+//! same tables go to BENCH.md. `-- --quick` runs smaller cases once and writes
+//! `<target>/BENCH-quick.md` instead. Under `cargo test` (no `--bench` argument) the quick
+//! version runs as a smoke test: it fails when a case breaks, never on a timing.
+//!
+//! Cases: 1 transfer, 2 swarm, 3 latency (through a delaying relay), 4 tracker WHOHAS rate,
+//! 5 idle connections, 6 peak memory of `get`, 7 aria2c, 8 `make sim` wall time. All traffic
+//! stays on 127.0.0.1; temporary files live under /tmp and are removed after each case.
+
+use std::collections::BTreeSet;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use torrentphile::peer::store::{self, Store};
+use torrentphile::peer::{Peer, PeerConfig};
+use torrentphile::protocol::{Digest, Meta, Request, default_piece_size};
+use torrentphile::relay::Relay;
+use torrentphile::sim::{SimConfig, sha1_file, swarm_run, write_random};
+use torrentphile::tracker::registry::Registry;
+use torrentphile::tracker::{Tracker, TrackerConfig};
+use torrentphile::util::Rng;
+
+const BIN: &str = env!("CARGO_BIN_EXE_torrentphile");
+const MIB: u64 = 1 << 20;
+const MB: f64 = 1e6;
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+// ==== Scale, results, report ==================================================================
+
+/// How big each case is (the full run takes < 10 minutes on 2 cores).
+struct Scale {
+    quick: bool,
+    runs: usize,
+    transfer: u64,
+    swarm_mib: u64,
+    latency: u64,
+    peers: usize,
+    measure: Duration,
+    conns: &'static [usize],
+    memory: u64,
+    aria2: u64,
+    sim_runs: usize,
+}
+
+/// The full run's sizes, or the quick run's (`q`).
+fn scale(q: bool) -> Scale {
+    let pick = |quick: u64, full: u64| if q { quick } else { full };
+    Scale {
+        quick: q,
+        runs: pick(1, 3) as usize,
+        transfer: pick(64, 1024) * MIB,
+        swarm_mib: pick(16, 256),
+        latency: pick(32, 1024) * MIB,
+        peers: pick(1_000, 10_000) as usize,
+        measure: Duration::from_millis(pick(300, 2_000)),
+        conns: if q {
+            &[200, 1_000]
+        } else {
+            &[1_000, 5_000, 10_000]
+        },
+        memory: pick(256, 4096) * MIB,
+        aria2: pick(16, 1024) * MIB,
+        sim_runs: pick(1, 5) as usize,
+    }
+}
+
+/// Files each registered peer announces in case 4 (10,000 peers: 100,000 files).
+const FILES_PER_PEER: usize = 10;
+
+/// One figure: its samples, and text for the baseline and target columns.
+struct Row {
+    label: String,
+    unit: &'static str,
+    samples: Vec<f64>,
+    vs: String,
+    target: String,
+}
+
+struct Section {
+    title: &'static str,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Section {
+    fn row(&mut self, label: impl Into<String>, unit: &'static str, samples: Vec<f64>) -> &mut Row {
+        let (label, vs, target) = (label.into(), String::new(), String::new());
+        self.rows.push(Row {
+            label,
+            unit,
+            samples,
+            vs,
+            target,
+        });
+        self.rows.last_mut().expect("just pushed")
+    }
+    fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+}
+
+/// What cases share: the scale, the temp root, and baselines measured by earlier cases.
+struct Bench {
+    scale: Scale,
+    root: PathBuf,
+    sha1_2t: Option<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn num(v: f64) -> String {
+    match v.abs() {
+        a if a >= 1000.0 => format!("{v:.0}"),
+        a if a >= 100.0 => format!("{v:.1}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+fn target(text: &str, met: bool) -> String {
+    format!("{text}: {}", if met { "met" } else { "not yet" })
+}
+
+/// A section as Markdown, padded so that it also reads as a table on the console.
+fn section_md(n: usize, s: &Section) -> String {
+    let mut md = format!("## {n}. {}\n\n", s.title);
+    if !s.rows.is_empty() {
+        md.push_str("| case | median | min | max | unit | vs baseline | target |\n");
+        md.push_str("|---|---:|---:|---:|---|---|---|\n");
+    }
+    for r in &s.rows {
+        let min = num(r.samples.iter().copied().fold(f64::INFINITY, f64::min));
+        let max = num(r.samples.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        let (med, label, unit) = (num(median(&r.samples)), &r.label, r.unit);
+        let _ = writeln!(
+            md,
+            "| {label:<38} | {med:>8} | {min:>8} | {max:>8} | {unit:<6} | {} | {} |",
+            r.vs, r.target
+        );
+    }
+    md.push('\n');
+    for note in &s.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+    md
+}
+
+fn header(b: &Bench) -> String {
+    let mode = if b.scale.quick { "quick" } else { "full" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name"));
+    let model = model.map_or("unknown", |l| l.trim_start_matches([' ', '\t', ':']));
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = proc_kib("/proc/meminfo", "MemTotal").unwrap_or(0) / 1024;
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = run_text("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
+    let date = run_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    format!(
+        "# Torrentphile benchmarks\n\nWritten by `benches/bench.rs` (`make bench`): the {mode} \
+         run, {build} build. Each figure is the median of its runs, with min and max; ratios are \
+         to baselines measured in the same run.\n\n## Machine\n\n- nproc: {}\n- CPU: {model}\n\
+         - kernel: {}\n- memory: {mem} MiB\n- open files limit: {}\n- commit: {} (the working \
+         tree may differ)\n- date: {}\n\n",
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim(),
+        fd_limit(),
+        git.trim(),
+        date.trim()
+    )
+}
+
+// ==== Small helpers ===========================================================================
+
+fn run_text(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().map(|o| o.stdout);
+    String::from_utf8_lossy(&out.unwrap_or_default()).into_owned()
+}
+
+/// A `kB` field of a /proc status-like file (`VmRSS`, `VmHWM`, `MemTotal`; `Threads` as is).
+fn proc_kib(path: &str, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:")))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn pid_kib(pid: u32, field: &str) -> Option<u64> {
+    proc_kib(&format!("/proc/{pid}/status"), field)
+}
+
+/// The soft limit on open files of this process.
+fn fd_limit() -> usize {
+    let limits = fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let line = limits.lines().find(|l| l.starts_with("Max open files"));
+    let soft = line.and_then(|l| l.split_whitespace().nth(3));
+    soft.map_or(1024, |v| v.parse().unwrap_or(usize::MAX))
+}
+
+/// Bytes free on the file system holding `path` (`df -Pk`: the 4th field of the 2nd line).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let out = run_text("df", &["-Pk", &path.to_string_lossy()]);
+    let kib: u64 = out
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+fn which(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| d.join(program).is_file())
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn rate(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / MB
+}
+
+/// A folder removed when dropped (multi-GiB files must not outlive their case).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(path: PathBuf) -> Res<TempDir> {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed and reaped when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait for a child, killing it after `limit`; `poll` gets its pid every 20 ms meanwhile.
+fn wait_bounded(child: &mut Child, limit: Duration, mut poll: impl FnMut(u32)) -> Res<()> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        match child.try_wait()? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => return Err(format!("child {} exited: {status}", child.id()).into()),
+            None => poll(child.id()),
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("a child process took longer than {limit:?}; killed").into())
+}
+
+fn start_tracker() -> Res<Tracker> {
+    let idle = Duration::from_secs(300); // outlasts every case: no heartbeat needed
+    let config = TrackerConfig {
+        idle,
+        ..TrackerConfig::default()
+    };
+    Ok(Tracker::start(TcpListener::bind("127.0.0.1:0")?, config)?)
+}
+
+fn start_peer(tracker: SocketAddr, dir: &Path) -> Res<Peer> {
+    fs::create_dir_all(dir)?;
+    let config = PeerConfig::new(&tracker.to_string(), dir);
+    let peer = Peer::start(TcpListener::bind("127.0.0.1:0")?, config)?;
+    peer.wait_registered(Duration::from_secs(10))?;
+    Ok(peer)
+}
+
+/// Write a random file of `size` bytes into `dir` and hash it once.
+fn random_file(dir: &Path, name: &str, size: u64) -> Res<(PathBuf, Meta, Vec<Digest>)> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    write_random(&path, size, 1)?;
+    let (meta, hashes) = store::hash_file(&path, name, default_piece_size(size))?;
+    holder_dir(dir, &path, &meta, &hashes)?;
+    Ok((path, meta, hashes))
+}
+
+/// Put `file` into `dir` (a hard link) with the store's hash cache already filled, so a peer
+/// started on `dir` shares it at once instead of hashing it again.
+fn holder_dir(dir: &Path, file: &Path, meta: &Meta, hashes: &[Digest]) -> Res<()> {
+    fs::create_dir_all(dir)?;
+    let dest = dir.join(&meta.name);
+    if dest != file {
+        fs::hard_link(file, &dest)?;
+    }
+    let modified = fs::metadata(&dest)?.modified()?;
+    let mtime = modified.duration_since(UNIX_EPOCH)?.as_nanos();
+    Ok(Store::open(dir, None)?.save_meta(meta, mtime, hashes)?)
+}
+
+/// A fresh downloader in `dir` fetches `name`, verified: seconds, and MiB by holder.
+fn timed_download(tracker: SocketAddr, dir: &Path, name: &str) -> Res<(f64, String)> {
+    let peer = start_peer(tracker, dir)?;
+    let t = Instant::now();
+    let report = peer
+        .download(name)
+        .map_err(|e| format!("download {name}: {e}"))?;
+    let took = secs(t);
+    let from = report
+        .from
+        .iter()
+        .map(|(who, (_, b))| format!("{who} {}", b / MIB));
+    let from = from.collect::<Vec<_>>().join(", ");
+    drop(peer);
+    let _ = fs::remove_dir_all(dir);
+    Ok((took, from))
+}
+
+// ==== Plain TCP copies, the delaying relay ====================================================
+
+/// An accept loop on 127.0.0.1 that ends when dropped.
+struct Acceptor {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Acceptor {
+    fn start(handle: impl Fn(TcpStream) + Send + 'static) -> Res<Acceptor> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let (addr, stop) = (listener.local_addr()?, Arc::new(AtomicBool::new(false)));
+        let stop2 = stop.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                match conn {
+                    _ if stop2.load(Ordering::SeqCst) => break,
+                    Ok(conn) => handle(conn),
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(Acceptor { addr, stop })
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// A delaying relay (`torrentphile::relay`) on a free port in front of `target`.
+fn relay(target: SocketAddr, one_way: Duration) -> Res<Relay> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(Relay::start(listener, &target.to_string(), one_way)?)
+}
+
+/// Copy `src` over one TCP connection (sendfile out, splice in) into a file in `dir`,
+/// optionally through a relay with `delay` each way; seconds.
+fn tcp_copy(src: &Path, dir: &Path, delay: Option<Duration>) -> Res<f64> {
+    let dst = dir.join("tcp-copy.bin");
+    let (done_tx, done_rx) = mpsc::channel();
+    let dst2 = dst.clone();
+    let sink = Acceptor::start(move |mut conn| {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+        let copied = fs::File::create(&dst2).and_then(|mut f| io::copy(&mut conn, &mut f));
+        let _ = done_tx.send(copied.map_err(|e| e.to_string()));
+    })?;
+    let via = delay.map(|d| relay(sink.addr, d)).transpose()?;
+    let t = Instant::now();
+    let mut conn = TcpStream::connect(via.as_ref().map_or(sink.addr, Relay::addr))?;
+    conn.set_write_timeout(Some(Duration::from_secs(60)))?;
+    let sent = io::copy(&mut fs::File::open(src)?, &mut conn)?;
+    drop(conn);
+    let got = done_rx.recv_timeout(Duration::from_secs(120))??;
+    let took = secs(t);
+    let _ = fs::remove_file(&dst);
+    if got != sent {
+        return Err(format!("tcp copy: sent {sent} bytes, received {got}").into());
+    }
+    Ok(took)
+}
+
+// ==== 1. Transfer =============================================================================
+
+fn sha1_rate(data: &[u8], threads: usize) -> f64 {
+    let t = Instant::now();
+    thread::scope(|s| {
+        for part in data.chunks(data.len().div_ceil(threads).max(1)) {
+            s.spawn(move || sha1_smol::Sha1::from(part).digest());
+        }
+    });
+    rate(data.len() as u64, secs(t))
+}
+
+fn transfer(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let (size, runs) = (b.scale.transfer, b.scale.runs);
+    if free_bytes(Path::new("/tmp")).unwrap_or(u64::MAX) < 3 * size {
+        s.note("skipped: not enough free disk space under /tmp");
+        return Ok(());
+    }
+    let dir = TempDir::new(b.root.join("transfer"))?;
+    let (file, meta, hashes) = random_file(&dir.0, "big.bin", size)?;
+    let data = fs::read(&file)?;
+    let h1: Vec<f64> = (0..runs).map(|_| sha1_rate(&data, 1)).collect();
+    let h2: Vec<f64> = (0..runs).map(|_| sha1_rate(&data, 2)).collect();
+    drop(data);
+    let mut copy = Vec::new();
+    for _ in 0..runs {
+        copy.push(rate(size, tcp_copy(&file, &dir.0, None)?));
+    }
+    let (sha1, sha2, tcp) = (median(&h1), median(&h2), median(&copy));
+    b.sha1_2t = Some(sha2);
+    s.row("baseline: sha1 in memory, 1 thread", "MB/s", h1);
+    s.row("baseline: sha1 in memory, 2 threads", "MB/s", h2);
+    s.row("baseline: plain TCP copy file->file", "MB/s", copy);
+    for holders in [1usize, 2, 4] {
+        let tracker = start_tracker()?;
+        let mut peers = Vec::new();
+        for i in 0..holders {
+            let hd = dir.0.join(format!("holders{holders}-{i}"));
+            holder_dir(&hd, &file, &meta, &hashes)?;
+            peers.push(start_peer(tracker.addr(), &hd)?);
+        }
+        let (mut rates, mut split) = (Vec::new(), String::new());
+        for r in 0..runs {
+            let (t, from) =
+                timed_download(tracker.addr(), &dir.0.join(format!("dl{r}")), "big.bin")?;
+            rates.push(rate(size, t));
+            split = from;
+        }
+        drop(peers);
+        let m = median(&rates);
+        let goal = if holders == 1 { 0.85 } else { 1.0 };
+        let row = s.row(format!("download from {holders} holder(s)"), "MB/s", rates);
+        row.vs = format!(
+            "{:.2}x tcp, {:.2}x sha1 1T, {:.2}x sha1 2T",
+            m / tcp,
+            m / sha1,
+            m / sha2
+        );
+        row.target = target(&format!(">= {goal}x sha1 1T"), m >= goal * sha1);
+        s.note(format!(
+            "{holders} holder(s), MiB by holder in the last run: {split}"
+        ));
+    }
+    s.note(format!(
+        "{} MiB random file; verified downloads by an in-process peer from in-process holders \
+         (hard links of one page-cached file), all on loopback and sharing the CPUs",
+        size / MIB
+    ));
+    Ok(())
+}
+
+// ==== 2. Swarm ================================================================================
+
+fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let dir = TempDir::new(b.root.join("swarm"))?;
+    let (mib, runs) = (b.scale.swarm_mib, b.scale.runs.min(2));
+    let hash2 = b.sha1_2t.unwrap_or_else(|| {
+        let mut data = vec![0u8; (mib * MIB) as usize];
+        Rng::new(7).fill(&mut data);
+        sha1_rate(&data, 2)
+    });
+    let run = |downloaders: usize| -> Res<(f64, f64)> {
+        let (root, narrate) = (dir.0.clone(), false);
+        let (tracker_port, base_port, size_mib) = (0, 0, mib);
+        let config = SimConfig {
+            root,
+            tracker_port,
+            base_port,
+            size_mib,
+            downloaders,
+            narrate,
+        };
+        let r = swarm_run(&config, true)?;
+        let _ = fs::remove_dir_all(dir.0.join("swarm"));
+        Ok((r.elapsed.as_secs_f64(), r.seeder_copies()))
+    };
+    let alone = (0..runs)
+        .map(|_| Ok(run(1)?.0))
+        .collect::<Res<Vec<f64>>>()?;
+    let alone_m = median(&alone);
+    s.row("1 downloader alone: time", "s", alone);
+    for n in [8usize, 16] {
+        let (mut times, mut copies) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (t, c) = run(n)?;
+            times.push(t);
+            copies.push(c);
+        }
+        let rates: Vec<f64> = times
+            .iter()
+            .map(|&t| rate(n as u64 * mib * MIB, t))
+            .collect();
+        let (tm, cm, rm) = (median(&times), median(&copies), median(&rates));
+        let row = s.row(format!("{n} downloaders: total time"), "s", times);
+        row.vs = format!("{:.2}x the time of 1 alone", tm / alone_m);
+        let row = s.row(format!("{n} downloaders: seeder upload"), "copies", copies);
+        row.target = target("<= 1.5 copies", cm <= 1.5);
+        let row = s.row(
+            format!("{n} downloaders: aggregate verified"),
+            "MB/s",
+            rates,
+        );
+        row.vs = format!("{:.2}x sha1 2T ({} MB/s)", rm / hash2, num(hash2));
+        row.target = target(">= 0.7x sha1 2T", rm >= 0.7 * hash2);
+    }
+    s.note(format!(
+        "sim::swarm_run: 1 seeder and the downloaders in this process, {mib} MiB random file, \
+         all starting at once; time is until the last copy is verified"
+    ));
+    Ok(())
+}
+
+// ==== 3. Latency ==============================================================================
+
+fn latency(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let (size, one_way) = (b.scale.latency, Duration::from_millis(25));
+    let dir = TempDir::new(b.root.join("latency"))?;
+    let seed_dir = dir.0.join("seed");
+    let (file, ..) = random_file(&seed_dir, "far.bin", size)?;
+    // The seeder registers with a throwaway tracker, so the real one lists only the relay.
+    let elsewhere = start_tracker()?;
+    let seeder = start_peer(elsewhere.addr(), &seed_dir)?;
+    let meta = seeder
+        .store()
+        .get("far.bin")
+        .ok_or("the seeder lacks far.bin")?
+        .meta
+        .clone();
+    let link = relay(seeder.addr(), one_way)?;
+    let tracker = start_tracker()?;
+    let fake = TcpStream::connect(tracker.addr())?;
+    fake.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let port = link.addr().port();
+    let lines = format!(
+        "{}\n{}\n",
+        Request::Register { port },
+        Request::Upload(meta)
+    );
+    (&fake).write_all(lines.as_bytes())?;
+    let answer = read_replies(&fake, 2)?;
+    if answer.lines().any(|l| !l.starts_with("ACK")) {
+        return Err(format!("registering the relay: {answer}").into());
+    }
+    let (mut copy, mut down) = (Vec::new(), Vec::new());
+    for r in 0..b.scale.runs {
+        copy.push(rate(size, tcp_copy(&file, &dir.0, Some(one_way))?));
+        (&fake).write_all(b"PING\n")?; // keep the fake registration alive
+        read_replies(&fake, 1)?;
+        let (t, _) = timed_download(tracker.addr(), &dir.0.join(format!("dl{r}")), "far.bin")?;
+        down.push(rate(size, t));
+    }
+    let (cm, dm) = (median(&copy), median(&down));
+    s.row("plain TCP copy through the relay", "MB/s", copy);
+    let row = s.row("download through the relay", "MB/s", down);
+    row.vs = format!("{:.2}x tcp copy via relay", dm / cm);
+    row.target = target(">= 0.8x tcp copy", dm >= 0.8 * cm);
+    s.note(format!(
+        "{} MiB file. The relay (torrentphile::relay) holds every chunk {one_way:?} each way \
+         (RTT 50 ms) without capping bandwidth; it splits TCP, so the protocol's round trips feel \
+         the delay but kernel windows do not. The downloader reaches the seeder through a \
+         registration of the relay's port made on the tracker over a raw connection.",
+        size / MIB
+    ));
+    Ok(())
+}
+
+// ==== 4 and 5. Tracker: WHOHAS rate, idle connections (the tracker is a child process) ========
+
+fn spawn_tracker(max_conns: usize) -> Res<(Proc, SocketAddr)> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["tracker", "--port", "0", "--timeout", "600", "--max-conns"]);
+    let mut child = cmd
+        .arg(max_conns.to_string())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().ok_or("no stdout")?;
+    let proc = Proc(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok());
+    Ok((
+        proc,
+        addr.ok_or_else(|| format!("the tracker said {line:?}"))?,
+    ))
+}
+
+/// Read from `stream` until `k` lines have arrived (the replies to what was sent).
+fn read_replies(mut stream: &TcpStream, k: usize) -> Res<String> {
+    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+    while got.iter().filter(|&&c| c == b'\n').count() < k {
+        let n = stream.read(&mut buf)?;
+        if n == 0 || got.len() > 1 << 20 {
+            return Err("the tracker closed the connection".into());
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Open `n` connections (4 threads), send each `lines(i)`, and check its `k` replies.
+fn open_conns(
+    addr: SocketAddr,
+    n: usize,
+    k: usize,
+    lines: impl Fn(usize) -> String + Sync,
+) -> Result<Vec<TcpStream>, String> {
+    let one = |i: usize| -> Res<TcpStream> {
+        let c = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        c.set_read_timeout(Some(Duration::from_secs(30)))?;
+        (&c).write_all(lines(i).as_bytes())?;
+        match read_replies(&c, k)?.lines().find(|l| l.starts_with("ERR")) {
+            Some(err) => Err(format!("connection {i}: {err}").into()),
+            None => Ok(c),
+        }
+    };
+    let chunk = move |t: usize| -> Result<Vec<TcpStream>, String> {
+        (t..n)
+            .step_by(4)
+            .map(|i| one(i).map_err(|e| e.to_string()))
+            .collect()
+    };
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..4).map(|t| s.spawn(move || chunk(t))).collect();
+        let mut all = Vec::with_capacity(n);
+        for w in workers {
+            all.extend(w.join().map_err(|_| "a worker panicked")??);
+        }
+        Ok(all)
+    })
+}
+
+/// Send PING on every connection, then expect a PONG on each.
+fn ping_all(conns: &[TcpStream]) -> Res<()> {
+    for mut c in conns {
+        c.write_all(b"PING\n")?;
+    }
+    for c in conns {
+        if !read_replies(c, 1)?.starts_with("PONG") {
+            return Err("PING was not answered PONG".into());
+        }
+    }
+    Ok(())
+}
+
+/// One client: WHOHAS random names on its connection for `measure`; latencies in ns.
+fn whohas_client(
+    c: &TcpStream,
+    seed: u64,
+    files: usize,
+    measure: Duration,
+) -> Result<Vec<u64>, String> {
+    let (mut rng, mut reader, mut line, mut lat) =
+        (Rng::new(seed), BufReader::new(c), String::new(), Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < measure && lat.len() < 10_000_000 {
+        let t = Instant::now();
+        let ask = format!("WHOHAS f{}\n", rng.below(files));
+        line.clear();
+        let sent = (&*c)
+            .write_all(ask.as_bytes())
+            .and_then(|()| reader.read_line(&mut line));
+        if sent.is_err() || !line.starts_with("PEERS") {
+            return Err(format!("WHOHAS: {sent:?} {line:?}"));
+        }
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok(lat)
+}
+
+/// `clients` threads, each on its own connection, ask WHOHAS for `measure`: requests per
+/// second, p50 and p99 latency in microseconds.
+fn whohas_run(addr: SocketAddr, clients: usize, files: usize, measure: Duration) -> Res<[f64; 3]> {
+    let conns = open_conns(addr, clients, 1, |_| "PING\n".into())?;
+    let barrier = Barrier::new(clients + 1);
+    let (took, mut lat) = thread::scope(|s| -> Result<(f64, Vec<u64>), String> {
+        let barrier = &barrier;
+        let mut workers = Vec::new();
+        for (i, c) in conns.iter().enumerate() {
+            workers.push(s.spawn(move || {
+                barrier.wait();
+                whohas_client(c, i as u64, files, measure)
+            }));
+        }
+        barrier.wait();
+        let (t, mut all) = (Instant::now(), Vec::new());
+        for w in workers {
+            all.extend(w.join().map_err(|_| "a client panicked")??);
+        }
+        Ok((secs(t), all))
+    })?;
+    lat.sort_unstable();
+    let pct = |q: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * q) as usize)
+            .map_or(f64::NAN, |&n| n as f64 / 1e3)
+    };
+    Ok([lat.len() as f64 / took, pct(0.5), pct(0.99)])
+}
+
+fn tracker_whohas(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let (per, want) = (FILES_PER_PEER, b.scale.peers);
+    let digest = sha1_smol::Sha1::from("any content").digest();
+    // The registry alone, without sockets: the ceiling for the server.
+    let mut reg = Registry::new();
+    for p in 0..want {
+        let id = format!("127.0.0.1:{}", 20_000 + p);
+        let session = reg.register(&id).map_err(|e| e.message)?;
+        for f in p * per..(p + 1) * per {
+            let (name, size, piece_size) = (format!("f{f}"), MIB, 1 << 18);
+            let meta = Meta {
+                name,
+                size,
+                piece_size,
+                sha1: digest,
+                root: digest,
+            };
+            reg.upload(&id, session, &meta).map_err(|e| e.message)?;
+        }
+    }
+    let (mut rng, lookups, t) = (Rng::new(3), want * 100, Instant::now());
+    for _ in 0..lookups {
+        std::hint::black_box(reg.who_has(&format!("f{}", rng.below(want * per))).is_ok());
+    }
+    let row = s.row(
+        "Registry::who_has in memory, 1 thread",
+        "req/s",
+        vec![lookups as f64 / secs(t)],
+    );
+    row.vs = "no sockets: the ceiling".into();
+    drop(reg);
+
+    let peers = want.min(fd_limit().saturating_sub(256 + 300));
+    if peers < want {
+        s.note(format!(
+            "open files limit {}: {peers} peers instead of {want}",
+            fd_limit()
+        ));
+    }
+    let files = peers * per;
+    let (tracker, addr) = spawn_tracker(peers + 256 + 100)?;
+    let t = Instant::now();
+    let regs = open_conns(addr, peers, 1 + per, |i| {
+        let mut lines = format!("REGISTER {}\n", 20_000 + i);
+        for f in i * per..(i + 1) * per {
+            let _ = writeln!(lines, "UPLOAD f{f} {MIB} 262144 {:040x} {digest}", f + 1);
+        }
+        lines
+    })?;
+    s.note(format!(
+        "`torrentphile tracker` as a child process; {peers} peers registered, each on its own live \
+         connection, and {files} files announced in {:.1}s; tracker RSS then {} MiB",
+        secs(t),
+        pid_kib(tracker.0.id(), "VmRSS").unwrap_or(0) / 1024
+    ));
+    for clients in [1usize, 16, 256] {
+        let mut m: [Vec<f64>; 3] = Default::default();
+        for _ in 0..b.scale.runs {
+            let r = whohas_run(addr, clients, files, b.scale.measure)?;
+            (0..3).for_each(|i| m[i].push(r[i]));
+        }
+        let [rates, p50, p99] = m;
+        let (rm, zm) = (median(&rates), median(&p99));
+        let row = s.row(format!("WHOHAS, {clients} client(s)"), "req/s", rates);
+        if clients == 16 {
+            row.target = target(">= 100000 req/s", rm >= 100_000.0);
+        }
+        s.row(format!("WHOHAS, {clients} client(s): p50"), "us", p50);
+        let row = s.row(format!("WHOHAS, {clients} client(s): p99"), "us", p99);
+        if clients == 256 {
+            row.target = target("p99 < 1000 us", zm < 1000.0);
+        }
+    }
+    s.note(format!(
+        "clients are threads of the bench process, each with one request in flight on its own \
+         connection, {:?} per measurement; latency includes their own scheduling on the same cores",
+        b.scale.measure
+    ));
+    // Kill the tracker before closing the registrations: 10,000 departures are not measured.
+    drop(tracker);
+    drop(regs);
+    Ok(())
+}
+
+fn connections(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let limit = fd_limit();
+    for &n in b.scale.conns {
+        if n + 300 > limit {
+            s.note(format!(
+                "{n} connections skipped: the open files limit is {limit}"
+            ));
+            continue;
+        }
+        let (tracker, addr) = spawn_tracker(n + 100)?;
+        let pid = tracker.0.id();
+        thread::sleep(Duration::from_millis(200));
+        let before = pid_kib(pid, "VmRSS").unwrap_or(0);
+        let t = Instant::now();
+        let conns = open_conns(addr, n, 1, |_| "PING\n".into())?;
+        let opened = secs(t);
+        ping_all(&conns)?;
+        thread::sleep(Duration::from_millis(300));
+        ping_all(&conns)?;
+        let (after, threads) = (pid_kib(pid, "VmRSS").unwrap_or(0), pid_kib(pid, "Threads"));
+        let grew = after.saturating_sub(before) as f64;
+        let row = s.row(
+            format!("{n} idle connections: tracker RSS"),
+            "MiB",
+            vec![after as f64 / 1024.0],
+        );
+        row.vs = format!(
+            "+{:.1} MiB, {:.1} KiB/conn, {} threads, opened in {opened:.2}s",
+            grew / 1024.0,
+            grew / n as f64,
+            threads.unwrap_or(0)
+        );
+        if n == 10_000 {
+            row.target = target("10000 held, RSS < 300 MB", after as f64 * 1024.0 < 300e6);
+        }
+        drop(tracker);
+    }
+    s.note(
+        "`torrentphile tracker` as a child process (its own open-files budget), connections from \
+         the bench process; every connection answers PING twice once all are open, so all are \
+         held at the same time",
+    );
+    Ok(())
+}
+
+// ==== 6. Memory of a downloading peer =========================================================
+
+fn memory(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let size = b.scale.memory;
+    let need = 2 * size + (1 << 30);
+    if let Some(free) = free_bytes(Path::new("/tmp")).filter(|&f| f < need) {
+        s.note(format!(
+            "skipped: {} MiB free in /tmp, {} MiB needed",
+            free / MIB,
+            need / MIB
+        ));
+        return Ok(());
+    }
+    let dir = TempDir::new(b.root.join("memory"))?;
+    let seed_dir = dir.0.join("seed");
+    random_file(&seed_dir, "huge.bin", size)?;
+    let tracker = start_tracker()?;
+    let seeder = start_peer(tracker.addr(), &seed_dir)?;
+    let dl = dir.0.join("dl");
+    let t = Instant::now();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "get",
+        "huge.bin",
+        "--tracker",
+        &tracker.addr().to_string(),
+        "--dir",
+    ]);
+    let mut child = cmd.arg(&dl).stdout(Stdio::null()).spawn()?;
+    // VmHWM is a high-water mark, so the last reading before the exit is the peak (it agreed
+    // with /usr/bin/time -v within 1%).
+    let (mut hwm, limit) = (
+        0,
+        Duration::from_secs(if b.scale.quick { 120 } else { 400 }),
+    );
+    wait_bounded(&mut child, limit, |pid| {
+        hwm = hwm.max(pid_kib(pid, "VmHWM").unwrap_or(0))
+    })?;
+    let took = secs(t);
+    let got = fs::metadata(dl.join("huge.bin")).map_or(0, |m| m.len());
+    if got != size {
+        return Err(format!("get left {got} bytes, not {size}").into());
+    }
+    let mib = hwm as f64 / 1024.0;
+    let row = s.row(
+        format!("get of a {} MiB file: peak RSS", size / MIB),
+        "MiB",
+        vec![mib],
+    );
+    row.vs = format!("{} MB/s with start-up", num(rate(size, took)));
+    row.target = target("< 64 MiB", mib < 64.0);
+    s.note("`torrentphile get` as a child process, from one in-process seeder; VmHWM polled");
+    drop(seeder);
+    Ok(())
+}
+
+// ==== 7. aria2c ===============================================================================
+
+/// A minimal HTTP BitTorrent tracker: remembers the port of every announce and answers with
+/// every other announced peer, on 127.0.0.1, in compact form.
+fn http_tracker(announced: Arc<Mutex<BTreeSet<u16>>>) -> Res<Acceptor> {
+    Acceptor::start(move |mut c| {
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        let (mut req, mut buf) = (Vec::new(), [0u8; 2048]);
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16 << 10 {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&req);
+        let mut words = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(['?', '&', ' ']);
+        let port = words.find_map(|kv| kv.strip_prefix("port=")?.parse().ok());
+        let mut set = announced.lock().unwrap_or_else(|e| e.into_inner());
+        set.extend(port);
+        let mut peers = Vec::new();
+        for p in set.iter().filter(|&&p| Some(p) != port) {
+            peers.extend_from_slice(&[127, 0, 0, 1]);
+            peers.extend_from_slice(&p.to_be_bytes());
+        }
+        drop(set);
+        let body = format!("d8:intervali5e12:min intervali5e5:peers{}:", peers.len());
+        let mut body = body.into_bytes();
+        body.extend_from_slice(&peers);
+        body.push(b'e');
+        let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = c
+            .write_all(head.as_bytes())
+            .and_then(|()| c.write_all(&body));
+    })
+}
+
+fn aria2c(dir: &Path) -> Res<Command> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut c = Command::new("aria2c");
+    c.arg(format!("--dir={}", dir.display()))
+        .arg(format!("--listen-port={port}"));
+    c.args("--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --quiet=true".split(' '));
+    c.args("--enable-peer-exchange=false --file-allocation=none --summary-interval=0".split(' '));
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    Ok(c)
+}
+
+fn aria2(b: &mut Bench, s: &mut Section) -> Res<()> {
+    if !which("aria2c") || !which("mktorrent") {
+        s.note("skipped: aria2c or mktorrent is not installed (apt-get install aria2 mktorrent)");
+        return Ok(());
+    }
+    let size = b.scale.aria2;
+    let dir = TempDir::new(b.root.join("aria2"))?;
+    let seed_dir = dir.0.join("seed");
+    let (file, meta, _) = random_file(&seed_dir, "big.bin", size)?;
+    let announced = Arc::new(Mutex::new(BTreeSet::new()));
+    let bt = http_tracker(announced.clone())?;
+    let torrent = dir.0.join("big.torrent");
+    let url = format!("http://{}/announce", bt.addr);
+    let mut mk = Command::new("mktorrent");
+    mk.args(["-l", "18", "-a", &url, "-o"])
+        .arg(&torrent)
+        .arg(&file);
+    if !mk.stdout(Stdio::null()).status()?.success() {
+        return Err("mktorrent failed".into());
+    }
+    let mut seed = aria2c(&seed_dir)?;
+    seed.args(["--seed-ratio=0.0", "--bt-seed-unverified=true"])
+        .arg(&torrent);
+    let _seed = Proc(seed.spawn()?);
+    for _ in 0..400 {
+        if !announced.lock().map_or(true, |s| s.is_empty()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut aria = Vec::new();
+    for r in 0..b.scale.runs {
+        let dl = dir.0.join(format!("aria-dl{r}"));
+        let mut cmd = aria2c(&dl)?;
+        cmd.args(["--seed-time=0", "--bt-hash-check-seed=false"])
+            .arg(&torrent);
+        let t = Instant::now();
+        wait_bounded(&mut cmd.spawn()?, Duration::from_secs(600), |_| {})?;
+        aria.push(rate(size, secs(t)));
+        if sha1_file(&dl.join("big.bin"))? != meta.sha1.to_string() {
+            return Err("aria2c's copy differs from the original".into());
+        }
+        let _ = fs::remove_dir_all(&dl);
+    }
+    let tracker = start_tracker()?;
+    let _seeder = start_peer(tracker.addr(), &seed_dir)?;
+    let mut ours = Vec::new();
+    for r in 0..b.scale.runs {
+        let (t, _) = timed_download(tracker.addr(), &dir.0.join(format!("tp-dl{r}")), "big.bin")?;
+        ours.push(rate(size, t));
+    }
+    let ratio = median(&ours) / median(&aria);
+    s.row("aria2c from 1 aria2c seeder", "MB/s", aria);
+    let row = s.row("torrentphile from 1 seeder", "MB/s", ours);
+    row.vs = format!("{ratio:.2}x aria2c");
+    row.target = target(">= 4x aria2c", ratio >= 4.0);
+    s.note(format!(
+        "{} MiB file, 256 KiB pieces for both. aria2c finds the seeder through a minimal HTTP \
+         tracker in the bench (no DHT, LPD or PEX); its time is the whole process, start-up \
+         included",
+        size / MIB
+    ));
+    Ok(())
+}
+
+// ==== 8. make sim =============================================================================
+
+fn sim(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let dir = TempDir::new(b.root.join("sim"))?;
+    let mut times = Vec::new();
+    for _ in 0..b.scale.sim_runs {
+        let mut cmd = Command::new(BIN);
+        cmd.args("sim --scenario classic --tracker-port 0 --base-port 0 --quiet --root".split(' '));
+        let t = Instant::now();
+        wait_bounded(
+            &mut cmd.arg(&dir.0).stdout(Stdio::null()).spawn()?,
+            Duration::from_secs(60),
+            |_| {},
+        )?;
+        times.push(secs(t));
+    }
+    let m = median(&times);
+    s.row("sim --scenario classic, built binary", "s", times)
+        .target = target("< 2 s", m < 2.0);
+    s.note(format!("wall time of `{BIN} sim ...` as a whole process"));
+    Ok(())
+}
+
+// ==== main ====================================================================================
+
+type Case = fn(&mut Bench, &mut Section) -> Res<()>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes --bench; `cargo test` does not: then this is a quick smoke test.
+    let benching = args.iter().any(|a| a == "--bench");
+    let quick = !benching || args.iter().any(|a| a == "--quick");
+    let mut b = Bench {
+        scale: scale(quick),
+        root: PathBuf::from(format!("/tmp/torrentphile-bench-{}", std::process::id())),
+        sha1_2t: None,
+    };
+    let cases: [(&'static str, Case); 8] = [
+        ("Transfer: one download from 1, 2, 4 holders", transfer),
+        ("Swarm: 1 seeder, 8 and 16 downloaders", swarm),
+        ("Latency: a download over a 50 ms RTT relay", latency),
+        ("Tracker: WHOHAS rate", tracker_whohas),
+        (
+            "Connections: idle connections one tracker holds",
+            connections,
+        ),
+        ("Memory: peak RSS of a downloading peer", memory),
+        ("Comparison with aria2c", aria2),
+        ("`make sim`: classic scenario wall time", sim),
+    ];
+    let mut md = header(&b);
+    print!("{md}");
+    let (started, mut failed) = (Instant::now(), 0);
+    for (i, (title, case)) in cases.into_iter().enumerate() {
+        let mut s = Section {
+            title,
+            rows: Vec::new(),
+            notes: Vec::new(),
+        };
+        println!("(running {}. {title})", i + 1);
+        let t = Instant::now();
+        if let Err(e) = case(&mut b, &mut s) {
+            failed += 1;
+            s.note(format!("FAILED: {e}"));
+        }
+        s.note(format!("the case took {:.1}s", secs(t)));
+        let text = section_md(i + 1, &s);
+        println!("{text}");
+        md.push_str(&text);
+        md.push('\n');
+    }
+    let _ = fs::remove_dir_all(&b.root);
+    let out = if quick {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent();
+        target.unwrap_or(Path::new(".")).join("BENCH-quick.md")
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCH.md")
+    };
+    match fs::write(&out, md) {
+        Ok(()) => println!("wrote {} ({:.1}s in all)", out.display(), secs(started)),
+        Err(e) => println!("cannot write {}: {e}", out.display()),
+    }
+    if failed > 0 {
+        eprintln!("{failed} case(s) failed");
+        std::process::exit(1);
+    }
+}
