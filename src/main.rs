@@ -205,8 +205,8 @@ fn peer_options(opts: &mut Options) {
     );
     opts.optflag(
         "",
-        "skip-whole-hash",
-        "trust the verified pieces and skip the second SHA-1 pass over the whole file",
+        "whole-hash",
+        "also check the whole file's SHA-1 before publishing (a second pass over the file)",
     );
     opts.optflag("", "trace", "print every protocol line to stderr");
 }
@@ -226,7 +226,7 @@ fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> {
     config.timeouts = Timeouts::uniform(Duration::from_secs_f64(secs.max(0.1)));
     config.download.timeouts = config.timeouts;
     config.download.workers = number(m, "workers", 8usize)?.max(1);
-    config.download.whole_file_check = !m.opt_present("skip-whole-hash");
+    config.download.whole_file_check = m.opt_present("whole-hash");
     if m.opt_present("random") {
         config.download.strategy = Strategy::Random;
     }

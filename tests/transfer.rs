@@ -448,3 +448,33 @@ fn nobody_can_take_over_a_live_peers_registration() {
     drop(intruder);
     assert_eq!(who_has(&tracker, "mine.txt"), [peer.addr().to_string()]);
 }
+
+#[test]
+fn whole_hash_catches_a_first_holder_whose_sha1_does_not_match_its_pieces() {
+    let tracker = tracker();
+    let src = temp_dir("liar-src");
+    random_file(&src.join("f.bin"), 300_000, 10);
+    let _liar = FakePeer::start_announcing(
+        &tracker,
+        &src.join("f.bin"),
+        "f.bin",
+        64 * 1024,
+        Behaviour::Good,
+        |meta| meta.sha1 = sha1_smol::Sha1::from("something else").digest(),
+    );
+    let careful_dir = temp_dir("liar-careful");
+    let careful = peer_with(&tracker, &careful_dir, |c| {
+        c.download.whole_file_check = true
+    });
+    let err = careful.download("f.bin").unwrap_err();
+    assert!(err.to_string().contains("inconsistent hashes"), "{err}");
+    assert!(files_in(&careful_dir).is_empty());
+    // Without the second pass the pieces, bound to the root, are all that is checked.
+    let trusting_dir = temp_dir("liar-trusting");
+    let trusting = peer(&tracker, &trusting_dir);
+    trusting.download("f.bin").unwrap();
+    assert_eq!(
+        fs::read(trusting_dir.join("f.bin")).unwrap(),
+        fs::read(src.join("f.bin")).unwrap()
+    );
+}

@@ -38,10 +38,10 @@ pub struct DownloadOptions {
     /// Bytes of requests kept in flight per peer (pipelining depth).
     pub window_bytes: u64,
     pub trace: Trace,
-    /// Also hash the whole file before publishing it (a second SHA-1 pass, run on the spare
-    /// core as the verified prefix grows). The piece hashes, bound to the tracker's `root`,
-    /// already vouch for every byte; this catches a first holder whose announced SHA-1 does
-    /// not match its own pieces.
+    /// Also hash the whole file before publishing it (a second SHA-1 pass, run as the verified
+    /// prefix grows). The piece hashes, bound to the tracker's `root`, already vouch for every
+    /// byte; this catches a first holder whose announced SHA-1 does not match its own pieces.
+    /// Off by default: SHA-1 bounds a transfer, and a second pass halves its speed.
     pub whole_file_check: bool,
 }
 
@@ -53,7 +53,7 @@ impl Default for DownloadOptions {
             timeouts: Timeouts::default(),
             window_bytes: 16 << 20,
             trace: Trace::off(),
-            whole_file_check: true,
+            whole_file_check: false,
         }
     }
 }

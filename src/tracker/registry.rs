@@ -14,7 +14,7 @@
 //!   ends, the peer and all its holdings are forgotten, but a newer registration of the same id
 //!   (a restarted peer) is not touched by the old connection's end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
 
@@ -40,10 +40,18 @@ pub struct Listing {
     pub partial: usize,
 }
 
+/// An online peer: the session that owns its registration, and the names it holds (so that
+/// forgetting a peer costs its own files, not every file the tracker knows).
+#[derive(Debug)]
+struct PeerEntry {
+    session: Session,
+    files: HashSet<String>,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// Online peers and the session that owns each registration.
-    peers: HashMap<PeerId, Session>,
+    /// Online peers by id.
+    peers: HashMap<PeerId, PeerEntry>,
     /// Known files by name.
     files: HashMap<String, FileEntry>,
     next_session: u64,
@@ -69,13 +77,20 @@ impl Registry {
         }
         self.next_session += 1;
         let session = Session(self.next_session);
-        self.peers.insert(id.to_string(), session);
+        self.peers.insert(
+            id.to_string(),
+            PeerEntry {
+                session,
+                files: HashSet::new(),
+            },
+        );
         Ok(session)
     }
 
-    fn check(&self, id: &str, session: Session) -> Result<(), ProtoError> {
-        match self.peers.get(id) {
-            Some(s) if *s == session => Ok(()),
+    /// The files of `id`, if `session` is its current registration.
+    fn holdings(&mut self, id: &str, session: Session) -> Result<&mut HashSet<String>, ProtoError> {
+        match self.peers.get_mut(id) {
+            Some(p) if p.session == session => Ok(&mut p.files),
             _ => Err(ProtoError::new(
                 ErrCode::NotRegistered,
                 "this connection's registration was replaced; send REGISTER again",
@@ -85,7 +100,7 @@ impl Registry {
 
     /// `id` holds the whole of `meta`'s file.
     pub fn upload(&mut self, id: &str, session: Session, meta: &Meta) -> Result<(), ProtoError> {
-        self.check(id, session)?;
+        self.holdings(id, session)?;
         let entry = self
             .files
             .entry(meta.name.clone())
@@ -103,21 +118,23 @@ impl Registry {
             ));
         }
         entry.holders.insert(id.to_string(), true);
+        self.holdings(id, session)?.insert(meta.name.clone());
         Ok(())
     }
 
     /// `id` is downloading `name` and serves the pieces it has.
     pub fn partial(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
-        self.check(id, session)?;
+        self.holdings(id, session)?;
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         // A full holder stays full: a stale PARTIAL never demotes it.
         entry.holders.entry(id.to_string()).or_insert(false);
+        self.holdings(id, session)?.insert(name.to_string());
         Ok(())
     }
 
     /// `id` no longer holds `name`.
     pub fn remove(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
-        self.check(id, session)?;
+        self.holdings(id, session)?.remove(name);
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         if entry.holders.remove(id).is_none() {
             return Err(ProtoError::new(
@@ -169,17 +186,18 @@ impl Registry {
 
     /// The connection of `session` ended: forget `id`, unless it registered again since.
     pub fn forget(&mut self, id: &str, session: Session) {
-        if self.peers.get(id) == Some(&session) {
-            self.peers.remove(id);
-            self.drop_holdings(id);
+        if self.peers.get(id).is_some_and(|p| p.session == session)
+            && let Some(peer) = self.peers.remove(id)
+        {
+            for name in peer.files {
+                if let Some(entry) = self.files.get_mut(&name) {
+                    entry.holders.remove(id);
+                    if entry.holders.is_empty() {
+                        self.files.remove(&name);
+                    }
+                }
+            }
         }
-    }
-
-    fn drop_holdings(&mut self, id: &str) {
-        self.files.retain(|_, entry| {
-            entry.holders.remove(id);
-            !entry.holders.is_empty()
-        });
     }
 
     pub fn peer_count(&self) -> usize {

@@ -187,7 +187,21 @@ impl FakePeer {
         piece_size: u32,
         how: Behaviour,
     ) -> FakePeer {
-        let (meta, hashes) = torrentphile::peer::store::hash_file(path, name, piece_size).unwrap();
+        FakePeer::start_announcing(tracker, path, name, piece_size, how, |_| {})
+    }
+
+    /// Like `start`, but the `UPLOAD` announces the meta as changed by `tamper` (a liar).
+    pub fn start_announcing(
+        tracker: &Tracker,
+        path: &Path,
+        name: &str,
+        piece_size: u32,
+        how: Behaviour,
+        tamper: impl FnOnce(&mut torrentphile::protocol::Meta),
+    ) -> FakePeer {
+        let (mut meta, hashes) =
+            torrentphile::peer::store::hash_file(path, name, piece_size).unwrap();
+        tamper(&mut meta);
         let data = fs::read(path).unwrap();
         let listener = listener();
         let port = listener.local_addr().unwrap().port();
