@@ -5,7 +5,7 @@ SIM_ROOT ?= /tmp
 SIM_TRACKER_PORT ?= 8000
 SIM_BASE_PORT    ?= 10000
 
-.PHONY: all build sim swarm test bench bench-quick test-net fmt lint clean
+.PHONY: all build sim swarm test bench bench-tools bench-quick test-net fmt lint clean
 
 all: build
 
@@ -25,8 +25,18 @@ test:
 	$(CARGO) test --all-targets -- --test-threads=2
 
 ## The benchmarks (release build, several minutes); results go to BENCH.md.
-bench:
+bench: bench-tools
 	$(CARGO) bench --bench bench
+
+# The comparison with a real BitTorrent client needs Debian's aria2 and mktorrent; as root we
+# install them, otherwise that case is skipped with a message.
+bench-tools:
+	@if ! command -v aria2c >/dev/null || ! command -v mktorrent >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq aria2 mktorrent) >/dev/null 2>&1 || \
+	      echo "bench: could not install aria2 and mktorrent; the aria2c case will be skipped"; \
+	  else echo "bench: aria2c or mktorrent missing (apt-get install aria2 mktorrent); that case will be skipped"; fi; \
+	fi
 
 bench-quick:
 	$(CARGO) bench --bench bench -- --quick
