@@ -128,13 +128,7 @@ pub fn coordinate(
                 Err(_) => {}
             }
         }
-        ctx.progress.peers.store(running.len(), Ordering::Relaxed);
-        ctx.progress
-            .verified
-            .store(shared.verified.load(Ordering::Relaxed), Ordering::Relaxed);
-        ctx.progress
-            .fetched
-            .store(shared.fetched.load(Ordering::Relaxed), Ordering::Relaxed);
+        show_progress(ctx, shared, running.len());
         if let Ok((addr, end)) = events.recv_timeout(refresh_every.min(Duration::from_millis(100)))
         {
             if let Some(handle) = running.remove(&addr) {
@@ -164,14 +158,18 @@ pub fn coordinate(
     for (_, handle) in running.drain() {
         let _ = handle.join();
     }
-    ctx.progress.peers.store(0, Ordering::Relaxed);
-    ctx.progress
-        .verified
-        .store(shared.verified.load(Ordering::Relaxed), Ordering::Relaxed);
-    ctx.progress
-        .fetched
-        .store(shared.fetched.load(Ordering::Relaxed), Ordering::Relaxed);
+    show_progress(ctx, shared, 0);
     result.map(|()| corrupt.into_iter().collect())
+}
+
+/// Copy the download's counters to its `Progress` (what `status` and the progress line read).
+fn show_progress(ctx: &Context, shared: &Shared, peers: usize) {
+    let progress = ctx.progress;
+    progress.peers.store(peers, Ordering::Relaxed);
+    let verified = shared.verified.load(Ordering::Relaxed);
+    progress.verified.store(verified, Ordering::Relaxed);
+    let fetched = shared.fetched.load(Ordering::Relaxed);
+    progress.fetched.store(fetched, Ordering::Relaxed);
 }
 
 /// This downloader's share of the seeders' pieces: its place among the partial holders.
