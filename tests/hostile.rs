@@ -1,0 +1,431 @@
+//! Hostile timing and load (the hardening issue): clients that send one byte a second, clients
+//! that say nothing, clients that never read, and a thousand clients at once against a
+//! connection cap. Every read has a timeout and every wait a generous bound: these are hang
+//! detectors, never speed tests.
+
+mod common;
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use torrentphile::conn::Timeouts;
+use torrentphile::tracker::TrackerConfig;
+
+/// How long any single read may block before the test calls it a hang.
+const HANG: Duration = Duration::from_secs(30);
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    stream.set_write_timeout(Some(HANG)).unwrap();
+    stream
+}
+
+/// Send one line and read one line on a fresh or kept connection.
+struct Talk(BufReader<TcpStream>);
+
+impl Talk {
+    fn new(addr: SocketAddr) -> Talk {
+        Talk(BufReader::new(connect(addr)))
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.0.read_line(&mut line).unwrap();
+        line.trim_end_matches('\n').to_string()
+    }
+
+    fn ask(&mut self, line: &str) -> String {
+        self.0
+            .get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        self.line()
+    }
+
+    /// True when the server has closed the connection (end of stream or reset).
+    fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 16];
+        match self.0.read(&mut buf) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// What a slow client saw.
+#[derive(Debug)]
+struct Slow {
+    /// Bytes it got out before the server spoke or closed.
+    sent: usize,
+    /// Everything the server sent.
+    reply: String,
+    /// The server closed the connection after its reply.
+    closed: bool,
+    /// From the first byte sent to the reply.
+    took: Duration,
+}
+
+/// A client typing a request one byte a second, listening between bytes. `started` is told
+/// once the first byte is out (the line has begun).
+fn one_byte_a_second(addr: SocketAddr, started: mpsc::Sender<()>) -> Slow {
+    let mut stream = connect(addr);
+    let text = b"WHOHAS a-name-typed-one-byte-every-second.txt\n";
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut first = None;
+    let mut buf = [0u8; 256];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    // Fifteen bytes at most: six times the deadline under test. If the server has not spoken
+    // by then it never cuts slow lines, and the test fails without typing on for a minute.
+    for &byte in text.iter().take(15) {
+        if stream.write_all(&[byte]).is_err() {
+            break;
+        }
+        sent += 1;
+        if sent == 1 {
+            first = Some(Instant::now());
+            let _ = started.send(());
+        }
+        // The pause between bytes is a read with a one-second timeout: it ends early only if
+        // the server speaks (or closes).
+        match stream.read(&mut buf) {
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let took = first.map_or(Duration::ZERO, |t| t.elapsed());
+    // The rest of the reply, then the end of the stream.
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    };
+    Slow {
+        sent,
+        reply: String::from_utf8_lossy(&got).into_owned(),
+        closed,
+        took,
+    }
+}
+
+#[test]
+fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile() {
+    // Idle 2.5 s, so the line deadline is min(10 s, 2.5 s) = 2.5 s. A byte every second never
+    // lets the idle timer fire: only the line deadline can end these connections, and it
+    // falls between two bytes.
+    let tracker = tracker_with(TrackerConfig {
+        idle: Duration::from_millis(2500),
+        ..TrackerConfig::default()
+    });
+    // A peer's server applies its own timeouts the same way.
+    let dir = temp_dir("hostile-slow");
+    let peer = peer_with(&tracker, &dir, |c| {
+        c.timeouts = Timeouts {
+            idle: Duration::from_millis(2500),
+            line: Duration::from_millis(2500),
+            io: TEST_TIMEOUT,
+        }
+    });
+    // Fifty slow clients on the tracker, ten on the peer.
+    let targets: Vec<SocketAddr> = [tracker.addr(); 50]
+        .into_iter()
+        .chain([peer.addr(); 10])
+        .collect();
+    let (started, begun) = mpsc::channel();
+    let slow: Vec<_> = targets
+        .iter()
+        .map(|&addr| {
+            let started = started.clone();
+            thread::spawn(move || one_byte_a_second(addr, started))
+        })
+        .collect();
+    for _ in &targets {
+        begun
+            .recv_timeout(HANG)
+            .expect("a slow client did not start");
+    }
+    // Sixty half-typed lines hold sixty server threads; everyone else is still served.
+    let mut other = Talk::new(tracker.addr());
+    let mut other_peer = Talk::new(peer.addr());
+    for _ in 0..20 {
+        assert_eq!(other.ask("PING"), "PONG");
+        assert_eq!(other_peer.ask("PING"), "PONG");
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            Talk::new(tracker.addr()).ask("WHOHAS x"),
+            "ERR not-found no peer holds x"
+        );
+        assert_eq!(
+            Talk::new(peer.addr()).ask("HAVE x"),
+            "ERR not-found this peer does not hold x"
+        );
+    }
+    for (handle, addr) in slow.into_iter().zip(targets) {
+        let slow = handle.join().unwrap();
+        assert!(
+            slow.reply.starts_with("ERR timeout ") && slow.reply.ends_with('\n'),
+            "{addr}: {slow:?}"
+        );
+        assert_eq!(slow.reply.lines().count(), 1, "{addr}: {slow:?}");
+        assert!(
+            slow.reply.contains("line"),
+            "{addr}: not the line-deadline message: {slow:?}"
+        );
+        assert!(slow.closed, "{addr}: {slow:?}");
+        // It was let in for a while (two bytes at least), just not forever.
+        assert!(slow.sent >= 2 && slow.sent < 15, "{addr}: {slow:?}");
+        assert!(slow.took >= Duration::from_secs(2), "{addr}: {slow:?}");
+    }
+    // Both still serve (on new connections: the old ones have been idle past the timeout).
+    assert_eq!(Talk::new(tracker.addr()).ask("PING"), "PONG");
+    assert_eq!(Talk::new(peer.addr()).ask("PING"), "PONG");
+}
+
+#[test]
+fn a_client_that_says_nothing_is_told_and_closed_after_the_idle_timeout() {
+    let tracker = tracker_with(TrackerConfig {
+        idle: Duration::from_secs(1),
+        ..TrackerConfig::default()
+    });
+    let dir = temp_dir("hostile-silent");
+    let peer = peer_with(&tracker, &dir, |c| {
+        c.timeouts = Timeouts {
+            idle: Duration::from_secs(1),
+            ..Timeouts::uniform(TEST_TIMEOUT)
+        }
+    });
+    for addr in [tracker.addr(), peer.addr()] {
+        // Several silent clients at once, and one that starts a line and stops.
+        let mut silent: Vec<Talk> = (0..10).map(|_| Talk::new(addr)).collect();
+        let mut partial = Talk::new(addr);
+        partial.0.get_mut().write_all(b"WHOHAS half-a-li").unwrap();
+        for c in &mut silent {
+            let reply = c.line();
+            assert!(
+                reply.starts_with("ERR timeout nothing received"),
+                "{addr}: {reply}"
+            );
+            assert!(c.closed(), "{addr}");
+        }
+        let reply = partial.line();
+        assert!(
+            reply.starts_with("ERR timeout a line must end"),
+            "{addr}: {reply}"
+        );
+        assert!(partial.closed(), "{addr}");
+    }
+}
+
+#[test]
+fn a_client_that_talks_often_enough_is_never_timed_out() {
+    // Idle 2 s; a complete line every half second keeps the connection for 4 s, twice the
+    // idle timeout. The idle clock restarts at every line.
+    let tracker = tracker_with(TrackerConfig {
+        idle: Duration::from_secs(2),
+        ..TrackerConfig::default()
+    });
+    let mut c = Talk::new(tracker.addr());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        assert_eq!(c.ask("PING"), "PONG");
+        thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(c.ask("PING"), "PONG");
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_does_not_stall_others() {
+    let tracker = tracker();
+    let dir = temp_dir("hostile-noread");
+    random_file(&dir.join("big.bin"), 8 << 20, 21);
+    let peer = peer_with(&tracker, &dir, |c| {
+        c.timeouts = Timeouts::uniform(Duration::from_secs(1));
+    });
+    let addr = peer.addr();
+    // Ask for 160 MiB and read none of it: the server's writes block on a full socket.
+    let mut hog = connect(addr);
+    hog.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    hog.write_all("GET big.bin\n".repeat(20).as_bytes())
+        .unwrap();
+    // Meanwhile the peer serves everyone else.
+    let mut other = Talk::new(addr);
+    for _ in 0..10 {
+        assert_eq!(other.ask("PING"), "PONG");
+        assert_eq!(other.ask("GET big.bin 0 3"), "DATA 3");
+        let mut three = [0u8; 3];
+        other.0.read_exact(&mut three).unwrap();
+    }
+    // Within its write timeout the server gives up on the hog and closes it; more requests
+    // from the hog then meet a reset. Polled: nothing else says when the server gave up.
+    let start = Instant::now();
+    let cut = loop {
+        match hog.write_all(b"PING\n") {
+            Err(_) => break true,
+            Ok(()) if start.elapsed() > HANG => break false,
+            Ok(()) => thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert!(cut, "the peer kept writing to a client that never reads");
+    assert_eq!(Talk::new(addr).ask("PING"), "PONG");
+}
+
+/// The soft limit on open files (the flood needs two descriptors per served connection).
+fn open_files_limit() -> usize {
+    fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// What one flood connection has received so far.
+struct Flooder {
+    stream: TcpStream,
+    got: Vec<u8>,
+    closed: bool,
+}
+
+#[test]
+fn a_thousand_clients_at_once_are_each_served_or_told_busy() {
+    // One thousand connections against a cap of 500; fewer on a host with a low file limit
+    // (each served connection costs this process two descriptors, client and server).
+    let limit = open_files_limit();
+    let total = 1000.min(limit.saturating_sub(100) * 2 / 3) & !1;
+    assert!(
+        total >= 100,
+        "open files limit {limit} is too low for this test"
+    );
+    if total < 1000 {
+        eprintln!("open files limit {limit}: flooding with {total} clients instead of 1000");
+    }
+    let cap = total / 2;
+    let tracker = tracker_with(TrackerConfig {
+        max_conns: cap,
+        idle: Duration::from_secs(300),
+        ..TrackerConfig::default()
+    });
+    let addr = tracker.addr();
+    let began = Instant::now();
+    // All at once: eight threads connecting as fast as they can. Nobody sends anything, so a
+    // refused client reads `ERR busy` and a clean end (no unread request, so no reset), and a
+    // served client holds its slot until the end of the test.
+    let threads = 8;
+    let connectors: Vec<_> = (0..threads)
+        .map(|t| {
+            thread::spawn(move || {
+                (0..total / threads + usize::from(t < total % threads))
+                    .map(|_| {
+                        let stream = connect(addr);
+                        stream.set_nonblocking(true).unwrap();
+                        Flooder {
+                            stream,
+                            got: Vec::new(),
+                            closed: false,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut clients: Vec<Flooder> = connectors
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(clients.len(), total);
+    // Wait until every refused client has its answer and its close. The served ones say
+    // nothing, so the readiness signal is the refusals: `total - cap` of them. Polled (std has
+    // no select), bounded.
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        for c in clients.iter_mut().filter(|c| !c.closed) {
+            loop {
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        c.closed = true;
+                        break;
+                    }
+                    Ok(n) => c.got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("a flood client: {e}"),
+                }
+            }
+        }
+        let refused = clients.iter().filter(|c| c.closed).count();
+        if refused >= total - cap {
+            break;
+        }
+        assert!(
+            start.elapsed() < HANG * 2,
+            "after {:?}, {refused} of the {} clients past the cap were refused",
+            start.elapsed(),
+            total - cap
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut busy = 0;
+    for c in clients.iter().filter(|c| c.closed) {
+        let text = String::from_utf8_lossy(&c.got);
+        assert!(
+            text.starts_with("ERR busy ") && text.ends_with('\n') && text.lines().count() == 1,
+            "a closed flood client got {text:?}"
+        );
+        busy += 1;
+    }
+    // Exactly `cap` clients hold a slot; each of them is served.
+    let mut served = 0;
+    for c in clients.iter_mut().filter(|c| !c.closed) {
+        assert!(c.got.is_empty(), "{:?}", String::from_utf8_lossy(&c.got));
+        c.stream.set_nonblocking(false).unwrap();
+        let mut talk = BufReader::new(c.stream.try_clone().unwrap());
+        c.stream.write_all(b"PING\n").unwrap();
+        let mut line = String::new();
+        talk.read_line(&mut line).unwrap();
+        assert_eq!(line, "PONG\n");
+        served += 1;
+    }
+    eprintln!(
+        "{total} clients, cap {cap}: {served} served, {busy} busy, in {:?}",
+        began.elapsed()
+    );
+    assert_eq!(served + busy, total);
+    assert_eq!(
+        served, cap,
+        "the cap admitted {served} connections, not {cap}"
+    );
+    // Every slot frees when its client leaves, and the tracker serves again.
+    drop(clients);
+    eventually("the tracker serves again once the flood left", HANG, || {
+        // A refused client's PING may meet a reset: any failure just means not yet.
+        let mut c = Talk::new(addr);
+        let mut line = String::new();
+        c.0.get_mut().write_all(b"PING\n").is_ok()
+            && c.0.read_line(&mut line).is_ok()
+            && line == "PONG\n"
+    });
+}
