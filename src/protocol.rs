@@ -271,10 +271,12 @@ fn words(line: &[u8]) -> Result<Vec<&str>, ProtoError> {
 }
 
 fn number<T: FromStr>(word: &str, what: &str) -> Result<T, ProtoError> {
-    word.parse().map_err(|_| {
+    // Digits only: Rust's parsers would also take a leading `+`.
+    let digits = !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| word.parse().ok()).flatten().ok_or_else(|| {
         ProtoError::bad(format!(
-            "{what} {:?} is not a valid number",
-            truncate(word, 32)
+            "{what} \"{}\" is not a valid number",
+            truncate(word, 32).escape_default()
         ))
     })
 }
@@ -449,8 +451,8 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, ProtoError> {
         }
         _ => {
             return Err(ProtoError::bad(format!(
-                "unexpected reply {:?}",
-                truncate(text, 64)
+                "unexpected reply \"{}\"",
+                truncate(text, 64).escape_default()
             )));
         }
     };

@@ -15,13 +15,16 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::UNIX_EPOCH;
 
 use crate::protocol::{self, Digest, Meta, Reply, check_name};
+
+/// Most downloaders whose uploads are counted by name.
+pub const MAX_ACCOUNTS: usize = 1024;
 
 /// The hidden folder inside a peer's folder that holds its state.
 pub const STATE_DIR: &str = ".torrentphile";
@@ -99,14 +102,34 @@ pub struct Entry {
     pub meta: Meta,
     pub hashes: Arc<Vec<Digest>>,
     pub holding: Holding,
-    /// The complete file's modification time when it was hashed (0: not checked).
-    pub mtime: u128,
+    /// Which file on disk a complete file was when it was hashed (`None` for a part file).
+    pub stamp: Option<FileStamp>,
 }
 
-/// Is the file behind `entry` (whose metadata is `md`) still what was announced? Same size,
-/// and for a complete file the same modification time.
+/// Identifies one version of one file on disk: its inode and its modification time. A file
+/// edited in place has a new mtime; a file replaced (even by a symlink to somewhere else) is
+/// another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    mtime: u128,
+}
+
+impl FileStamp {
+    pub fn of(md: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: md.dev(),
+            ino: md.ino(),
+            mtime: mtime_nanos(md),
+        }
+    }
+}
+
+/// Is the file behind `entry` (whose opened file's metadata is `md`) still what was announced?
+/// The same size, and for a complete file the same inode and modification time.
 pub fn unchanged(entry: &Entry, md: &fs::Metadata) -> bool {
-    md.len() == entry.meta.size && (entry.mtime == 0 || mtime_nanos(md) == entry.mtime)
+    md.len() == entry.meta.size && entry.stamp.is_none_or(|s| s == FileStamp::of(md))
 }
 
 /// Called with a name when a shared file turns out to have changed on disk.
@@ -277,7 +300,7 @@ impl Store {
                 meta: meta.clone(),
                 hashes: Arc::new(hashes),
                 holding: Holding::Complete,
-                mtime,
+                stamp: Some(FileStamp::of(&md)),
             }),
         );
         Ok(meta)
@@ -341,7 +364,7 @@ impl Store {
                 meta: meta.clone(),
                 hashes,
                 holding: Holding::Partial(have),
-                mtime: 0,
+                stamp: None,
             }),
         );
     }
@@ -357,28 +380,33 @@ impl Store {
             ));
         }
         fs::rename(&part, &dest).map_err(|e| format!("cannot rename {}: {e}", part.display()))?;
-        let mtime = fs::metadata(&dest).map_or(0, |md| mtime_nanos(&md));
-        let _ = self.save_meta(meta, mtime, &hashes);
+        let md = fs::metadata(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        let _ = self.save_meta(meta, mtime_nanos(&md), &hashes);
         self.files().insert(
             meta.name.clone(),
             Arc::new(Entry {
                 meta: meta.clone(),
                 hashes,
                 holding: Holding::Complete,
-                mtime,
+                stamp: Some(FileStamp::of(&md)),
             }),
         );
         Ok(())
     }
 
-    /// Count `bytes` served to `who`.
+    /// Count `bytes` served to `who`. At most `MAX_ACCOUNTS` downloaders are counted by name
+    /// (a client may claim any name it likes in `HELLO`); the rest are counted as `others`.
     pub fn count_upload(&self, who: &str, bytes: u64) {
-        *self
-            .uploads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(who.to_string())
-            .or_default() += bytes;
+        if bytes == 0 {
+            return;
+        }
+        let mut uploads = self.uploads.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = if uploads.contains_key(who) || uploads.len() < MAX_ACCOUNTS {
+            who
+        } else {
+            "others"
+        };
+        *uploads.entry(key.to_string()).or_default() += bytes;
     }
 
     /// Bytes served so far, by downloader.

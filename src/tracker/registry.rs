@@ -100,7 +100,7 @@ impl Registry {
 
     /// `id` holds the whole of `meta`'s file.
     pub fn upload(&mut self, id: &str, session: Session, meta: &Meta) -> Result<(), ProtoError> {
-        self.holdings(id, session)?;
+        check_room(self.holdings(id, session)?, &meta.name)?;
         let entry = self
             .files
             .entry(meta.name.clone())
@@ -124,7 +124,7 @@ impl Registry {
 
     /// `id` is downloading `name` and serves the pieces it has.
     pub fn partial(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
-        self.holdings(id, session)?;
+        check_room(self.holdings(id, session)?, name)?;
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         // A full holder stays full: a stale PARTIAL never demotes it.
         entry.holders.entry(id.to_string()).or_insert(false);
@@ -207,6 +207,19 @@ impl Registry {
     pub fn file_count(&self) -> usize {
         self.files.len()
     }
+}
+
+/// Most files one peer may announce: the tracker's memory must not be one client's to fill.
+pub const MAX_FILES_PER_PEER: usize = 100_000;
+
+fn check_room(files: &HashSet<String>, name: &str) -> Result<(), ProtoError> {
+    if files.len() >= MAX_FILES_PER_PEER && !files.contains(name) {
+        return Err(ProtoError::new(
+            ErrCode::Busy,
+            format!("a peer may announce at most {MAX_FILES_PER_PEER} files"),
+        ));
+    }
+    Ok(())
 }
 
 fn not_found(name: &str) -> ProtoError {
