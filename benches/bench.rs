@@ -1064,6 +1064,16 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test` does not: then this is a quick smoke test.
     let benching = args.iter().any(|a| a == "--bench");
     let quick = !benching || args.iter().any(|a| a == "--quick");
+    // `--only 1,4` runs those cases alone (and writes next to the quick results).
+    let only: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        });
     let mut b = Bench {
         scale: scale(quick),
         root: PathBuf::from(format!("/tmp/torrentphile-bench-{}", std::process::id())),
@@ -1086,6 +1096,9 @@ fn main() {
     print!("{md}");
     let (started, mut failed) = (Instant::now(), 0);
     for (i, (title, case)) in cases.into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&(i + 1))) {
+            continue;
+        }
         let mut s = Section {
             title,
             rows: Vec::new(),
@@ -1104,7 +1117,7 @@ fn main() {
         md.push('\n');
     }
     let _ = fs::remove_dir_all(&b.root);
-    let out = if quick {
+    let out = if quick || only.is_some() {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent();
         target.unwrap_or(Path::new(".")).join("BENCH-quick.md")
     } else {

@@ -276,6 +276,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         fatal: Mutex::new(None),
         sockets: Mutex::default(),
         from: Mutex::default(),
+        spare: Mutex::default(),
         verified: AtomicU64::new(resumed_bytes),
         fetched: AtomicU64::new(0),
         me: ctx.me.to_string(),

@@ -59,7 +59,13 @@ pub struct Shared {
     pub fetched: AtomicU64,
     pub me: String,
     pub options: DownloadOptions,
+    /// Piece buffers done with, for the fetchers to fill again (no allocation and zeroing per
+    /// piece). Never more than `MAX_SPARE_BUFFERS`.
+    pub spare: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Most piece buffers kept for reuse.
+const MAX_SPARE_BUFFERS: usize = 16;
 
 impl Shared {
     pub fn picker(&self) -> MutexGuard<'_, Picker> {
@@ -92,6 +98,25 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert(msg);
         self.finish_all();
+    }
+
+    /// A buffer of `len` bytes for a piece: a spare one if there is one.
+    fn buffer(&self, len: usize) -> Vec<u8> {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buf = spare.unwrap_or_default();
+        buf.resize(len, 0);
+        buf
+    }
+
+    fn recycle(&self, buf: Vec<u8>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(buf);
+        }
     }
 
     fn notify(&self) {
@@ -319,10 +344,15 @@ fn receive_piece(shared: &Shared, conn: &mut Conn, i: u32) -> Result<Option<Vec<
     let (_, len) = shared.meta.piece_range(i);
     match conn.read_reply()? {
         Reply::Data(n) if n == len => {
-            let mut buf = vec![0u8; len as usize];
+            let mut buf = shared.buffer(len as usize);
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
-            conn.read_data(&mut buf, Instant::now() + allowed)?;
-            Ok(Some(buf))
+            match conn.read_data(&mut buf, Instant::now() + allowed) {
+                Ok(()) => Ok(Some(buf)),
+                Err(e) => {
+                    shared.recycle(buf);
+                    Err(e)
+                }
+            }
         }
         Reply::Err(ErrCode::Unavailable, _) => Ok(None),
         other => Err(ConnError::Protocol(format!("PIECE {i} answered {other}"))),
@@ -338,6 +368,7 @@ pub fn verifier(shared: &Shared, jobs: &Mutex<Receiver<Job>>) {
         };
         verify(shared, &job);
         job.state.pending.fetch_sub(1, Ordering::AcqRel);
+        shared.recycle(job.bytes);
         shared.notify();
     }
 }
