@@ -573,18 +573,26 @@ fn latency(b: &mut Bench, s: &mut Section) -> Res<()> {
     if answer.lines().any(|l| !l.starts_with("ACK")) {
         return Err(format!("registering the relay: {answer}").into());
     }
-    let (mut copy, mut down) = (Vec::new(), Vec::new());
+    let (mut copy, mut down, mut direct) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..b.scale.runs {
         copy.push(rate(size, tcp_copy(&file, &dir.0, Some(one_way))?));
         (&fake).write_all(b"PING\n")?; // keep the fake registration alive
         read_replies(&fake, 1)?;
         let (t, _) = timed_download(tracker.addr(), &dir.0.join(format!("dl{r}")), "far.bin")?;
         down.push(rate(size, t));
+        // The same download without the relay: what the delay costs, hashing aside.
+        let (t, _) = timed_download(elsewhere.addr(), &dir.0.join(format!("near{r}")), "far.bin")?;
+        direct.push(rate(size, t));
     }
-    let (cm, dm) = (median(&copy), median(&down));
+    let (cm, dm, nm) = (median(&copy), median(&down), median(&direct));
     s.row("plain TCP copy through the relay", "MB/s", copy);
+    s.row("download without the relay", "MB/s", direct);
     let row = s.row("download through the relay", "MB/s", down);
-    row.vs = format!("{:.2}x tcp copy via relay", dm / cm);
+    row.vs = format!(
+        "{:.2}x tcp copy via relay, {:.2}x the download without it",
+        dm / cm,
+        dm / nm
+    );
     row.target = target(">= 0.8x tcp copy", dm >= 0.8 * cm);
     s.note(format!(
         "{} MiB file. The relay (torrentphile::relay) holds every chunk {one_way:?} each way \
