@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -235,35 +235,23 @@ fn a_killed_peer_process_disappears_from_whohas() {
     let tracker = tracker();
     let dir = temp_dir("killed");
     fs::write(dir.join("k.txt"), b"k").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_torrentphile"))
-        .args([
-            "peer",
-            "--port",
-            "0",
-            "--tracker",
-            &tracker.addr().to_string(),
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    let addr = ready
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let tracker_arg = tracker.addr().to_string();
+    let mut peer = Process::start(&[
+        "peer",
+        "--port",
+        "0",
+        "--tracker",
+        &tracker_arg,
+        "--dir",
+        &dir_arg,
+    ]);
+    let addr = peer.addr.to_string();
     eventually("the peer registers", Duration::from_secs(10), || {
         who_has(&tracker, "k.txt") == [addr.clone()]
     });
-    child.kill().unwrap(); // SIGKILL: no BYE, the kernel closes the socket
-    child.wait().unwrap();
+    peer.child.kill().unwrap(); // SIGKILL: no BYE, the kernel closes the socket
+    peer.child.wait().unwrap();
     eventually(
         "the tracker forgets the killed peer",
         Duration::from_secs(10),
