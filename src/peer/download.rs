@@ -96,6 +96,9 @@ impl Progress {
         }
         let size = self.size.load(Ordering::Relaxed);
         let verified = self.verified.load(Ordering::Relaxed);
+        if size == 0 && self.peers.load(Ordering::Relaxed) == 0 {
+            return format!("{}  starting", self.name);
+        }
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = self.fetched.load(Ordering::Relaxed) as f64 / secs;
         let pct = if size == 0 {
