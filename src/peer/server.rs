@@ -2,9 +2,9 @@
 //! people with `nc`).
 //!
 //! `handle` decides what to send from the store alone and returns it as an `Answer`; only
-//! `serve_connection` touches the socket and the file. A complete file is sent from disk with
-//! `io::copy` (so Linux uses `sendfile`); pieces of a file still downloading are served as soon
-//! as they are verified.
+//! `serve_connection` touches the socket and the file. File bytes go from disk to the socket
+//! with `sendfile` (`Conn::send_file`), never through our memory; pieces of a file still
+//! downloading are served as soon as they are verified.
 
 use std::fs::File;
 use std::sync::Arc;
