@@ -183,10 +183,6 @@ impl Conn {
         self.remote
     }
 
-    pub fn local(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
-    }
-
     /// The socket, to shut it down from another thread.
     pub fn stream(&self) -> Arc<TcpStream> {
         self.stream.clone()

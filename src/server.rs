@@ -64,14 +64,6 @@ impl Server {
         self.addr
     }
 
-    /// How many connections are open right now.
-    pub fn open_connections(&self) -> usize {
-        self.open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
     /// Stop accepting, close every open connection, and wait for the accept loop to end.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

@@ -125,10 +125,6 @@ impl Peer {
         &self.store
     }
 
-    pub fn config(&self) -> &PeerConfig {
-        &self.config
-    }
-
     /// Wait until the tracker has registered this peer; its id (`ip:port`).
     pub fn wait_registered(&self, timeout: Duration) -> Result<String, String> {
         self.link.wait_registered(timeout)

@@ -251,10 +251,6 @@ impl Picker {
         }
         false
     }
-
-    pub fn is_piece_done(&self, i: u32) -> bool {
-        self.done[i as usize]
-    }
 }
 
 #[cfg(test)]

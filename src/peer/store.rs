@@ -47,14 +47,6 @@ impl PieceSet {
         }
     }
 
-    pub fn len(&self) -> u32 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn has(&self, i: u32) -> bool {
         i < self.len && self.words[(i / 64) as usize].load(Ordering::Acquire) & (1 << (i % 64)) != 0
     }
