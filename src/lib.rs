@@ -31,6 +31,7 @@ pub mod peer;
 pub mod protocol;
 pub mod relay;
 pub mod server;
+pub mod signal;
 pub mod sim;
 pub mod tracker;
 pub mod util;

@@ -1,7 +1,7 @@
 //! The `torrentphile` command: parse the command line, start the right thing. No logic here.
 
 use std::io::{IsTerminal, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use torrentphile::conn::{Timeouts, Trace};
 use torrentphile::peer::download::DownloadError;
 use torrentphile::peer::picker::Strategy;
 use torrentphile::peer::{Peer, PeerConfig, shell};
+use torrentphile::signal;
 use torrentphile::sim::{self, Scenario, SimConfig};
 use torrentphile::tracker::{Tracker, TrackerConfig};
 
@@ -27,7 +28,7 @@ commands:
   sim       run a simulation on this machine (classic or swarm)
   relay     forward TCP connections with added latency (to try a slow link)
 
-`torrentphile <command> --help` shows the options of each.";
+`torrentphile <command> --help` shows the options of each; `torrentphile --version` the version.";
 
 /// A command-line failure: the message, and whether it is a usage error (exit 2) or not (1).
 struct Fail(String, u8);
@@ -46,6 +47,10 @@ fn main() -> ExitCode {
         Some("relay") => relay(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
+            Ok(())
+        }
+        Some("-V" | "--version" | "version") => {
+            println!("torrentphile {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some(other) => Err(usage(format!("unknown command {other:?}\n\n{USAGE}"))),
@@ -71,6 +76,53 @@ fn parse(opts: &mut Options, args: &[String], brief: &str) -> Result<Option<Matc
         return Ok(None);
     }
     Ok(Some(m))
+}
+
+/// Refuse words the command does not take (a typo such as `--dir /tmp/a b` would otherwise be
+/// ignored silently).
+fn no_free_args(m: &Matches, command: &str) -> Result<(), Fail> {
+    match m.free.first() {
+        None => Ok(()),
+        Some(word) => Err(usage(format!(
+            "{command} takes no argument {word:?}; options start with -- (see torrentphile {command} --help)"
+        ))),
+    }
+}
+
+/// A positive number of seconds (`0`, negative or not a number is a usage error).
+fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, Fail> {
+    let secs: f64 = number(m, name, default)?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(usage(format!(
+            "--{name} must be a number of seconds above 0, not {secs}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--tracker HOST:PORT`, checked now: a typo is a usage error at once, not ten seconds of
+/// retries against an address that cannot exist.
+fn tracker_address(m: &Matches) -> Result<String, Fail> {
+    let addr = m
+        .opt_str("tracker")
+        .unwrap_or_else(|| "127.0.0.1:8000".into());
+    let port_ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return Err(usage(format!(
+            "--tracker {addr:?} must be HOST:PORT, e.g. 127.0.0.1:8000 or [::1]:8000"
+        )));
+    }
+    match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(addr),
+        Ok(None) => Err(usage(format!(
+            "--tracker {addr:?}: the name has no address"
+        ))),
+        Err(e) => Err(usage(format!(
+            "--tracker {addr:?}: cannot resolve the host ({e}); check the spelling"
+        ))),
+    }
 }
 
 fn number<T: std::str::FromStr>(m: &Matches, name: &str, default: T) -> Result<T, Fail> {
@@ -145,12 +197,17 @@ fn tracker(args: &[String]) -> Result<(), Fail> {
     let Some(m) = parse(&mut opts, args, "usage: torrentphile tracker [options]")? else {
         return Ok(());
     };
-    let listener = bind(&m, 8000)?;
+    no_free_args(&m, "tracker")?;
+    let max_conns = number(&m, "max-conns", 10_000usize)?;
+    if max_conns == 0 {
+        return Err(usage("--max-conns must be at least 1"));
+    }
     let config = TrackerConfig {
-        max_conns: number(&m, "max-conns", 10_000)?,
-        idle: Duration::from_secs_f64(number(&m, "timeout", 30.0f64)?.max(0.3)),
+        max_conns,
+        idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
         trace: trace(&m, "tracker"),
     };
+    let listener = bind(&m, 8000)?;
     ready(&listener)?;
     let _tracker =
         Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;
@@ -218,14 +275,14 @@ fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> {
             usage("--dir DIR is required: the folder this peer shares and downloads into")
         })?
         .into();
-    let tracker = m
-        .opt_str("tracker")
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
+    let tracker = tracker_address(m)?;
     let mut config = PeerConfig::new(&tracker, &dir);
-    let secs: f64 = number(m, "timeout", 10.0)?;
-    config.timeouts = Timeouts::uniform(Duration::from_secs_f64(secs.max(0.1)));
+    config.timeouts = Timeouts::uniform(seconds(m, "timeout", 10.0)?);
     config.download.timeouts = config.timeouts;
-    config.download.workers = number(m, "workers", 8usize)?.max(1);
+    config.download.workers = number(m, "workers", 8usize)?;
+    if config.download.workers == 0 {
+        return Err(usage("--workers must be at least 1"));
+    }
     config.download.whole_file_check = m.opt_present("whole-hash");
     if m.opt_present("random") {
         config.download.strategy = Strategy::Random;
@@ -254,7 +311,7 @@ fn peer(args: &[String]) -> Result<(), Fail> {
     opts.optflag(
         "",
         "shell",
-        "read commands from stdin even when it is not a terminal",
+        "read commands from stdin (a terminal or a pipe); without it the peer only serves",
     );
     let Some(m) = parse(
         &mut opts,
@@ -264,16 +321,26 @@ fn peer(args: &[String]) -> Result<(), Fail> {
     else {
         return Ok(());
     };
+    no_free_args(&m, "peer")?;
+    // Check every option before binding, so a usage error never leaves a port taken.
+    peer_config(&m, "peer")?;
     let listener = bind(&m, 0)?;
     let port = listener.local_addr().map_or(0, |a| a.port());
     let config = peer_config(&m, &format!("peer {port}"))?;
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     println!("listening on {}", peer.addr());
     let _ = std::io::stdout().flush();
-    if std::io::stdin().is_terminal() || m.opt_present("shell") {
+    if m.opt_present("shell") {
+        // A shell started with `&` must not be stopped by the terminal: reading then fails
+        // and the shell says so, and the peer goes on serving.
+        signal::ignore_tty_input_stop();
         println!("type help for commands");
-        shell::run(&peer);
-        return Ok(());
+        if shell::run(&peer) == shell::Ended::Quit {
+            return Ok(());
+        }
+    } else if std::io::stdin().is_terminal() {
+        println!("serving (no prompt: start the peer with --shell for one); Ctrl-C stops it");
+        let _ = std::io::stdout().flush();
     }
     loop {
         thread::park();
@@ -287,35 +354,36 @@ fn get(args: &[String]) -> Result<(), Fail> {
     let Some(m) = parse(&mut opts, args, brief)? else {
         return Ok(());
     };
-    let [name] = m.free.as_slice() else {
-        return Err(usage(format!(
-            "get takes one file name\n\n{}",
-            opts.usage(brief)
-        )));
+    let name = match m.free.as_slice() {
+        [name] => name,
+        [] => {
+            return Err(usage(format!(
+                "get needs the name of the file to download\n\n{}",
+                opts.usage(brief)
+            )));
+        }
+        [_, extra, ..] => {
+            return Err(usage(format!(
+                "get takes one file name; {extra:?} is one too many (run one get per file)"
+            )));
+        }
     };
-    let listener = bind(&m, 0)?;
     let config = peer_config(&m, "get")?;
+    let listener = bind(&m, 0)?;
     let wait = config.timeouts.idle;
+    let dir = config.dir.clone();
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     peer.wait_registered(wait).map_err(|e| Fail(e, 1))?;
     let done = Arc::new(AtomicBool::new(false));
-    let progress = std::io::stderr().is_terminal().then(|| {
+    let watcher = {
         let (peer, done, name) = (peer.clone(), done.clone(), name.clone());
-        thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(p) = peer.downloads().into_iter().find(|p| p.name == name) {
-                    eprint!("\r\x1b[K{}", p.line());
-                }
-                thread::sleep(Duration::from_millis(250));
-            }
-            eprint!("\r\x1b[K");
-        })
-    });
+        let terminal = std::io::stderr().is_terminal();
+        signal::catch_interrupt();
+        thread::spawn(move || watch_get(&peer, &done, &name, &dir, terminal))
+    };
     let result = peer.download(name);
     done.store(true, Ordering::Relaxed);
-    if let Some(p) = progress {
-        let _ = p.join();
-    }
+    let _ = watcher.join();
     match result {
         Ok(report) => {
             println!("downloaded {report}");
@@ -323,6 +391,39 @@ fn get(args: &[String]) -> Result<(), Fail> {
         }
         Err(DownloadError::NotFound(msg)) => Err(Fail(format!("{name}: not found: {msg}"), 1)),
         Err(DownloadError::Failed(msg)) => Err(Fail(format!("{name}: download failed: {msg}"), 1)),
+    }
+}
+
+/// While `get` runs: draw the progress line on a terminal, and on Ctrl-C end that line, say
+/// what is kept for a resume, and exit 130 (the verified pieces are already on disk).
+fn watch_get(peer: &Peer, done: &AtomicBool, name: &str, dir: &std::path::Path, terminal: bool) {
+    let mut drawn = false;
+    let mut tick = 0u32;
+    while !done.load(Ordering::Relaxed) {
+        let progress = peer.downloads().into_iter().find(|p| p.name == name);
+        if signal::interrupted() {
+            if drawn {
+                eprint!("\r\x1b[K");
+            }
+            let at = progress.map_or_else(|| name.to_string(), |p| p.line());
+            eprintln!(
+                "torrentphile: get interrupted at {at}; the verified pieces are kept in {}: run the same get to resume",
+                dir.join(".torrentphile").display()
+            );
+            std::process::exit(130);
+        }
+        if terminal
+            && tick.is_multiple_of(5)
+            && let Some(p) = progress
+        {
+            eprint!("\r\x1b[K{}", p.line());
+            drawn = true;
+        }
+        tick = tick.wrapping_add(1);
+        thread::sleep(Duration::from_millis(50));
+    }
+    if drawn {
+        eprint!("\r\x1b[K");
     }
 }
 
@@ -355,10 +456,17 @@ fn relay(args: &[String]) -> Result<(), Fail> {
     else {
         return Ok(());
     };
+    no_free_args(&m, "relay")?;
     let to = m
         .opt_str("to")
         .ok_or_else(|| usage("--to HOST:PORT is required"))?;
-    let delay = Duration::from_secs_f64(number(&m, "delay", 25.0f64)?.max(0.0) / 1000.0);
+    let delay_ms: f64 = number(&m, "delay", 25.0f64)?;
+    if !(delay_ms.is_finite() && delay_ms >= 0.0) {
+        return Err(usage(format!(
+            "--delay must be 0 or more milliseconds, not {delay_ms}"
+        )));
+    }
+    let delay = Duration::from_secs_f64(delay_ms / 1000.0);
     let listener = bind(&m, 0)?;
     ready(&listener)?;
     let _relay = torrentphile::relay::Relay::start(listener, &to, delay)
@@ -405,6 +513,7 @@ fn simulate(args: &[String]) -> Result<(), Fail> {
     let Some(m) = parse(&mut opts, args, "usage: torrentphile sim [options]")? else {
         return Ok(());
     };
+    no_free_args(&m, "sim")?;
     let scenario = match m.opt_str("scenario").as_deref() {
         None | Some("classic") => Scenario::Classic,
         Some("swarm") => Scenario::Swarm,

@@ -55,12 +55,34 @@ fn listen(port: u16) -> Result<TcpListener, String> {
     })
 }
 
-/// A clean, empty folder.
+/// The file that marks a folder as made by a simulation. A later run clears such a folder; a
+/// folder without it (a user's own `/tmp/10000`) is never touched.
+pub const SIM_MARK: &str = ".torrentphile-sim";
+
+/// A clean, empty folder for a simulated peer: made now, or left by an earlier simulation.
+/// A folder with anything else in it is refused with a message, never deleted.
 fn fresh_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() {
-        fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+        let ours = dir.join(SIM_MARK).is_file();
+        let empty = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+        if !ours && !empty {
+            return Err(format!(
+                "{} already exists and was not made by a simulation, so it is left alone; \
+                 move it away, or give the simulation another folder (--root DIR, or make sim SIM_ROOT=DIR)",
+                dir.display()
+            ));
+        }
+        if ours {
+            fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+        }
     }
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mark = dir.join(SIM_MARK);
+    fs::write(
+        &mark,
+        "made by `torrentphile sim`; the next simulation clears this folder\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", mark.display()))
 }
 
 /// Visible files in a folder, sorted.
@@ -239,6 +261,10 @@ pub struct SwarmResult {
     pub size: u64,
     /// Bytes the seeder uploaded.
     pub seeder_upload: u64,
+    /// The downloaders the seeder fed.
+    pub seeder_fed: Vec<String>,
+    /// Where the peers' folders are (`seed`, `peer1` ...).
+    pub root: PathBuf,
     /// Per downloader: (label, bytes downloaded, bytes uploaded, peers it fed).
     pub peers: Vec<(String, u64, u64, Vec<String>)>,
 }
@@ -310,7 +336,10 @@ pub fn swarm_run(config: &SimConfig, quiet: bool) -> Result<SwarmResult, String>
         names.insert(p.addr().to_string(), format!("peer{}", i + 1));
     }
     let name_of = |addr: &str| names.get(addr).cloned().unwrap_or_else(|| addr.to_string());
-    let seeder_upload: u64 = seed.store().uploads().values().sum();
+    let seed_uploads = seed.store().uploads();
+    let seeder_upload: u64 = seed_uploads.values().sum();
+    let mut seeder_fed: Vec<String> = seed_uploads.keys().map(|a| name_of(a)).collect();
+    seeder_fed.sort();
     let mut peers = Vec::new();
     for (i, (p, report)) in downloaders.iter().zip(&reports).enumerate() {
         let got = sha1_file(&p.store().path("swarm.bin"))?;
@@ -338,6 +367,8 @@ pub fn swarm_run(config: &SimConfig, quiet: bool) -> Result<SwarmResult, String>
         elapsed,
         size,
         seeder_upload,
+        seeder_fed,
+        root,
         peers,
     })
 }
@@ -346,7 +377,13 @@ fn swarm(config: &SimConfig) -> Result<String, String> {
     let r = swarm_run(config, false)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("{:<8} {:>12} {:>12}  fed", "peer", "down MiB", "up MiB");
-    println!("{:<8} {:>12} {:>12.1}", "seed", "-", mib(r.seeder_upload));
+    println!(
+        "{:<8} {:>12} {:>12.1}  {}",
+        "seed",
+        "-",
+        mib(r.seeder_upload),
+        r.seeder_fed.join(" ")
+    );
     for (name, down, up, fed) in &r.peers {
         println!(
             "{name:<8} {:>12.1} {:>12.1}  {}",
@@ -355,6 +392,12 @@ fn swarm(config: &SimConfig) -> Result<String, String> {
             fed.join(" ")
         );
     }
+    println!(
+        "(down: bytes this peer downloaded; up: bytes it served; fed: who it served)\n\
+         == the folders are in {}: seed, peer1 ... peer{} (the next swarm run clears them)",
+        r.root.display(),
+        r.peers.len()
+    );
     let mut out = String::new();
     let _ = write!(
         out,

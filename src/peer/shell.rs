@@ -1,7 +1,11 @@
 //! The peer's prompt: a few words a person types, in the spirit of the seeds' client shells.
 //!
 //! Each command is parsed by `parse` (pure) and run by `run` against a `Peer`. Downloads run
-//! on their own thread, so the prompt stays usable; `status` shows how they are doing.
+//! on their own thread, so the prompt stays usable; `status` shows how they are doing. Every
+//! command prints one result line; a refusal starts with `error:` and says why.
+//!
+//! The shell runs only when the peer is started with `--shell` (from a terminal or a pipe): a
+//! peer started in the background with `&` must serve, not wait for a terminal it cannot read.
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -9,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::peer::Peer;
-use crate::protocol::Request;
+use crate::protocol::{Request, check_name};
 
 /// One shell command.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +46,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     };
     let one = |what: &str| match args {
         [arg] => Ok(arg.to_string()),
-        _ => Err(format!("usage: {verb} {what}")),
+        _ => Err(format!("error: {verb} takes {what} (usage: {verb} {what})")),
     };
     let command = match verb {
         "help" | "?" => Command::Help,
@@ -53,25 +57,44 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "status" | "show_downloads" => Command::Status,
         "stop_share" => Command::StopShare(one("NAME")?),
         "quit" | "exit" | "logout" => Command::Quit,
-        other => return Err(format!("unknown command {other:?}; type help")),
+        other => return Err(format!("error: unknown command {other:?}; type help")),
     };
     Ok(Some(command))
 }
 
-/// Read commands from stdin until `quit` or end of input.
-pub fn run(peer: &Arc<Peer>) {
+/// Why the shell stopped reading.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// `quit`, or the end of the input (Ctrl-D, or the end of a piped script).
+    Quit,
+    /// Reading failed, as it does for a process in the background of a terminal: the peer
+    /// should go on serving without a prompt.
+    Unreadable,
+}
+
+/// Read commands from stdin until `quit`, the end of input, or a read error.
+pub fn run(peer: &Arc<Peer>) -> Ended {
     let stdin = io::stdin();
     prompt();
     for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                println!(
+                    "\ncannot read commands ({e}; is the peer in the background?): serving without a prompt"
+                );
+                return Ended::Unreadable;
+            }
+        };
         match parse(&line) {
-            Ok(Some(Command::Quit)) => break,
+            Ok(Some(Command::Quit)) => return Ended::Quit,
             Ok(Some(command)) => execute(peer, command),
             Ok(None) => {}
             Err(e) => println!("{e}"),
         }
         prompt();
     }
+    Ended::Quit
 }
 
 fn prompt() {
@@ -84,12 +107,19 @@ fn execute(peer: &Arc<Peer>, command: Command) {
         Command::Help => println!("{HELP}"),
         Command::Share(path) => match peer.share(&path) {
             Ok(meta) => println!(
-                "sharing {} ({} bytes, sha1 {})",
-                meta.name, meta.size, meta.sha1
+                "sharing {} as {} ({} bytes, sha1 {})",
+                path.display(),
+                meta.name,
+                meta.size,
+                meta.sha1
             ),
-            Err(e) => println!("share failed: {e}"),
+            Err(e) => println!("error: cannot share {}: {e}", path.display()),
         },
         Command::Get(name) => {
+            if let Err(why) = refuse_get(peer, &name) {
+                println!("error: get {name}: {why}");
+                return;
+            }
             let peer = peer.clone();
             println!("downloading {name} in the background; `status` shows progress");
             let _ = thread::Builder::new()
@@ -97,7 +127,7 @@ fn execute(peer: &Arc<Peer>, command: Command) {
                 .spawn(move || {
                     match peer.download(&name) {
                         Ok(report) => println!("\ndownloaded {report}"),
-                        Err(e) => println!("\nget {name} failed: {e}"),
+                        Err(e) => println!("\nerror: get {name}: {e}"),
                     }
                     prompt();
                 });
@@ -115,9 +145,27 @@ fn execute(peer: &Arc<Peer>, command: Command) {
         }
         Command::StopShare(name) => match peer.stop_share(&name) {
             Ok(()) => println!("stopped sharing {name}"),
-            Err(e) => println!("stop_share failed: {e}"),
+            Err(e) => println!("error: stop_share {name}: {e}"),
         },
         Command::Quit => {}
+    }
+}
+
+/// Why a `get` would be refused at once, checked before it goes to the background: a name that
+/// cannot be a file, a download of it already running here, or a name the tracker does not know.
+fn refuse_get(peer: &Peer, name: &str) -> Result<(), String> {
+    check_name(name).map_err(|e| e.message)?;
+    let running = peer
+        .downloads()
+        .into_iter()
+        .any(|d| d.name == name && d.outcome.lock().is_ok_and(|o| o.is_none()));
+    if running {
+        return Err("already downloading here; `status` shows how far".into());
+    }
+    let info = peer.ask_tracker(Request::Info { name: name.into() })?;
+    match info.strip_prefix("ERR ") {
+        Some(err) => Err(err.split_once(' ').map_or(err, |(_, msg)| msg).to_string()),
+        None => Ok(()),
     }
 }
 
