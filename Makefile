@@ -5,7 +5,7 @@ SIM_ROOT ?= /tmp
 SIM_TRACKER_PORT ?= 8000
 SIM_BASE_PORT    ?= 10000
 
-.PHONY: all build sim swarm test bench bench-tools bench-quick test-net fmt lint clean
+.PHONY: all build sim swarm test test-tools bench bench-tools bench-quick test-net fmt lint clean
 
 all: build
 
@@ -20,9 +20,24 @@ sim: build
 swarm: build
 	$(BIN) sim --scenario swarm --root $(SIM_ROOT) --tracker-port 0 --base-port 0
 
-## Every test: unit, end to end, the protocol document's transcripts, the bench harness once.
-test:
+## Every test: unit, end to end, the protocol document's transcripts, the labs, the bench
+## harness once.
+test: test-tools
 	$(CARGO) test --all-targets -- --test-threads=2
+
+# Tools some tests run against (the labs use nc; the .torrent tests compare with mktorrent,
+# transmission-show and aria2c). As root we install the missing ones from Debian; otherwise
+# the tests that need them say they skipped.
+TEST_TOOLS := nc:netcat-openbsd aria2c:aria2 mktorrent:mktorrent transmission-show:transmission-cli
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "test: installing$$missing"; \
+	    (apt-get install -y -qq $$missing || (apt-get update -qq && apt-get install -y -qq $$missing)) >/dev/null 2>&1 || \
+	      echo "test: could not install$$missing; the tests that need them will say they skipped"; \
+	  else echo "test: missing$$missing (apt-get install$$missing); the tests that need them will say they skipped"; fi; \
+	fi
 
 ## The benchmarks (release build, several minutes); results go to BENCH.md.
 bench: bench-tools

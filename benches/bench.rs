@@ -501,6 +501,7 @@ fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
             size_mib,
             downloaders,
             narrate,
+            random: false,
         };
         let r = swarm_run(&config, true)?;
         let _ = fs::remove_dir_all(dir.0.join("swarm"));

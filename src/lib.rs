@@ -22,6 +22,8 @@
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
+//! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
+//!   `peer --shell` in the background; the C library's `signal`, Linux only.
 //! - [`util`]: a small random number generator (std has none).
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.

@@ -510,6 +510,11 @@ fn simulate(args: &[String]) -> Result<(), Fail> {
         "N",
     );
     opts.optflag("", "quiet", "classic: do not print the protocol lines");
+    opts.optflag(
+        "",
+        "random",
+        "swarm: downloaders pick random pieces instead of the rarest first",
+    );
     let Some(m) = parse(&mut opts, args, "usage: torrentphile sim [options]")? else {
         return Ok(());
     };
@@ -532,6 +537,7 @@ fn simulate(args: &[String]) -> Result<(), Fail> {
         size_mib: number(&m, "size", 256)?,
         downloaders: number(&m, "downloaders", 8)?,
         narrate: !m.opt_present("quiet"),
+        random: m.opt_present("random"),
     };
     let summary = sim::run(scenario, &config).map_err(|e| Fail(e, 1))?;
     println!("{summary}");

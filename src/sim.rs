@@ -39,6 +39,8 @@ pub struct SimConfig {
     pub size_mib: u64,
     pub downloaders: usize,
     pub narrate: bool,
+    /// Swarm: downloaders pick random pieces (Mini-Torrent's way) instead of rarest first.
+    pub random: bool,
 }
 
 /// Run a scenario; returns its one-line result.
@@ -111,8 +113,22 @@ fn start_peer(
     label: &str,
     trace: bool,
 ) -> Result<Peer, String> {
+    start_peer_with(tracker, dir, port, label, trace, false)
+}
+
+fn start_peer_with(
+    tracker: &str,
+    dir: &Path,
+    port: u16,
+    label: &str,
+    trace: bool,
+    random: bool,
+) -> Result<Peer, String> {
     let mut config = PeerConfig::new(tracker, dir);
     config.label = label.to_string();
+    if random {
+        config.download.strategy = crate::peer::picker::Strategy::Random;
+    }
     if trace {
         config.trace = Trace::on(label);
         config.download.trace = config.trace.clone();
@@ -300,17 +316,23 @@ pub fn swarm_run(config: &SimConfig, quiet: bool) -> Result<SwarmResult, String>
     for i in 1..=config.downloaders {
         let dir = root.join(format!("peer{i}"));
         fresh_dir(&dir)?;
-        downloaders.push(Arc::new(start_peer(
+        downloaders.push(Arc::new(start_peer_with(
             &tracker_addr,
             &dir,
             0,
             &format!("peer{i}"),
             false,
+            config.random,
         )?));
     }
     say(format!(
-        "== 1 seeder and {} downloaders start together",
-        downloaders.len()
+        "== 1 seeder and {} downloaders start together, picking {}",
+        downloaders.len(),
+        if config.random {
+            "random pieces"
+        } else {
+            "the rarest pieces first"
+        }
     ));
     let started = Instant::now();
     let handles: Vec<_> = downloaders

@@ -252,6 +252,7 @@ fn in_the_swarm_scenario_the_seeder_uploads_well_under_a_copy_per_downloader() {
         size_mib: 16,
         downloaders: 6,
         narrate: false,
+        random: false,
     };
     let result = sim::swarm_run(&config, true).unwrap();
     assert_eq!(result.peers.len(), 6);

@@ -336,6 +336,7 @@ fn the_classic_simulation_ends_with_the_seeds_result_twice_in_a_row() {
         size_mib: 0,
         downloaders: 0,
         narrate: false,
+        random: false,
     };
     for _ in 0..2 {
         let summary = sim::run(Scenario::Classic, &config).unwrap();
