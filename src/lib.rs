@@ -19,6 +19,8 @@
 //! - [`peer`]: a peer. `store` is its folder, `server` answers other peers, `link` is its one
 //!   connection to the tracker, `picker` chooses pieces, `download` fetches from all holders
 //!   at once, `shell` is the prompt.
+//! - [`cli`]: the command line (getopts per subcommand); it checks every value and calls the
+//!   modules above. `main.rs` only hands it the arguments.
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
@@ -28,6 +30,7 @@
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
 
+pub mod cli;
 pub mod conn;
 pub mod peer;
 pub mod protocol;

@@ -1,0 +1,178 @@
+//! `torrentphile tracker`, `relay` and `sim`: check the options, start the server (or run the
+//! simulation), print `listening on ADDR` when ready.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use getopts::Options;
+
+use super::{Fail, bind, no_free_args, number, parse, ready, seconds, trace, usage};
+use crate::sim::{self, Scenario, SimConfig};
+use crate::tracker::{Tracker, TrackerConfig};
+
+pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
+    let mut opts = Options::new();
+    opts.optopt(
+        "",
+        "bind",
+        "address to listen on (default 127.0.0.1; 0.0.0.0 for a LAN)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "port",
+        "port to listen on (default 8000; 0 picks a free one)",
+        "PORT",
+    );
+    opts.optopt(
+        "",
+        "timeout",
+        "close connections silent this long; peers ping every third of it (default 30)",
+        "SECS",
+    );
+    opts.optopt(
+        "",
+        "max-conns",
+        "most open connections; the next gets ERR busy (default 10000)",
+        "N",
+    );
+    opts.optflag("", "trace", "print every protocol line to stderr");
+    let Some(m) = parse(&mut opts, args, "usage: torrentphile tracker [options]")? else {
+        return Ok(());
+    };
+    no_free_args(&m, "tracker")?;
+    let max_conns = number(&m, "max-conns", 10_000usize)?;
+    if max_conns == 0 {
+        return Err(usage("--max-conns must be at least 1"));
+    }
+    let config = TrackerConfig {
+        max_conns,
+        idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
+        trace: trace(&m, "tracker"),
+    };
+    let listener = bind(&m, 8000)?;
+    ready(&listener)?;
+    let _tracker =
+        Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;
+    loop {
+        thread::park();
+    }
+}
+
+pub(super) fn relay(args: &[String]) -> Result<(), Fail> {
+    let mut opts = Options::new();
+    opts.optopt(
+        "",
+        "bind",
+        "address to listen on (default 127.0.0.1)",
+        "ADDR",
+    );
+    opts.optopt(
+        "",
+        "port",
+        "port to listen on (default 0: any free one)",
+        "PORT",
+    );
+    opts.optopt("", "to", "where to forward connections", "HOST:PORT");
+    opts.optopt(
+        "",
+        "delay",
+        "milliseconds each direction is held back (default 25)",
+        "MS",
+    );
+    let Some(m) = parse(
+        &mut opts,
+        args,
+        "usage: torrentphile relay --to HOST:PORT [options]",
+    )?
+    else {
+        return Ok(());
+    };
+    no_free_args(&m, "relay")?;
+    let to = m
+        .opt_str("to")
+        .ok_or_else(|| usage("--to HOST:PORT is required"))?;
+    let delay_ms: f64 = number(&m, "delay", 25.0f64)?;
+    if !(delay_ms.is_finite() && delay_ms >= 0.0) {
+        return Err(usage(format!(
+            "--delay must be 0 or more milliseconds, not {delay_ms}"
+        )));
+    }
+    let delay = Duration::from_secs_f64(delay_ms / 1000.0);
+    let listener = bind(&m, 0)?;
+    ready(&listener)?;
+    let _relay = crate::relay::Relay::start(listener, &to, delay)
+        .map_err(|e| Fail(format!("cannot relay to {to}: {e}"), 1))?;
+    loop {
+        thread::park();
+    }
+}
+
+pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
+    let mut opts = Options::new();
+    opts.optopt(
+        "",
+        "scenario",
+        "classic (the first seed's run) or swarm (default classic)",
+        "NAME",
+    );
+    opts.optopt(
+        "",
+        "root",
+        "folder for the peers' folders (default /tmp)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "tracker-port",
+        "tracker port (default 8000; 0 for any free one)",
+        "PORT",
+    );
+    opts.optopt(
+        "",
+        "base-port",
+        "first peer port (default 10000; 0 for any free ones)",
+        "PORT",
+    );
+    opts.optopt("", "size", "swarm: file size in MiB (default 256)", "MIB");
+    opts.optopt(
+        "",
+        "downloaders",
+        "swarm: how many downloaders (default 8)",
+        "N",
+    );
+    opts.optflag("", "quiet", "classic: do not print the protocol lines");
+    opts.optflag(
+        "",
+        "random",
+        "swarm: downloaders pick random pieces instead of the rarest first",
+    );
+    let Some(m) = parse(&mut opts, args, "usage: torrentphile sim [options]")? else {
+        return Ok(());
+    };
+    no_free_args(&m, "sim")?;
+    let scenario = match m.opt_str("scenario").as_deref() {
+        None | Some("classic") => Scenario::Classic,
+        Some("swarm") => Scenario::Swarm,
+        Some(other) => {
+            return Err(usage(format!(
+                "unknown scenario {other:?}: use classic or swarm"
+            )));
+        }
+    };
+    let config = SimConfig {
+        root: m
+            .opt_str("root")
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from),
+        tracker_port: number(&m, "tracker-port", 8000)?,
+        base_port: number(&m, "base-port", 10000)?,
+        size_mib: number(&m, "size", 256)?,
+        downloaders: number(&m, "downloaders", 8)?,
+        narrate: !m.opt_present("quiet"),
+        random: m.opt_present("random"),
+    };
+    let summary = sim::run(scenario, &config).map_err(|e| Fail(e, 1))?;
+    println!("{summary}");
+    Ok(())
+}
