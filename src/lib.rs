@@ -22,6 +22,7 @@
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
+//! - [`torrent`]: .torrent files: strict bencode, metainfo (BEP 3), create and show.
 //! - [`util`]: a small random number generator (std has none).
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
@@ -32,5 +33,6 @@ pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod sim;
+pub mod torrent;
 pub mod tracker;
 pub mod util;
