@@ -372,28 +372,88 @@ mod tests {
 
     #[test]
     fn strict_integers() {
-        assert_eq!(err(b"i03e"), Error { offset: 1, what: "integer with a leading zero" });
+        assert_eq!(
+            err(b"i03e"),
+            Error {
+                offset: 1,
+                what: "integer with a leading zero"
+            }
+        );
         assert_eq!(err(b"i-03e").offset, 2);
-        assert_eq!(err(b"i-0e"), Error { offset: 1, what: "negative zero" });
-        assert_eq!(err(b"ie"), Error { offset: 1, what: "integer without digits" });
+        assert_eq!(
+            err(b"i-0e"),
+            Error {
+                offset: 1,
+                what: "negative zero"
+            }
+        );
+        assert_eq!(
+            err(b"ie"),
+            Error {
+                offset: 1,
+                what: "integer without digits"
+            }
+        );
         assert_eq!(err(b"i-e").what, "integer without digits");
-        assert_eq!(err(b"i12"), Error { offset: 3, what: "integer not ended by e" });
+        assert_eq!(
+            err(b"i12"),
+            Error {
+                offset: 3,
+                what: "integer not ended by e"
+            }
+        );
         assert_eq!(err(b"i+1e").what, "integer without digits");
     }
 
     #[test]
     fn strict_strings() {
-        assert_eq!(err(b"03:abc"), Error { offset: 0, what: "string length with a leading zero" });
-        assert_eq!(err(b"5:abc"), Error { offset: 0, what: "string longer than the input" });
+        assert_eq!(
+            err(b"03:abc"),
+            Error {
+                offset: 0,
+                what: "string length with a leading zero"
+            }
+        );
+        assert_eq!(
+            err(b"5:abc"),
+            Error {
+                offset: 0,
+                what: "string longer than the input"
+            }
+        );
         assert_eq!(err(b"l99999999999999999999999:ae").offset, 1);
-        assert_eq!(err(b"3abc"), Error { offset: 1, what: "string length not followed by :" });
+        assert_eq!(
+            err(b"3abc"),
+            Error {
+                offset: 1,
+                what: "string length not followed by :"
+            }
+        );
     }
 
     #[test]
     fn strict_dictionaries() {
-        assert_eq!(err(b"d1:b0:1:a0:e"), Error { offset: 6, what: "dictionary keys not sorted" });
-        assert_eq!(err(b"d1:a0:1:a0:e"), Error { offset: 6, what: "duplicate dictionary key" });
-        assert_eq!(err(b"di1e0:e"), Error { offset: 1, what: "dictionary key is not a string" });
+        assert_eq!(
+            err(b"d1:b0:1:a0:e"),
+            Error {
+                offset: 6,
+                what: "dictionary keys not sorted"
+            }
+        );
+        assert_eq!(
+            err(b"d1:a0:1:a0:e"),
+            Error {
+                offset: 6,
+                what: "duplicate dictionary key"
+            }
+        );
+        assert_eq!(
+            err(b"di1e0:e"),
+            Error {
+                offset: 1,
+                what: "dictionary key is not a string"
+            }
+        );
         // Raw byte order, not text order: 'Z' (0x5a) sorts before 'a' (0x61), 0xff last.
         assert!(decode(b"d1:Z0:1:a0:1:\xff0:e").is_ok());
         assert_eq!(err(b"d1:a0:1:Z0:e").what, "dictionary keys not sorted");
@@ -403,11 +463,41 @@ mod tests {
 
     #[test]
     fn structure_errors() {
-        assert_eq!(err(b""), Error { offset: 0, what: "unexpected end of input" });
-        assert_eq!(err(b"l"), Error { offset: 1, what: "unexpected end of input" });
-        assert_eq!(err(b"d"), Error { offset: 1, what: "unexpected end of input in dictionary" });
-        assert_eq!(err(b"i1ei2e"), Error { offset: 3, what: "trailing bytes after the value" });
-        assert_eq!(err(b"x"), Error { offset: 0, what: "expected i, l, d or a digit" });
+        assert_eq!(
+            err(b""),
+            Error {
+                offset: 0,
+                what: "unexpected end of input"
+            }
+        );
+        assert_eq!(
+            err(b"l"),
+            Error {
+                offset: 1,
+                what: "unexpected end of input"
+            }
+        );
+        assert_eq!(
+            err(b"d"),
+            Error {
+                offset: 1,
+                what: "unexpected end of input in dictionary"
+            }
+        );
+        assert_eq!(
+            err(b"i1ei2e"),
+            Error {
+                offset: 3,
+                what: "trailing bytes after the value"
+            }
+        );
+        assert_eq!(
+            err(b"x"),
+            Error {
+                offset: 0,
+                what: "expected i, l, d or a digit"
+            }
+        );
         assert_eq!(err(b"d1:ae").offset, 4);
     }
 
@@ -416,7 +506,13 @@ mod tests {
         let ok = [vec![b'l'; MAX_DEPTH], vec![b'e'; MAX_DEPTH]].concat();
         assert!(decode(&ok).is_ok());
         let deep = [vec![b'l'; MAX_DEPTH + 1], vec![b'e'; MAX_DEPTH + 1]].concat();
-        assert_eq!(err(&deep), Error { offset: MAX_DEPTH, what: "nesting too deep" });
+        assert_eq!(
+            err(&deep),
+            Error {
+                offset: MAX_DEPTH,
+                what: "nesting too deep"
+            }
+        );
         let huge = vec![b'l'; 1_000_000];
         assert_eq!(err(&huge).what, "nesting too deep");
     }
@@ -438,7 +534,10 @@ mod tests {
         let input = b"d4:infod1:ai1ee4:zzzzi0ee";
         assert_eq!(raw_dict_entry(input, b"info"), Ok(Some(&b"d1:ai1ee"[..])));
         assert_eq!(raw_dict_entry(input, b"nope"), Ok(None));
-        assert_eq!(raw_dict_entry(b"d4:infoi1e", b"info").unwrap_err().offset, 10);
+        assert_eq!(
+            raw_dict_entry(b"d4:infoi1e", b"info").unwrap_err().offset,
+            10
+        );
         assert!(raw_dict_entry(b"le", b"info").is_err());
     }
 }

@@ -55,17 +55,47 @@ fn failure(msg: impl Into<String>) -> Fail {
 
 fn create_cmd(args: &[String]) -> Result<(), Fail> {
     let mut opts = Options::new();
-    opts.optmulti("a", "announce", "tracker URL; commas make one tier, each -a another", "URL");
+    opts.optmulti(
+        "a",
+        "announce",
+        "tracker URL; commas make one tier, each -a another",
+        "URL",
+    );
     opts.optopt("c", "comment", "a comment", "TEXT");
     opts.optflag("d", "no-date", "write no creation date");
     opts.optflag("f", "force", "overwrite the output file");
-    opts.optopt("l", "piece-length", "piece length 2^N, N in 15..=28 (default 18)", "N");
-    opts.optopt("n", "name", "torrent name (default: the basename of PATH)", "NAME");
-    opts.optopt("o", "output", "the .torrent to write (default NAME.torrent)", "FILE");
+    opts.optopt(
+        "l",
+        "piece-length",
+        "piece length 2^N, N in 15..=28 (default 18)",
+        "N",
+    );
+    opts.optopt(
+        "n",
+        "name",
+        "torrent name (default: the basename of PATH)",
+        "NAME",
+    );
+    opts.optopt(
+        "o",
+        "output",
+        "the .torrent to write (default NAME.torrent)",
+        "FILE",
+    );
     opts.optflag("p", "private", "set the private flag");
     opts.optopt("t", "threads", "hashing threads (default: every core)", "N");
-    opts.optopt("", "like", "mktorrent (default) or transmission: whose layout", "TOOL");
-    opts.optopt("", "created-by", "the created-by text (default torrentphile VERSION)", "TEXT");
+    opts.optopt(
+        "",
+        "like",
+        "mktorrent (default) or transmission: whose layout",
+        "TOOL",
+    );
+    opts.optopt(
+        "",
+        "created-by",
+        "the created-by text (default torrentphile VERSION)",
+        "TEXT",
+    );
     opts.optflag("h", "help", "show this help");
     let brief = "usage: torrentphile torrent create [options] PATH";
     let m = opts
@@ -76,7 +106,10 @@ fn create_cmd(args: &[String]) -> Result<(), Fail> {
         return Ok(());
     }
     let [target] = m.free.as_slice() else {
-        return Err(usage(format!("give exactly one PATH to share\n\n{}", opts.usage(brief))));
+        return Err(usage(format!(
+            "give exactly one PATH to share\n\n{}",
+            opts.usage(brief)
+        )));
     };
     let style = match m.opt_str("like").as_deref() {
         None | Some("mktorrent") => Style::Mktorrent,
@@ -124,10 +157,17 @@ fn create_cmd(args: &[String]) -> Result<(), Fail> {
     };
     let target = Path::new(target);
     let bytes = create::create(target, &options).map_err(|e| {
-        failure(format!("cannot make a torrent of {}: {e}", target.display()))
+        failure(format!(
+            "cannot make a torrent of {}: {e}",
+            target.display()
+        ))
     })?;
-    let torrent = Metainfo::parse(&bytes)
-        .map_err(|e| failure(format!("made an invalid torrent of {}: {e}", target.display())))?;
+    let torrent = Metainfo::parse(&bytes).map_err(|e| {
+        failure(format!(
+            "made an invalid torrent of {}: {e}",
+            target.display()
+        ))
+    })?;
     let output = match m.opt_str("o") {
         Some(o) => PathBuf::from(o),
         None => PathBuf::from(format!("{}.torrent", torrent.name)),
@@ -169,7 +209,10 @@ fn show_cmd(args: &[String]) -> Result<(), Fail> {
         return Ok(());
     }
     let [path] = m.free.as_slice() else {
-        return Err(usage(format!("give exactly one .torrent FILE\n\n{}", opts.usage(brief))));
+        return Err(usage(format!(
+            "give exactly one .torrent FILE\n\n{}",
+            opts.usage(brief)
+        )));
     };
     let torrent = read_torrent(Path::new(path))?;
     print!("{}", describe(&torrent));

@@ -227,7 +227,7 @@ pub fn collect_files(root: &Path, style: Style) -> Result<Vec<SourceFile>, Creat
     let mut out = Vec::new();
     walk(root, &mut Vec::new(), style, &mut out)?;
     match style {
-        Style::Mktorrent => out.sort_by(|a, b| joined(a).cmp(&joined(b))),
+        Style::Mktorrent => out.sort_by_key(joined),
         Style::Transmission => out.sort_by(|a, b| {
             transmission_order(&joined(a), &joined(b)).then_with(|| joined(a).cmp(&joined(b)))
         }),
@@ -361,7 +361,10 @@ impl<'a> PieceReader<'a> {
     fn read(&mut self, start: u64, buf: &mut [u8]) -> Result<(), CreateError> {
         let mut done = 0;
         // The last file starting at or before `start` (empty files are skipped naturally).
-        let mut i = self.offsets.partition_point(|&o| o <= start).saturating_sub(1);
+        let mut i = self
+            .offsets
+            .partition_point(|&o| o <= start)
+            .saturating_sub(1);
         while done < buf.len() {
             let f = self.files.get(i).ok_or_else(|| {
                 CreateError::Unusable("the files got shorter while hashing".into())
@@ -375,7 +378,9 @@ impl<'a> PieceReader<'a> {
                 let file = File::open(&f.disk).map_err(|e| CreateError::Io(f.disk.clone(), e))?;
                 self.open = Some((i, file));
             }
-            let Some((_, file)) = &self.open else { continue };
+            let Some((_, file)) = &self.open else {
+                continue;
+            };
             let want = (f.length - pos).min((buf.len() - done) as u64) as usize;
             file.read_exact_at(&mut buf[done..done + want], pos)
                 .map_err(|e| match e.kind() {

@@ -95,9 +95,8 @@ impl Metainfo {
         };
         let info_hash = sha1_smol::Sha1::from(raw_info).digest().bytes();
 
-        let name = text(info, "name", "info.name")?.ok_or(MetainfoError::Invalid(
-            "info.name is missing".into(),
-        ))?;
+        let name = text(info, "name", "info.name")?
+            .ok_or(MetainfoError::Invalid("info.name is missing".into()))?;
         check_component(&name, "info.name")?;
         let piece_length = match info.get(b"piece length") {
             Some(Value::Int(n)) if *n > 0 => *n as u64,
@@ -128,7 +127,14 @@ impl Metainfo {
             (Some(len), None) => {
                 let length = length_of(len, "info.length")?;
                 let path = vec![name.clone()];
-                (vec![FileEntry { path, length, offset: 0 }], false)
+                (
+                    vec![FileEntry {
+                        path,
+                        length,
+                        offset: 0,
+                    }],
+                    false,
+                )
             }
             (None, Some(Value::List(list))) => (file_list(list)?, true),
             (None, Some(_)) => return invalid("info.files is not a list"),
@@ -166,10 +172,10 @@ impl Metainfo {
                 }
             }
         }
-        if trackers.is_empty() {
-            if let Some(url) = text(&root, "announce", "announce")? {
-                trackers.push(vec![url]);
-            }
+        if trackers.is_empty()
+            && let Some(url) = text(&root, "announce", "announce")?
+        {
+            trackers.push(vec![url]);
         }
         Ok(Metainfo {
             info_hash,
@@ -240,8 +246,7 @@ impl Metainfo {
 }
 
 fn utf8(b: &[u8], field: &str) -> Result<String, MetainfoError> {
-    String::from_utf8(b.to_vec())
-        .or_else(|_| invalid(format!("{field} is not valid UTF-8")))
+    String::from_utf8(b.to_vec()).or_else(|_| invalid(format!("{field} is not valid UTF-8")))
 }
 
 /// An optional string field.
@@ -306,7 +311,11 @@ fn file_list(list: &[Value<'_>]) -> Result<Vec<FileEntry>, MetainfoError> {
             check_component(&c, &format!("{field}.path"))?;
             path.push(c);
         }
-        files.push(FileEntry { path, length, offset });
+        files.push(FileEntry {
+            path,
+            length,
+            offset,
+        });
         offset = offset
             .checked_add(length)
             .ok_or(MetainfoError::Invalid("total length overflows".into()))?;
