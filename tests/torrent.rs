@@ -457,6 +457,17 @@ fn invalid_torrents_are_refused_with_the_reason() {
         refusal(files(&["a/b"])),
         "info.files[0].path has a path component with a slash: \"a/b\""
     );
+    let twice = with_pieces(
+        p,
+        vec![(
+            b"files",
+            Value::List(vec![
+                file_entry(1, &["d", "a"]),
+                file_entry(39999, &["d", "a"]),
+            ]),
+        )],
+    );
+    assert_eq!(refusal(twice), "info.files lists \"d/a\" twice");
     let mut bad_name = files(&["a"]);
     bad_name[0] = (b"name", Value::Bytes(b".."));
     assert_eq!(refusal(bad_name), "info.name has a path component \"..\"");

@@ -323,5 +323,10 @@ fn file_list(list: &[Value<'_>]) -> Result<Vec<FileEntry>, MetainfoError> {
     if files.is_empty() {
         return invalid("info.files is empty");
     }
+    // Two entries with one path would write over each other on disk.
+    let mut seen = std::collections::HashSet::with_capacity(files.len());
+    if let Some(dup) = files.iter().find(|f| !seen.insert(&f.path)) {
+        return invalid(format!("info.files lists {:?} twice", dup.path.join("/")));
+    }
     Ok(files)
 }
