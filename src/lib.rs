@@ -24,6 +24,7 @@
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
+//! - [`torrent`]: .torrent files: strict bencode, metainfo (BEP 3), create and show.
 //! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
 //! - [`util`]: a small random number generator (std has none).
@@ -38,5 +39,6 @@ pub mod relay;
 pub mod server;
 pub mod signal;
 pub mod sim;
+pub mod torrent;
 pub mod tracker;
 pub mod util;

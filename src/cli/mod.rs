@@ -28,6 +28,7 @@ commands:
   get       download one file into a folder, then exit
   sim       run a simulation on this machine (classic or swarm)
   relay     forward TCP connections with added latency (to try a slow link)
+  torrent   make a .torrent file (torrent create) or describe one (torrent show)
 
 `torrentphile <command> --help` shows the options of each; `torrentphile --version` the version.";
 
@@ -46,6 +47,12 @@ pub fn main(args: &[String]) -> ExitCode {
         Some("get") => peer::get(&args[1..]),
         Some("sim") => servers::simulate(&args[1..]),
         Some("relay") => servers::relay(&args[1..]),
+        Some("torrent") => {
+            return match crate::torrent::cli::main(&args[1..]) {
+                0 => ExitCode::SUCCESS,
+                code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            };
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,17 @@
+//! .torrent files (BEP 3): the bencode format, the metainfo a download needs, and making and
+//! showing torrents the way mktorrent and Transmission do.
+//!
+//! - [`bencode`]: strict decoder, canonical encoder. Bytes only.
+//! - [`metainfo`]: a parsed, validated torrent: name, piece length and hashes, files with
+//!   offsets, info-hash over the raw `info` bytes. What a download is driven by.
+//! - [`create`]: walk a file or folder, hash its pieces on every core, lay out the bytes.
+//! - [`cli`]: `torrentphile torrent create|show`.
+//!
+//! Nothing here opens a socket; only `create` (reading the data) and `cli` touch the disk.
+
+pub mod bencode;
+pub mod cli;
+pub mod create;
+pub mod metainfo;
+
+pub use metainfo::{FileEntry, Metainfo, MetainfoError};
