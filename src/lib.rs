@@ -23,9 +23,12 @@
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
 //! - [`util`]: a small random number generator (std has none).
+//! - [`auth`]: accounts and groups (pure state changed by replayable records) and the crypto
+//!   under them: HMAC-SHA1, PBKDF2, base64, the SCRAM-SHA-1 login. No sockets.
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
 
+pub mod auth;
 pub mod conn;
 pub mod peer;
 pub mod protocol;
