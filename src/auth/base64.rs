@@ -74,7 +74,7 @@ fn value(c: u8) -> Option<u32> {
 /// Decode canonical padded standard base64; anything else is an error.
 pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
     let text = text.as_bytes();
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return Err(Base64Error::Length);
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
