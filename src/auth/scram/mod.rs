@@ -20,6 +20,9 @@
 //! example reproducible), and it never prints a key: the types holding keys hide them in
 //! `Debug`. Proofs and signatures are compared with [`super::ct::eq`].
 //!
+//! The client's steps are in `client.rs`, the server's in `server.rs`; this file holds what
+//! both share (errors, stored and derived keys, the attribute syntax).
+//!
 //! Deliberately absent: channel binding (only the `n,,` header is accepted), authorization
 //! identities (`a=`), and SASLprep. Passwords are used as their UTF-8 bytes, which is what
 //! SASLprep would give for printable ASCII.
@@ -29,9 +32,14 @@ use std::fmt;
 use sha1_smol::Sha1;
 
 use super::base64;
-use super::ct;
-use super::hmac::{HmacSha1, LEN, hmac_sha1};
+use super::hmac::{HmacSha1, LEN};
 use super::pbkdf2::hi;
+
+mod client;
+mod server;
+
+pub use client::{Client, ClientFinal, ServerFirst};
+pub use server::{ClientFirst, Server, ServerFinal, read_client_first};
 
 /// The GS2 header we send and accept: no channel binding, no authorization identity.
 const GS2_HEADER: &str = "n,,";
@@ -309,263 +317,5 @@ fn xor(a: &[u8; LEN], b: &[u8; LEN]) -> [u8; LEN] {
     std::array::from_fn(|i| a[i] ^ b[i])
 }
 
-// ---------------------------------------------------------------------------------------------
-// Client side
-
-/// A client's login in progress: who, and its nonce.
-#[derive(Clone, Debug)]
-pub struct Client {
-    nonce: String,
-    bare: String,
-}
-
-/// The server's first message, parsed and checked by [`Client::read_server_first`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerFirst {
-    /// Client nonce followed by server nonce.
-    pub nonce: String,
-    pub salt: Vec<u8>,
-    pub iterations: u32,
-    message: String,
-}
-
-/// The client's last message and what it expects back.
-#[derive(Clone, Debug)]
-pub struct ClientFinal {
-    message: String,
-    server_signature: [u8; LEN],
-    session: SessionKey,
-}
-
-impl Client {
-    /// Start a login as `user` with a fresh random `nonce` (the caller's: 18+ random bytes in
-    /// base64 is plenty).
-    pub fn new(user: &str, nonce: &str) -> Result<Client, ScramError> {
-        if user.is_empty() || user.contains('\0') {
-            return Err(ScramError::Username);
-        }
-        check_nonce(nonce)?;
-        Ok(Client {
-            nonce: nonce.to_string(),
-            bare: format!("n={},r={nonce}", escape_username(user)),
-        })
-    }
-
-    /// `client-first-message`: `n,,n=<user>,r=<nonce>`.
-    pub fn first_message(&self) -> String {
-        format!("{GS2_HEADER}{}", self.bare)
-    }
-
-    /// Parse and check `server-first-message`: our nonce must start the combined one.
-    pub fn read_server_first(&self, line: &str) -> Result<ServerFirst, ScramError> {
-        let mut parts = line.split(',');
-        let first = parts.next();
-        if first.is_some_and(|p| p.starts_with("m=")) {
-            return Err(ScramError::Extension);
-        }
-        let nonce = attr(first, "r")?;
-        let salt = attr(parts.next(), "s")?;
-        let count = attr(parts.next(), "i")?;
-        check_extensions(parts)?;
-        check_nonce(nonce)?;
-        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
-            return Err(ScramError::Nonce);
-        }
-        let salt = base64::decode(salt).map_err(|_| ScramError::Malformed("s"))?;
-        if salt.is_empty() {
-            return Err(ScramError::Parameters("empty salt"));
-        }
-        let digits = !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit());
-        let iterations: u32 = digits
-            .then(|| count.parse().ok())
-            .flatten()
-            .ok_or(ScramError::Malformed("i"))?;
-        if iterations == 0 || iterations > MAX_ITERATIONS {
-            return Err(ScramError::Parameters("iteration count out of range"));
-        }
-        Ok(ServerFirst {
-            nonce: nonce.to_string(),
-            salt,
-            iterations,
-            message: line.to_string(),
-        })
-    }
-
-    /// Build `client-final-message` from keys derived for this server-first's salt and count
-    /// (see [`ClientKeys::fits`]; with other keys the proof is simply wrong).
-    pub fn final_message(&self, server_first: &ServerFirst, keys: &ClientKeys) -> ClientFinal {
-        let without_proof = format!("c={CHANNEL_BINDING},r={}", server_first.nonce);
-        let auth_message = format!("{},{},{without_proof}", self.bare, server_first.message);
-        let stored_key = Sha1::from(keys.client_key).digest().bytes();
-        let signature = hmac_sha1(&stored_key, auth_message.as_bytes());
-        let proof = xor(&keys.client_key, &signature);
-        ClientFinal {
-            message: format!("{without_proof},p={}", base64::encode(&proof)),
-            server_signature: hmac_sha1(&keys.server_key, auth_message.as_bytes()),
-            session: SessionKey::new(&keys.client_key, &auth_message),
-        }
-    }
-
-    /// Both steps at once from the password: parse server-first, run PBKDF2, build the reply.
-    /// Returns the keys too, so the caller can log in again later without the password.
-    pub fn respond(
-        &self,
-        server_first: &str,
-        password: &[u8],
-    ) -> Result<(ClientFinal, ClientKeys), ScramError> {
-        let first = self.read_server_first(server_first)?;
-        let keys = ClientKeys::derive(password, &first.salt, first.iterations);
-        Ok((self.final_message(&first, &keys), keys))
-    }
-}
-
-impl ClientFinal {
-    /// `client-final-message`: `c=biws,r=<nonces>,p=<proof>`.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// Check `server-final-message`. Only after this is the server known to be genuine; the
-    /// session key is handed out only then.
-    pub fn read_server_final(&self, line: &str) -> Result<SessionKey, ScramError> {
-        let mut parts = line.split(',');
-        let first = parts.next().unwrap_or("");
-        if let Some(value) = first.strip_prefix("e=") {
-            return Err(ScramError::Server(value.to_string()));
-        }
-        let signature = key_from_base64(attr(Some(first), "v")?, "v")?;
-        check_extensions(parts)?;
-        if !ct::eq(&signature, &self.server_signature) {
-            return Err(ScramError::ServerSignature);
-        }
-        Ok(self.session.clone())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Server side
-
-/// A parsed `client-first-message`, before the server has looked up the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientFirst {
-    /// The user name, unescaped.
-    pub user: String,
-    /// The client's nonce.
-    pub nonce: String,
-    bare: String,
-}
-
-/// Parse `client-first-message` (server side).
-pub fn read_client_first(line: &str) -> Result<ClientFirst, ScramError> {
-    let Some(bare) = line.strip_prefix(GS2_HEADER) else {
-        return Err(if line.starts_with("n,a=") {
-            ScramError::AuthzId
-        } else if line.starts_with("y,") || line.starts_with("p=") {
-            ScramError::ChannelBinding
-        } else {
-            ScramError::Malformed("gs2 header")
-        });
-    };
-    let mut parts = bare.split(',');
-    let first = parts.next();
-    if first.is_some_and(|p| p.starts_with("m=")) {
-        return Err(ScramError::Extension);
-    }
-    let user = unescape_username(attr(first, "n")?)?;
-    let nonce = attr(parts.next(), "r")?;
-    check_extensions(parts)?;
-    check_nonce(nonce)?;
-    Ok(ClientFirst {
-        user,
-        nonce: nonce.to_string(),
-        bare: bare.to_string(),
-    })
-}
-
-/// The server's side of one exchange, between its first and its final message.
-#[derive(Clone)]
-pub struct Server {
-    nonce: String,
-    first_message: String,
-    auth_prefix: String,
-    stored_key: [u8; LEN],
-    server_key: [u8; LEN],
-}
-
-/// What a successful login gives the server.
-#[derive(Clone, Debug)]
-pub struct ServerFinal {
-    /// `server-final-message`: `v=<ServerSignature>`.
-    pub message: String,
-    /// The same key the client's [`ClientFinal::read_server_final`] returns.
-    pub session: SessionKey,
-}
-
-impl Server {
-    /// Answer `client_first` for a user with `credentials` (real, or [`Credentials::decoy`]),
-    /// adding the caller's fresh random `server_nonce`.
-    pub fn new(
-        client_first: &ClientFirst,
-        credentials: &Credentials,
-        server_nonce: &str,
-    ) -> Result<Server, ScramError> {
-        check_nonce(server_nonce)?;
-        let nonce = format!("{}{server_nonce}", client_first.nonce);
-        let first_message = format!(
-            "r={nonce},s={},i={}",
-            base64::encode(&credentials.salt),
-            credentials.iterations
-        );
-        Ok(Server {
-            auth_prefix: format!("{},{first_message},", client_first.bare),
-            nonce,
-            first_message,
-            stored_key: credentials.stored_key,
-            server_key: credentials.server_key,
-        })
-    }
-
-    /// `server-first-message`: `r=<nonces>,s=<salt>,i=<count>`.
-    pub fn first_message(&self) -> &str {
-        &self.first_message
-    }
-
-    /// Check `client-final-message`: channel binding, the combined nonce (so a final message
-    /// captured from another exchange fails here), then the proof, in constant time.
-    pub fn read_client_final(&self, line: &str) -> Result<ServerFinal, ScramError> {
-        let (without_proof, proof) = line.rsplit_once(",p=").ok_or(ScramError::Malformed("p"))?;
-        let proof = key_from_base64(proof, "p")?;
-        let mut parts = without_proof.split(',');
-        if attr(parts.next(), "c")? != CHANNEL_BINDING {
-            return Err(ScramError::ChannelBinding);
-        }
-        if attr(parts.next(), "r")? != self.nonce {
-            return Err(ScramError::Nonce);
-        }
-        check_extensions(parts)?;
-        let auth_message = format!("{}{without_proof}", self.auth_prefix);
-        let signature = hmac_sha1(&self.stored_key, auth_message.as_bytes());
-        let client_key = xor(&proof, &signature);
-        let stored = Sha1::from(client_key).digest().bytes();
-        if !ct::eq(&stored, &self.stored_key) {
-            return Err(ScramError::InvalidProof);
-        }
-        let server_signature = hmac_sha1(&self.server_key, auth_message.as_bytes());
-        Ok(ServerFinal {
-            message: format!("v={}", base64::encode(&server_signature)),
-            session: SessionKey::new(&client_key, &auth_message),
-        })
-    }
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("first_message", &self.first_message)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
-#[path = "scram_tests.rs"]
 mod tests;

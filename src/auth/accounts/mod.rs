@@ -10,8 +10,10 @@
 //! Each record has a one-line text form (`Display` and `FromStr`, exact round trip), printable
 //! ASCII, with keys and salt in base64: a journal line today, a protocol line later.
 //!
-//! This module owns the rules and nothing else: no socket, no file, no clock, no randomness,
-//! no logins (who is logged in, and which peer holds what, is the tracker's soft state).
+//! `record.rs` holds the records, their lines, replay and snapshot records; `error.rs` the
+//! refusals; this file the state, its queries and the rules. The module owns the rules and
+//! nothing else: no socket, no file, no clock, no randomness, no logins (who is logged in,
+//! and which peer holds what, is the tracker's soft state).
 //!
 //! Invariants, after any sequence of successful `apply`s (tests check them after every step):
 //! - a group's admin is one of its members;
@@ -22,12 +24,15 @@
 //! - a group whose last member (its admin) leaves is gone, with its file list.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
-use super::base64;
 use super::scram::Credentials;
-use crate::protocol::{Meta, Reply, check_name, parse_reply};
+use crate::protocol::{Meta, check_name};
+
+mod error;
+mod record;
+
+pub use error::{Already, AuthError, Effect};
+pub use record::Record;
 
 /// Longest user or group name, in bytes.
 pub const MAX_ID: usize = 64;
@@ -60,183 +65,6 @@ pub struct Accounts {
     groups: BTreeMap<String, Group>,
 }
 
-/// One change to [`Accounts`]. The acting user is in every record that has one, so the rules
-/// can be checked from the record alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    /// `CREATE-USER <user> <iterations> <salt> <stored-key> <server-key>` (base64).
-    CreateUser {
-        user: String,
-        credentials: Credentials,
-    },
-    /// `CREATE-GROUP <group> <admin>`: the creator becomes admin and first member.
-    CreateGroup { group: String, admin: String },
-    /// `REQUEST-JOIN <group> <user>`: a pending request.
-    RequestJoin { group: String, user: String },
-    /// `ACCEPT <group> <admin> <user>`: the admin accepts a pending request.
-    Accept {
-        group: String,
-        admin: String,
-        user: String,
-    },
-    /// `LEAVE <group> <user>`: a member leaves (or a requester withdraws).
-    Leave { group: String, user: String },
-    /// `ADD-FILE <group> <user> <name> <size> <piece-size> <sha1> <root>`: a member uploads.
-    AddFile {
-        group: String,
-        user: String,
-        meta: Meta,
-    },
-    /// `REMOVE-FILE <group> <user> <name>`: the uploader or the admin takes a file off the list.
-    RemoveFile {
-        group: String,
-        user: String,
-        name: String,
-    },
-}
-
-/// What a valid record would do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// It changes the state: make it durable, then apply it.
-    Change,
-    /// Nothing to do (not an error); tell the user why. Applying it is harmless.
-    Unchanged(Already),
-}
-
-/// Why a valid record changes nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Already {
-    /// The user has a pending request to join already.
-    Requested,
-    /// The user is a member already.
-    Member,
-    /// The group already lists a file of that name with the same content.
-    SameFile,
-}
-
-impl fmt::Display for Already {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(match self {
-            Already::Requested => "you have already asked to join; the admin has not answered yet",
-            Already::Member => "you are already a member of this group",
-            Already::SameFile => "this group already lists that file with the same content",
-        })
-    }
-}
-
-/// Why a record or a query is refused. [`AuthError::code`] is the word for `ERR <code>`;
-/// `Display` is a message for the person who typed the command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthError {
-    /// A user, group or file name that is not allowed.
-    BadName(String),
-    /// Stored credentials out of range (salt length, iteration count).
-    BadCredentials(&'static str),
-    /// A user or group of that name exists already.
-    Exists {
-        what: &'static str,
-        name: String,
-    },
-    NoUser(String),
-    NoGroup(String),
-    NotMember {
-        group: String,
-        user: String,
-    },
-    NotAdmin {
-        group: String,
-        admin: String,
-    },
-    NoRequest {
-        group: String,
-        user: String,
-    },
-    /// The admin tried to leave while `others` other members remain.
-    AdminStays {
-        group: String,
-        others: usize,
-    },
-    NoFile {
-        group: String,
-        name: String,
-    },
-    /// The group lists another file under that name.
-    Conflict {
-        group: String,
-        name: String,
-    },
-    /// Only the uploader or the admin may take a file off a group's list.
-    NotOwner {
-        group: String,
-        name: String,
-        owner: String,
-    },
-    /// A record line that does not parse (journal or wire).
-    BadRecord(String),
-}
-
-impl AuthError {
-    /// A stable lowercase word for `ERR <code> <message>`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::BadName(_) => "bad-name",
-            AuthError::BadCredentials(_) => "bad-credentials",
-            AuthError::Exists { .. } => "exists",
-            AuthError::NoUser(_) => "no-user",
-            AuthError::NoGroup(_) => "no-group",
-            AuthError::NotMember { .. } => "not-member",
-            AuthError::NotAdmin { .. } => "not-admin",
-            AuthError::NoRequest { .. } => "no-request",
-            AuthError::AdminStays { .. } => "admin-stays",
-            AuthError::NoFile { .. } => "not-found",
-            AuthError::Conflict { .. } => "conflict",
-            AuthError::NotOwner { .. } => "not-owner",
-            AuthError::BadRecord(_) => "bad-record",
-        }
-    }
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            AuthError::BadName(why) => f.write_str(why),
-            AuthError::BadCredentials(why) => write!(f, "unacceptable credentials: {why}"),
-            AuthError::Exists { what, name } => {
-                write!(f, "{what} {name} exists already; choose another name")
-            }
-            AuthError::NoUser(user) => write!(f, "no user {user}; create it with create_user"),
-            AuthError::NoGroup(group) => write!(f, "no group {group}; see list_groups"),
-            AuthError::NotMember { group, user } => write!(
-                f,
-                "{user} is not a member of group {group}; ask to join with join_group {group}"
-            ),
-            AuthError::NotAdmin { group, admin } => {
-                write!(f, "only the admin of group {group} ({admin}) can do that")
-            }
-            AuthError::NoRequest { group, user } => {
-                write!(f, "{user} has no pending request to join group {group}")
-            }
-            AuthError::AdminStays { group, others } => write!(
-                f,
-                "the admin cannot leave group {group} while {others} other member(s) remain"
-            ),
-            AuthError::NoFile { group, name } => write!(f, "group {group} has no file {name}"),
-            AuthError::Conflict { group, name } => write!(
-                f,
-                "group {group} already has a different file named {name}; rename yours"
-            ),
-            AuthError::NotOwner { group, name, owner } => write!(
-                f,
-                "only {owner}, who shared {name}, or the admin can remove it from group {group}"
-            ),
-            AuthError::BadRecord(why) => write!(f, "bad record: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for AuthError {}
-
 /// Is `id` a name a user or a group may have? 1 to [`MAX_ID`] printable ASCII bytes, no
 /// spaces (it is one word on a line), no `/` or `\`, not starting with `.` (a peer may one day
 /// use a group name as a folder name).
@@ -262,18 +90,6 @@ impl Accounts {
     /// No users, no groups.
     pub fn new() -> Accounts {
         Accounts::default()
-    }
-
-    /// Rebuild a state from records in order; the first failing record stops it, with its
-    /// index (a journal names the line).
-    pub fn replay<'a>(
-        records: impl IntoIterator<Item = &'a Record>,
-    ) -> Result<Accounts, (usize, AuthError)> {
-        let mut accounts = Accounts::new();
-        for (i, record) in records.into_iter().enumerate() {
-            accounts.apply(record).map_err(|e| (i, e))?;
-        }
-        Ok(accounts)
     }
 
     /// The stored credentials of `user`, for the SCRAM server.
@@ -523,80 +339,10 @@ impl Accounts {
         }
         Ok(())
     }
-
-    /// Records that rebuild this very state from nothing (for a snapshot): users, then each
-    /// group with its members' requests and acceptances, its pending requests and its files.
-    pub fn to_records(&self) -> Vec<Record> {
-        let mut out: Vec<Record> = self
-            .users
-            .iter()
-            .map(|(user, credentials)| Record::CreateUser {
-                user: user.clone(),
-                credentials: credentials.clone(),
-            })
-            .collect();
-        for (group, g) in &self.groups {
-            let group = || group.clone();
-            out.push(Record::CreateGroup {
-                group: group(),
-                admin: g.admin.clone(),
-            });
-            for member in g.members.iter().filter(|m| **m != g.admin) {
-                out.push(Record::RequestJoin {
-                    group: group(),
-                    user: member.clone(),
-                });
-                out.push(Record::Accept {
-                    group: group(),
-                    admin: g.admin.clone(),
-                    user: member.clone(),
-                });
-            }
-            for user in &g.requests {
-                out.push(Record::RequestJoin {
-                    group: group(),
-                    user: user.clone(),
-                });
-            }
-            for file in g.files.values() {
-                out.push(Record::AddFile {
-                    group: group(),
-                    user: file.owner.clone(),
-                    meta: file.meta.clone(),
-                });
-            }
-        }
-        out
-    }
 }
-
-impl fmt::Display for Record {
-    /// The record's one line (without a newline).
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Record::CreateUser { user, credentials } => write!(
-                f,
-                "CREATE-USER {user} {} {} {} {}",
-                credentials.iterations,
-                base64::encode(&credentials.salt),
-                base64::encode(&credentials.stored_key),
-                base64::encode(&credentials.server_key)
-            ),
-            Record::CreateGroup { group, admin } => write!(f, "CREATE-GROUP {group} {admin}"),
-            Record::RequestJoin { group, user } => write!(f, "REQUEST-JOIN {group} {user}"),
-            Record::Accept { group, admin, user } => write!(f, "ACCEPT {group} {admin} {user}"),
-            Record::Leave { group, user } => write!(f, "LEAVE {group} {user}"),
-            Record::AddFile { group, user, meta } => write!(f, "ADD-FILE {group} {user} {meta}"),
-            Record::RemoveFile { group, user, name } => {
-                write!(f, "REMOVE-FILE {group} {user} {name}")
-            }
-        }
-    }
-}
-
-#[path = "record_parse.rs"]
-mod record_parse;
 
 #[cfg(test)]
-#[path = "accounts_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod replay_tests;
