@@ -123,10 +123,9 @@ impl FromStr for Record {
                 arity(5)?;
                 let digits =
                     !args[1].starts_with('0') && args[1].bytes().all(|b| b.is_ascii_digit());
-                let iterations = digits
-                    .then(|| args[1].parse().ok())
-                    .flatten()
-                    .ok_or_else(|| bad("the iteration count must be a number"))?;
+                let iterations = digits.then(|| args[1].parse().ok()).flatten().ok_or_else(
+                    || bad("the iteration count must be a number from 1, without leading zeros"),
+                )?;
                 let salt = base64::decode(args[2]).map_err(|e| bad(format!("salt: {e}")))?;
                 Record::CreateUser {
                     user: id("user", args[0])?,

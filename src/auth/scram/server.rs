@@ -65,7 +65,7 @@ pub struct Server {
 pub struct ServerFinal {
     /// `server-final-message`: `v=<ServerSignature>`.
     pub message: String,
-    /// The same key the client's [`ClientFinal::read_server_final`] returns.
+    /// The same key the client's [`super::ClientFinal::read_server_final`] returns.
     pub session: SessionKey,
 }
 
