@@ -86,7 +86,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "16,777,216 iterations: about a minute in a debug build"]
+    #[ignore = "16,777,216 iterations: about 20 s in a debug build"]
     fn rfc6070_sixteen_million_iterations() {
         assert_eq!(
             dk(b"password", b"salt", 16_777_216, 20),
