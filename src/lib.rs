@@ -28,9 +28,12 @@
 //! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
 //! - [`util`]: a small random number generator (std has none).
+//! - [`auth`]: accounts and groups (pure state changed by replayable records) and the crypto
+//!   under them: HMAC-SHA1, PBKDF2, base64, the SCRAM-SHA-1 login. No sockets.
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
 
+pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod peer;
