@@ -156,6 +156,9 @@ fn local_file(store: &Store, name: &str, tracker: &Meta) -> Result<Option<Meta>,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    if store::is_dangling_symlink(&path) {
+        return Ok(None); // no file there: publishing replaces the link, not its target
+    }
     if !md.is_file() {
         return Err(format!(
             "{} exists and is not a regular file, so it cannot be the shared {name}; move it away and run get again",

@@ -162,7 +162,45 @@ impl Store {
 mod tests {
     use super::*;
     use crate::peer::store::tests::temp_dir;
+    use crate::peer::store::{hashes_text, parse_hashes};
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn hashing_matches_sha1_and_pieces_and_the_cache_is_reused() {
+        let dir = temp_dir("hash");
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(dir.join("a.bin"), &data).unwrap();
+        fs::write(dir.join(".hidden"), b"x").unwrap();
+        let store = Store::open(&dir, Some(1024)).unwrap();
+        let (shared, warnings) = store.scan();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(shared.len(), 1);
+        let meta = &shared[0];
+        assert_eq!(meta.sha1, sha1_smol::Sha1::from(&data).digest());
+        assert_eq!(meta.pieces(), 5);
+        let entry = store.get("a.bin").unwrap();
+        assert_eq!(
+            entry.hashes[4],
+            sha1_smol::Sha1::from(&data[4096..]).digest()
+        );
+        let (cached, _, hashes) = store.load_meta("a.bin").unwrap();
+        assert_eq!(&cached, meta);
+        assert_eq!(hashes, *entry.hashes);
+        assert!(parse_hashes(&hashes_text(&hashes), meta).is_some());
+        assert!(parse_hashes(&hashes_text(&hashes[1..]), meta).is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn symlinks_and_bad_names_are_not_shared() {
+        let dir = temp_dir("links");
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("link")).unwrap();
+        let store = Store::open(&dir, None).unwrap();
+        assert!(store.scan().0.is_empty());
+        assert!(store.share_existing("link").is_err());
+        assert!(store.share_existing("../etc").is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn rescan_finds_new_files_after_two_looks_edits_and_removals() {
