@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::peer::store::PieceSet;
+use crate::peer::store::pieces::PieceSet;
 use crate::protocol::{Digest, Meta};
 
 /// The piece-hash list as `HASHES` sends it: one lowercase hex SHA-1 per line.
