@@ -57,3 +57,12 @@ impl Rng {
         }
     }
 }
+
+/// `n` and a noun, plural unless `n` is 1: `1 peer`, `3 peers`, `0 pieces`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::peer::store::{Holding, Store};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ErrCode, Holder, Reply, Request};
 
 /// A reply from the tracker: a line, or the data block that followed `DATA`.
 #[derive(Debug)]
@@ -124,6 +124,32 @@ impl Link {
         move |request| {
             let (reply, _) = mpsc::channel();
             let _ = tx.send(Cmd::Call(request, reply));
+        }
+    }
+
+    /// Who holds `name` (`WHOHAS`): full holders first; none if the tracker knows no such file.
+    pub fn who_has(&self, name: &str) -> Result<Vec<Holder>, String> {
+        match self.call_line(Request::WhoHas { name: name.into() })? {
+            Reply::Peers(holders) => Ok(holders),
+            Reply::Err(ErrCode::NotFound, _) => Ok(Vec::new()),
+            other => Err(format!("tracker answered WHOHAS with {other}")),
+        }
+    }
+
+    /// A handle that sends requests and waits for their one-line replies, for a thread of its
+    /// own (the folder watcher).
+    pub fn caller(&self) -> impl Fn(Request) -> Result<Reply, String> + Send + 'static {
+        let tx = self.tx.clone();
+        move |request| {
+            let (reply_tx, reply_rx) = mpsc::channel();
+            tx.send(Cmd::Call(request, reply_tx))
+                .map_err(|_| "the tracker link has stopped".to_string())?;
+            match reply_rx.recv() {
+                Ok(Ok(Answer::Line(reply))) => Ok(reply),
+                Ok(Ok(Answer::Data(_))) => Err("unexpected data block from the tracker".into()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("the tracker link has stopped".into()),
+            }
         }
     }
 

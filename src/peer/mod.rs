@@ -1,22 +1,24 @@
 //! A peer: serves the files in its folder, downloads what it is asked to, and keeps the
 //! tracker told what it holds.
 //!
-//! - `store.rs`: the folder (complete files, part files, piece hashes); never a socket.
+//! - `store/`: the folder (complete files, part files, piece hashes); never a socket.
 //! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`).
 //! - `link.rs`: the one connection to the tracker, owned by one thread.
 //! - `picker.rs`: which piece to ask of which peer (pure).
-//! - `download.rs`: a download from start to publish; `coordinator.rs` keeps a worker per
-//!   holder; `fetch.rs` has the fetchers, the verifier pool, the whole-file hasher, the flusher.
+//! - `download/`: a download from start to publish (prepare, coordinator, fetchers,
+//!   verifiers, their shared state).
+//! - `watch.rs`: looks at the folder every few seconds and announces what changed.
+//! - `events.rs`: the peer's messages to its user, printed and kept.
 //! - `shell.rs`: the interactive prompt.
 
-mod coordinator;
 pub mod download;
-mod fetch;
+pub mod events;
 pub mod link;
 pub mod picker;
 pub mod server;
 pub mod shell;
 pub mod store;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -28,8 +30,10 @@ use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{Meta, Reply, Request};
 use crate::server::Server;
 use download::{Context, DownloadError, DownloadOptions, Progress, Report};
+use events::Events;
 use link::{Answer, Link};
 use store::Store;
+use watch::Watcher;
 
 /// How a peer runs.
 #[derive(Clone, Debug)]
@@ -48,6 +52,9 @@ pub struct PeerConfig {
     pub trace: Trace,
     /// A name for its messages, e.g. `peer 10000`.
     pub label: String,
+    /// How often the folder is looked at again for new, edited and removed files (`None`:
+    /// only once, at start).
+    pub rescan_every: Option<Duration>,
 }
 
 impl PeerConfig {
@@ -61,6 +68,7 @@ impl PeerConfig {
             piece_size: None,
             trace: Trace::off(),
             label: "peer".into(),
+            rescan_every: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct Peer {
     link: Link,
     config: PeerConfig,
     downloads: Mutex<BTreeMap<String, Arc<Progress>>>,
+    events: Arc<Events>,
+    watcher: Option<Watcher>,
 }
 
 impl Peer {
@@ -79,9 +89,10 @@ impl Peer {
     /// background: a tracker that is not up yet is waited for).
     pub fn start(listener: TcpListener, config: PeerConfig) -> Result<Peer, String> {
         let store = Arc::new(Store::open(&config.dir, config.piece_size)?);
+        let events = Arc::new(Events::new(&config.label));
         let (_, warnings) = store.scan();
         for w in warnings {
-            eprintln!("{}: {w}", config.label);
+            events.say(&w);
         }
         let addr = listener
             .local_addr()
@@ -102,17 +113,25 @@ impl Peer {
             config.label.clone(),
         );
         let post = link.poster();
-        let label = config.label.clone();
+        let events2 = events.clone();
         store.on_change(Box::new(move |name| {
-            eprintln!("{label}: {name} changed on disk since it was shared; no longer sharing it");
+            events2.say(&format!(
+                "{name} changed on disk since it was shared; no longer sharing it"
+            ));
             post(Request::Remove { name: name.into() });
         }));
+        let watcher = config.rescan_every.map(|every| {
+            let call = Box::new(link.caller());
+            Watcher::start(store.clone(), call, events.clone(), every)
+        });
         Ok(Peer {
             store,
             server,
             link,
             config,
             downloads: Mutex::default(),
+            events,
+            watcher,
         })
     }
 
@@ -147,6 +166,7 @@ impl Peer {
             me: &me,
             options: &self.config.download,
             progress: &progress,
+            events: &self.events,
         };
         let result = download::download(&ctx, name);
         *progress
@@ -175,7 +195,10 @@ impl Peer {
         match self.link.call_line(Request::Upload(meta.clone()))? {
             Reply::Ack(_) => Ok(meta),
             Reply::Err(code, msg) => {
+                // Not shared, and left alone by the watcher until the file changes.
+                let stamp = self.store.get(&meta.name).and_then(|e| e.stamp);
                 self.store.forget(&meta.name);
+                self.store.hold_back(&meta.name, stamp);
                 Err(format!(
                     "the tracker refused {}: {} {msg}",
                     meta.name,
@@ -188,7 +211,7 @@ impl Peer {
 
     /// Stop sharing `name` (the file stays in the folder).
     pub fn stop_share(&self, name: &str) -> Result<(), String> {
-        if !self.store.forget(name) {
+        if !self.store.unshare(name) {
             return Err(format!("{name} is not shared by this peer"));
         }
         match self.link.call_line(Request::Remove { name: name.into() })? {
@@ -205,8 +228,16 @@ impl Peer {
         }
     }
 
-    /// Stop serving and leave the tracker.
+    /// What this peer has told its user (the last few hundred lines), oldest first.
+    pub fn events(&self) -> Vec<String> {
+        self.events.lines()
+    }
+
+    /// Stop watching the folder, stop serving and leave the tracker.
     pub fn stop(&mut self) {
+        if let Some(mut watcher) = self.watcher.take() {
+            watcher.stop();
+        }
         self.server.stop();
         self.link.stop();
     }

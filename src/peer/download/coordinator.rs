@@ -1,30 +1,66 @@
-//! The coordinator of one download: it asks the tracker who holds the file, keeps a worker
-//! running per holder (at most `workers`), retires peers that fail, and decides when the
-//! download is finished or hopeless. The workers themselves are in `fetch.rs`.
+//! The coordinator of one download (it runs on the calling thread): it asks the tracker who
+//! holds the file, keeps a worker running per holder (at most `workers`), retires peers that
+//! fail, and decides when the download is finished or hopeless. The workers themselves are in
+//! `fetcher.rs`; how progress is shown is the caller's business (`on_tick`).
+//!
+//! Peers that fail are struck: a closed, timed-out or nonsense-speaking peer is retried after
+//! a pause that grows with its strikes, and three strikes put it out; a peer that sent a piece
+//! failing its hash is out at once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::peer::download::{Context, DownloadError, failed, who_has};
-use crate::peer::fetch::{self, Job, Shared, WorkerEnd};
+use crate::peer::download::fetcher::{self, WorkerEnd};
+use crate::peer::download::state::Shared;
+use crate::peer::download::verifier::Job;
+use crate::peer::link::Link;
 use crate::protocol::Holder;
-use crate::util::Rng;
+use crate::util::{Rng, plural};
 
 /// How long a download waits without progress before it asks seeders for other downloaders'
 /// shares too.
 const RELAX_AFTER: Duration = Duration::from_secs(1);
+/// Strikes that put a failing peer out of this download.
+const MAX_STRIKES: u32 = 3;
 
-/// The coordinator: keep workers running on the holders until the file is done.
-/// Returns the peers dropped as corrupt.
+/// What the coordinator works with.
+pub struct Plan<'a> {
+    pub link: &'a Link,
+    /// This peer's id, never a holder to fetch from.
+    pub me: &'a str,
+    /// Most workers at once.
+    pub workers: usize,
+    /// The peers' I/O timeout: a download with nothing verified for 3 × this gives up.
+    pub io_timeout: Duration,
+}
+
+/// How the download is doing, handed to `on_tick` about every 100 ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    /// Workers connected or connecting.
+    pub peers: usize,
+    /// Bytes verified, resumed ones included.
+    pub verified: u64,
+    /// Bytes verified in this run.
+    pub fetched: u64,
+    /// Pieces verified.
+    pub pieces: u32,
+    /// Time since a piece was last verified (or since the start).
+    pub quiet_for: Duration,
+}
+
+/// Keep workers running on the holders until the file is done. Returns the peers dropped as
+/// corrupt, or why the download cannot finish.
 pub fn coordinate(
-    ctx: &Context,
+    plan: &Plan,
     shared: &Arc<Shared>,
     verifiers: SyncSender<Job>,
-) -> Result<Vec<String>, DownloadError> {
+    on_tick: &mut dyn FnMut(&Tick),
+) -> Result<Vec<String>, String> {
+    let name = &shared.meta().name;
     let (events_tx, events) = mpsc::channel::<(String, WorkerEnd)>();
     let mut running: HashMap<String, thread::JoinHandle<()>> = HashMap::new();
     let mut strikes: HashMap<String, (u32, Instant)> = HashMap::new();
@@ -32,25 +68,27 @@ pub fn coordinate(
     let mut errors: Vec<String> = Vec::new();
     let mut next_worker = 0usize;
     let mut last_refresh: Option<Instant> = None;
-    let mut last_progress = (shared.verified.load(Ordering::Relaxed), Instant::now());
-    let stall_limit = (ctx.options.timeouts.io * 3).max(Duration::from_secs(3));
+    let mut last_progress = (shared.verified(), Instant::now());
+    let stall_limit = (plan.io_timeout * 3).max(Duration::from_secs(3));
     // Ask the tracker often at first (downloaders starting together learn of each other and
     // settle their shares quickly), then every half second.
     let mut refresh_every = Duration::from_millis(25);
+    let tick = |running: usize, since: Instant| Tick {
+        peers: running,
+        verified: shared.verified(),
+        fetched: shared.fetched(),
+        pieces: shared.have().count(),
+        quiet_for: since.elapsed(),
+    };
     let result = loop {
         if shared.picker().is_done() {
             break Ok(());
         }
-        if let Some(msg) = shared
-            .fatal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            break Err(failed(msg));
+        if let Some(msg) = shared.fatal() {
+            break Err(msg);
         }
         // Progress watchdog: peers that are connected but give nothing useful.
-        let verified = shared.verified.load(Ordering::Relaxed);
+        let verified = shared.verified();
         if verified != last_progress.0 {
             last_progress = (verified, Instant::now());
         } else if last_progress.1.elapsed() > RELAX_AFTER {
@@ -58,35 +96,35 @@ pub fn coordinate(
             shared.picker().relax_share();
         }
         if last_progress.1.elapsed() > stall_limit && !running.is_empty() {
-            break Err(failed(format!(
-                "no piece arrived for {}s from {} connected peer(s); keeping the {} verified piece(s)",
+            break Err(format!(
+                "no piece arrived for {}s from {}; keeping the {} verified",
                 stall_limit.as_secs(),
-                running.len(),
-                shared.have.count()
-            )));
+                plural(running.len() as u64, "connected peer"),
+                plural(shared.have().count().into(), "piece")
+            ));
         }
         if last_refresh.is_none_or(|t| t.elapsed() >= refresh_every) {
             last_refresh = Some(Instant::now());
             refresh_every = (refresh_every * 2).min(Duration::from_millis(500));
-            match who_has(ctx.link, &shared.meta.name) {
+            match plan.link.who_has(name) {
                 Ok(holders) => {
-                    set_share(shared, &holders, ctx.me);
+                    set_share(shared, &holders, plan.me);
                     let now = Instant::now();
                     let mut eligible: Vec<&Holder> = holders
                         .iter()
-                        .filter(|h| h.addr != ctx.me && !corrupt.contains(&h.addr))
+                        .filter(|h| h.addr != plan.me && !corrupt.contains(&h.addr))
                         .filter(|h| !running.contains_key(&h.addr))
                         .filter(|h| {
                             strikes
                                 .get(&h.addr)
-                                .is_none_or(|(n, until)| *n < 3 && now >= *until)
+                                .is_none_or(|(n, until)| *n < MAX_STRIKES && now >= *until)
                         })
                         .collect();
                     // Full holders first, then partial ones, each in random order.
                     Rng::from_time().shuffle(&mut eligible);
                     eligible.sort_by_key(|h| h.partial);
                     for holder in eligible {
-                        if running.len() >= ctx.options.workers.max(1) {
+                        if running.len() >= plan.workers.max(1) {
                             break;
                         }
                         let (shared2, events2, addr, jobs) = (
@@ -99,7 +137,7 @@ pub fn coordinate(
                         next_worker += 1;
                         let spawned =
                             thread::Builder::new().name("fetch".into()).spawn(move || {
-                                let end = fetch::worker(&shared2, w, &addr, jobs);
+                                let end = fetcher::worker(&shared2, w, &addr, jobs);
                                 let _ = events2.send((addr, end));
                             });
                         if let Ok(handle) = spawned {
@@ -107,9 +145,9 @@ pub fn coordinate(
                         }
                     }
                     let waiting = holders.iter().any(|h| {
-                        h.addr != ctx.me
+                        h.addr != plan.me
                             && !corrupt.contains(&h.addr)
-                            && strikes.get(&h.addr).is_none_or(|(n, _)| *n < 3)
+                            && strikes.get(&h.addr).is_none_or(|(n, _)| *n < MAX_STRIKES)
                     });
                     if running.is_empty() && !waiting {
                         let why = if errors.is_empty() {
@@ -117,18 +155,17 @@ pub fn coordinate(
                         } else {
                             errors.join("; ")
                         };
-                        break Err(failed(format!(
-                            "every holder of {} is gone or failed ({why}); kept {} verified piece(s) for a later resume",
-                            shared.meta.name,
-                            shared.have.count()
-                        )));
+                        break Err(format!(
+                            "every holder of {name} is gone or failed ({why}); kept {} for a later resume",
+                            plural(shared.have().count().into(), "verified piece")
+                        ));
                     }
                 }
-                Err(e) if running.is_empty() => break Err(failed(e)),
+                Err(e) if running.is_empty() => break Err(e),
                 Err(_) => {}
             }
         }
-        show_progress(ctx, shared, running.len());
+        on_tick(&tick(running.len(), last_progress.1));
         if let Ok((addr, end)) = events.recv_timeout(refresh_every.min(Duration::from_millis(100)))
         {
             if let Some(handle) = running.remove(&addr) {
@@ -138,8 +175,7 @@ pub fn coordinate(
                 WorkerEnd::Done => {}
                 WorkerEnd::Corrupt(piece) => {
                     eprintln!(
-                        "{}: piece {piece} from {addr} failed its SHA-1; that peer is dropped from this download",
-                        shared.meta.name
+                        "{name}: piece {piece} from {addr} failed its SHA-1; that peer is dropped from this download"
                     );
                     errors.push(format!("{addr} sent a corrupt piece"));
                     corrupt.insert(addr);
@@ -158,18 +194,8 @@ pub fn coordinate(
     for (_, handle) in running.drain() {
         let _ = handle.join();
     }
-    show_progress(ctx, shared, 0);
+    on_tick(&tick(0, last_progress.1));
     result.map(|()| corrupt.into_iter().collect())
-}
-
-/// Copy the download's counters to its `Progress` (what `status` and the progress line read).
-fn show_progress(ctx: &Context, shared: &Shared, peers: usize) {
-    let progress = ctx.progress;
-    progress.peers.store(peers, Ordering::Relaxed);
-    let verified = shared.verified.load(Ordering::Relaxed);
-    progress.verified.store(verified, Ordering::Relaxed);
-    let fetched = shared.fetched.load(Ordering::Relaxed);
-    progress.fetched.store(fetched, Ordering::Relaxed);
 }
 
 /// This downloader's share of the seeders' pieces: its place among the partial holders.
@@ -187,6 +213,6 @@ fn set_share(shared: &Shared, holders: &[Holder], me: &str) {
         shared
             .picker()
             .set_share(index as u32, downloaders.len() as u32);
-        shared.wake.notify_all();
+        shared.notify();
     }
 }

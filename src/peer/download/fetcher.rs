@@ -1,0 +1,224 @@
+//! The fetching side of a download: one **worker** per remote peer (`coordinator.rs` starts
+//! them). A worker connects, says `HELLO`, learns the peer's pieces (`HAVE`), then its
+//! **fetcher** keeps a window of `PIECE` requests in flight on the one connection and reads
+//! the `DATA` replies in order (pipelining: the round trip is paid once, not per piece).
+//! Every piece goes to the verifier pool (`verifier.rs`); a fetcher never writes the file.
+//!
+//! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
+//! socket.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use crate::conn::{Conn, ConnError};
+use crate::peer::download::state::Shared;
+use crate::peer::download::verifier::{Job, WorkerState};
+use crate::protocol::{ErrCode, Reply, Request};
+
+/// How often a fetcher re-asks a partial holder which pieces it has.
+const HAVE_EVERY: Duration = Duration::from_millis(300);
+/// How often an idle connection to a seed is kept alive with a `HAVE`.
+const SEED_KEEPALIVE: Duration = Duration::from_secs(2);
+/// Slowest data rate tolerated within one piece before the peer counts as stalled.
+pub const MIN_RATE: u64 = 64 * 1024;
+
+/// How a worker ended.
+pub enum WorkerEnd {
+    /// The download finished (or stopped) while it was working.
+    Done,
+    /// Its peer sent this piece, and it failed its hash.
+    Corrupt(u32),
+    /// Its peer failed: could not connect, timed out, closed, spoke nonsense.
+    Failed(String),
+}
+
+/// One remote peer: connect, learn its pieces, fetch until done; its pieces are verified by
+/// the pool behind `verifiers`.
+pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>) -> WorkerEnd {
+    let tuning = shared.tuning();
+    let mut conn = match Conn::connect(addr, tuning.timeouts, tuning.trace.clone()) {
+        Ok(conn) => conn,
+        Err(e) => return WorkerEnd::Failed(format!("cannot connect: {e}")),
+    };
+    shared.add_socket(w, conn.stream());
+    let state = Arc::new(WorkerState::default());
+    let fetched = if shared.stopped() {
+        Ok(())
+    } else {
+        hello(shared, &mut conn).and_then(|bits| {
+            shared.picker().set_peer(w, bits);
+            fetch(shared, w, addr, &mut conn, &verifiers, &state)
+        })
+    };
+    drop(verifiers);
+    // Wait until the verifiers have dealt with every piece this peer sent, so a corrupt one
+    // is known before we say how this peer did.
+    let mut picker = shared.picker();
+    while state.pending() > 0 {
+        picker = shared.wait(picker, Duration::from_millis(50));
+    }
+    picker.remove_peer(w);
+    drop(picker);
+    shared.remove_socket(w);
+    shared.notify();
+    match (state.corrupt_piece(), fetched) {
+        (Some(bad), _) => WorkerEnd::Corrupt(bad),
+        (_, Ok(())) => WorkerEnd::Done,
+        (_, Err(_)) if shared.stopped() => WorkerEnd::Done,
+        (_, Err(e)) => WorkerEnd::Failed(e.to_string()),
+    }
+}
+
+/// `HELLO` and the first `HAVE`.
+fn hello(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
+    let hello = Request::Hello {
+        id: shared.me().to_string(),
+    };
+    match conn.request(&hello)? {
+        Reply::Ack(_) => {}
+        other => return Err(ConnError::Protocol(format!("HELLO answered {other}"))),
+    }
+    let have = Request::Have {
+        name: shared.meta().name.clone(),
+    };
+    conn.send_line(&have.to_string())?;
+    read_bits(shared, conn)
+}
+
+fn read_bits(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
+    match conn.read_reply()? {
+        Reply::Bitfield(bits) if bits.len() == shared.meta().pieces() as usize => {
+            Ok(bits.bytes().map(|b| b == b'1').collect())
+        }
+        other => Err(ConnError::Protocol(format!("HAVE answered {other}"))),
+    }
+}
+
+/// What a fetcher has asked its peer for, in order.
+enum Ask {
+    Piece(u32),
+    Have,
+}
+
+/// The fetcher: keep the pipeline full, read replies in order, pass pieces to the verifiers.
+fn fetch(
+    shared: &Shared,
+    w: usize,
+    addr: &str,
+    conn: &mut Conn,
+    verifiers: &SyncSender<Job>,
+    state: &Arc<WorkerState>,
+) -> Result<(), ConnError> {
+    let meta = shared.meta();
+    let from: Arc<str> = addr.into();
+    let window = (shared.tuning().window_bytes / meta.piece_size as u64).clamp(2, 256) as usize;
+    let mut queue: VecDeque<Ask> = VecDeque::new();
+    let mut last_have = Instant::now();
+    let mut have_pending = false;
+    let result = loop {
+        if shared.stopped() || state.corrupt_piece().is_some() {
+            break Ok(());
+        }
+        let mut lines = Vec::new();
+        let seed = {
+            let mut picker = shared.picker();
+            let mut asked = queue.iter().filter(|a| matches!(a, Ask::Piece(_))).count();
+            let window = picker.window(window);
+            while asked < window {
+                let Some(i) = picker.next(w) else { break };
+                asked += 1;
+                queue.push_back(Ask::Piece(i));
+                let name = meta.name.clone();
+                lines.push(Request::Piece { name, index: i }.to_string());
+            }
+            picker.peer_is_seed(w)
+        };
+        // A partial holder's pieces change: ask again often. A seed's do not, but an idle
+        // connection to it is kept alive the same way, so its server does not time it out.
+        let have_every = if seed { SEED_KEEPALIVE } else { HAVE_EVERY };
+        if !have_pending && last_have.elapsed() >= have_every && (!seed || queue.is_empty()) {
+            queue.push_back(Ask::Have);
+            let name = meta.name.clone();
+            lines.push(Request::Have { name }.to_string());
+            have_pending = true;
+        }
+        if !lines.is_empty()
+            && let Err(e) = conn.send_lines(&lines)
+        {
+            break Err(e.into());
+        }
+        let Some(ask) = queue.pop_front() else {
+            // Nothing to ask of this peer right now: wait for the picture to change.
+            let picker = shared.picker();
+            if picker.is_done() || shared.stopped() {
+                break Ok(());
+            }
+            drop(shared.wait(picker, HAVE_EVERY));
+            continue;
+        };
+        let step = match ask {
+            Ask::Have => read_bits(shared, conn).map(|bits| {
+                shared.picker().set_peer(w, bits);
+                last_have = Instant::now();
+                have_pending = false;
+            }),
+            Ask::Piece(i) => match receive_piece(shared, conn, i) {
+                Ok(Some(bytes)) => {
+                    state.handed_over();
+                    let job = Job::new(w, from.clone(), i, bytes, state.clone());
+                    if verifiers.send(job).is_err() {
+                        state.taken_back();
+                        shared.picker().finish(w, i, false);
+                        break Ok(());
+                    }
+                    Ok(())
+                }
+                Ok(None) => {
+                    let mut picker = shared.picker();
+                    picker.peer_lacks(w, i);
+                    picker.finish(w, i, false);
+                    Ok(())
+                }
+                Err(e) => {
+                    shared.picker().finish(w, i, false);
+                    Err(e)
+                }
+            },
+        };
+        if let Err(e) = step {
+            break Err(e);
+        }
+    };
+    // Give back what was asked but never received.
+    let mut picker = shared.picker();
+    for ask in queue {
+        if let Ask::Piece(i) = ask {
+            picker.finish(w, i, false);
+        }
+    }
+    drop(picker);
+    shared.notify();
+    result
+}
+
+/// Read the reply to `PIECE i`: the piece's bytes, or `None` if the peer does not have it.
+fn receive_piece(shared: &Shared, conn: &mut Conn, i: u32) -> Result<Option<Vec<u8>>, ConnError> {
+    let (_, len) = shared.meta().piece_range(i);
+    match conn.read_reply()? {
+        Reply::Data(n) if n == len => {
+            let mut buf = shared.buffer(len as usize);
+            let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
+            match conn.read_data(&mut buf, Instant::now() + allowed) {
+                Ok(()) => Ok(Some(buf)),
+                Err(e) => {
+                    shared.recycle(buf);
+                    Err(e)
+                }
+            }
+        }
+        Reply::Err(ErrCode::Unavailable, _) => Ok(None),
+        other => Err(ConnError::Protocol(format!("PIECE {i} answered {other}"))),
+    }
+}
