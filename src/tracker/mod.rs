@@ -119,7 +119,8 @@ fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Dura
     if let Some((id, session)) = client.registered
         && let Some(files) = lock(registry).forget(&id, session)
     {
-        conn.trace_event(&format!("forgot peer {id} and its {files} files"));
+        let plural = if files == 1 { "" } else { "s" };
+        conn.trace_event(&format!("forgot peer {id} and its {files} file{plural}"));
     }
 }
 

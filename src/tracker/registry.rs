@@ -93,7 +93,7 @@ impl Registry {
             Some(p) if p.session == session => Ok(&mut p.files),
             _ => Err(ProtoError::new(
                 ErrCode::NotRegistered,
-                "this connection's registration was replaced; send REGISTER again",
+                "this connection is no longer registered; send REGISTER <port> again",
             )),
         }
     }
