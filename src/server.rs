@@ -5,7 +5,12 @@
 //! flood of connections is a flood of threads. So the loop counts open connections and answers
 //! the one past `max_conns` with `ERR busy` and a close, and each thread gets a small, explicit
 //! stack. Stopping a blocking `accept()` is done the tiny-http way: set a flag, then connect to
-//! ourselves once so `accept()` returns and sees it.
+//! ourselves once so `accept()` returns and sees it; then every open socket is shut down and
+//! every connection thread joined, so a stopped server has no thread left behind.
+//!
+//! It also owns the one reply path of both servers: a handler turns a request into an
+//! `Answer` without touching the socket (so it is tested with plain values), and `send` puts
+//! the answer on the wire. This file knows no verb's meaning and no server's state.
 
 use std::collections::HashMap;
 use std::fmt;
