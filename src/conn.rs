@@ -10,11 +10,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{self, MAX_REPLY_LINE, Reply, Request};
+
+mod sendfile;
 
 /// The three clocks of a connection.
 #[derive(Clone, Copy, Debug)]
@@ -45,16 +47,33 @@ impl Default for Timeouts {
 }
 
 /// Where `--trace` lines go: off, or stderr with a label naming this process's role.
+///
+/// A trace line is
+///
+/// ```text
+/// trace [   12.345 ms] tracker < 127.0.0.1:9000  UPLOAD test1.txt 27 ...
+/// ```
+///
+/// the milliseconds since tracing started (the CLI turns it on first thing, so: since the
+/// process started), the label, the direction (`<` received, `>` sent, `-` an event of the
+/// connection: connected, registered, forgotten, closed), who is at the other end (its
+/// address, or once it has said who it is, its id), and the line. Lines are printed through
+/// `protocol::redacted`, so a field marked secret never reaches the trace.
 #[derive(Clone, Debug, Default)]
 pub struct Trace(Option<Arc<str>>);
 
 static TRACE_TO_STDOUT: AtomicBool = AtomicBool::new(false);
+/// When tracing started: the zero of every trace line's clock.
+static TRACE_START: OnceLock<Instant> = OnceLock::new();
 
 impl Trace {
     pub fn off() -> Trace {
         Trace(None)
     }
+    /// Trace to stderr, each line labelled `label` (`tracker`, `peer 10000`). Starts the trace
+    /// clock if it is not running yet.
     pub fn on(label: &str) -> Trace {
+        TRACE_START.get_or_init(Instant::now);
         Trace(Some(label.into()))
     }
     pub fn is_on(&self) -> bool {
@@ -64,14 +83,19 @@ impl Trace {
     pub fn to_stdout(yes: bool) {
         TRACE_TO_STDOUT.store(yes, Ordering::Relaxed);
     }
-    fn line(&self, remote: &SocketAddr, arrow: &str, text: &[u8]) {
+    fn line(&self, who: &str, arrow: &str, text: &[u8]) {
         if let Some(label) = &self.0 {
             let text = String::from_utf8_lossy(text);
-            let text = text.trim_end_matches('\r');
+            let text = protocol::redacted(text.trim_end_matches('\r'));
+            let ms = TRACE_START
+                .get_or_init(Instant::now)
+                .elapsed()
+                .as_secs_f64()
+                * 1000.0;
             if TRACE_TO_STDOUT.load(Ordering::Relaxed) {
-                println!("  {label} {arrow} {remote}  {text}");
+                println!("  [{ms:9.3} ms] {label} {arrow} {who}  {text}");
             } else {
-                eprintln!("trace {label} {arrow} {remote}  {text}");
+                eprintln!("trace [{ms:9.3} ms] {label} {arrow} {who}  {text}");
             }
         }
     }
@@ -141,6 +165,8 @@ pub struct Conn {
     stream: Arc<TcpStream>,
     reader: BufReader<SharedStream>,
     remote: SocketAddr,
+    /// Who the trace says is at the other end: the address, until `set_name`.
+    name: String,
     timeouts: Timeouts,
     read_timeout: Option<Duration>,
     trace: Trace,
@@ -157,6 +183,7 @@ impl Conn {
             reader: BufReader::with_capacity(READ_BUFFER, SharedStream(stream.clone())),
             stream,
             remote,
+            name: remote.to_string(),
             timeouts,
             read_timeout: Some(timeouts.idle),
             trace,
@@ -181,6 +208,21 @@ impl Conn {
 
     pub fn remote(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// From now on, name the other end `name` in the trace (a tracker names a connection by
+    /// the peer id it registered; a peer's server by the id a `HELLO` gave). The change is
+    /// traced, so the address and the name can be matched up.
+    pub fn set_name(&mut self, name: &str) {
+        if name != self.name {
+            self.trace_event(&format!("is {name} from now on"));
+            self.name = name.to_string();
+        }
+    }
+
+    /// Trace an event of this connection (`-` lines): connected, closed, forgot a peer.
+    pub fn trace_event(&self, text: &str) {
+        self.trace.line(&self.name, "-", text.as_bytes());
     }
 
     /// The socket, to shut it down from another thread.
@@ -249,20 +291,20 @@ impl Conn {
         }
         if discarded > 0 {
             self.trace.line(
-                &self.remote,
+                &self.name,
                 "<",
                 format!("<{discarded} bytes: line too long>").as_bytes(),
             );
             // The connection is still in step: the overlong line was consumed to its newline.
             return Err(ConnError::TooLong);
         }
-        self.trace.line(&self.remote, "<", &line);
+        self.trace.line(&self.name, "<", &line);
         Ok(line)
     }
 
     /// Write one line (the `\n` is added).
     pub fn send_line(&mut self, line: &str) -> io::Result<()> {
-        self.trace.line(&self.remote, ">", line.as_bytes());
+        self.trace.line(&self.name, ">", line.as_bytes());
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
@@ -273,7 +315,7 @@ impl Conn {
     pub fn send_lines(&mut self, lines: &[String]) -> io::Result<()> {
         let mut buf = Vec::new();
         for line in lines {
-            self.trace.line(&self.remote, ">", line.as_bytes());
+            self.trace.line(&self.name, ">", line.as_bytes());
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
         }
@@ -288,12 +330,12 @@ impl Conn {
     }
 
     /// Send `DATA <len>` and `len` bytes of `file` from `offset`, with `sendfile` where the
-    /// system has it (see `zero_copy`), else `io::copy`. If the file is shorter than promised
+    /// system has it (see `sendfile.rs`), else `io::copy`. If the file is shorter than promised
     /// the connection is out of step: the error says so and the caller must close it.
     pub fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<()> {
         self.send_line(&Reply::Data(len).to_string())?;
-        let mut sent = zero_copy::send(file, &self.stream, offset, len)?;
-        if sent < len && !zero_copy::ended(file, offset + sent)? {
+        let mut sent = sendfile::send(file, &self.stream, offset, len)?;
+        if sent < len && !sendfile::ended(file, offset + sent)? {
             // No zero-copy here: copy through a buffer from where it stopped.
             let mut reader = file;
             reader.seek(SeekFrom::Start(offset + sent))?;
@@ -333,7 +375,7 @@ impl Conn {
     fn trace_bytes(&self, n: u64, arrow: &str) {
         if self.trace.is_on() {
             self.trace
-                .line(&self.remote, arrow, format!("<{n} bytes>").as_bytes());
+                .line(&self.name, arrow, format!("<{n} bytes>").as_bytes());
         }
     }
 
@@ -364,68 +406,5 @@ impl Conn {
             Reply::Err(code, msg) => Err(ConnError::Protocol(format!("{} {msg}", code.as_str()))),
             other => Err(ConnError::Protocol(format!("unexpected reply {other}"))),
         }
-    }
-}
-
-/// `sendfile(2)`: the kernel copies a file's pages straight into a socket, never through our
-/// memory. (std's `io::copy` does the like between two files, with `copy_file_range`, but not
-/// from a file to a socket, so we call the C library's `sendfile` ourselves; it is part of the
-/// libc that std already links.)
-#[cfg(target_os = "linux")]
-mod zero_copy {
-    use std::fs::File;
-    use std::io;
-    use std::net::TcpStream;
-    use std::os::fd::AsRawFd;
-
-    unsafe extern "C" {
-        fn sendfile(out_fd: i32, in_fd: i32, offset: *mut i64, count: usize) -> isize;
-    }
-
-    /// Send up to `len` bytes of `file` from `offset`; returns how many went. Fewer than `len`
-    /// means the file ended, or (with 0) that `sendfile` is not available for these two.
-    pub fn send(file: &File, socket: &TcpStream, offset: u64, len: u64) -> io::Result<u64> {
-        let mut sent = 0;
-        while sent < len {
-            let mut at = i64::try_from(offset + sent).map_err(io::Error::other)?;
-            let chunk = (len - sent).min(1 << 30) as usize;
-            // SAFETY: both descriptors stay open for the call (we borrow `file` and `socket`),
-            // and `at` is a live i64 the kernel reads and advances; nothing else is touched.
-            let n = unsafe { sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut at, chunk) };
-            match n {
-                0 => break,
-                n if n > 0 => sent += n as u64,
-                _ => {
-                    let e = io::Error::last_os_error();
-                    match e.kind() {
-                        io::ErrorKind::Interrupted => {}
-                        // Not possible for this pair of descriptors: let the caller copy.
-                        _ if sent == 0 && matches!(e.raw_os_error(), Some(22 | 38)) => break,
-                        _ => return Err(e),
-                    }
-                }
-            }
-        }
-        Ok(sent)
-    }
-
-    /// Is `at` the end of the file (so a short send was the file ending, not a refusal)?
-    pub fn ended(file: &File, at: u64) -> io::Result<bool> {
-        Ok(file.metadata()?.len() <= at)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod zero_copy {
-    use std::fs::File;
-    use std::io;
-    use std::net::TcpStream;
-
-    pub fn send(_: &File, _: &TcpStream, _: u64, _: u64) -> io::Result<u64> {
-        Ok(0)
-    }
-
-    pub fn ended(file: &File, at: u64) -> io::Result<bool> {
-        Ok(file.metadata()?.len() <= at)
     }
 }

@@ -5,27 +5,71 @@
 //! flood of connections is a flood of threads. So the loop counts open connections and answers
 //! the one past `max_conns` with `ERR busy` and a close, and each thread gets a small, explicit
 //! stack. Stopping a blocking `accept()` is done the tiny-http way: set a flag, then connect to
-//! ourselves once so `accept()` returns and sees it.
+//! ourselves once so `accept()` returns and sees it; then every open socket is shut down and
+//! every connection thread joined, so a stopped server has no thread left behind.
+//!
+//! It also owns the one reply path of both servers: a handler turns a request into an
+//! `Answer` without touching the socket (so it is tested with plain values), and `send` puts
+//! the answer on the wire. This file knows no verb's meaning and no server's state.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::conn::{Conn, ConnError};
-use crate::protocol::{ErrCode, MAX_LINE, Reply, Request, parse_request};
+use crate::protocol::{ErrCode, MAX_LINE, Reply, Request, Role, parse_request_for};
 
 /// Stack size of a connection thread. The handlers are shallow loops; 256 KiB leaves a wide
 /// margin while 10,000 threads reserve (not touch) 2.5 GiB of address space.
 pub const CONN_STACK: usize = 256 * 1024;
 
-/// Open connections, by a serial number: the cap counts them and a stop shuts them down.
-type OpenConns = Arc<Mutex<HashMap<u64, Arc<TcpStream>>>>;
+/// One connection: its socket while it is open (shared with its thread, so a stop can shut it
+/// down; dropped when the thread ends, which closes it) and its thread (so it can be joined).
+struct Slot {
+    stream: Option<Arc<TcpStream>>,
+    thread: Option<JoinHandle<()>>,
+}
 
-/// A running server. Dropping it stops accepting and closes every open connection.
+/// The connections of a server. A thread that ends moves its serial number to `ended`; its
+/// slot stays until someone joins its thread: the accept loop at its next accept, or `stop`.
+/// So the map holds at most the open connections plus those that ended since the last accept.
+#[derive(Default)]
+struct Conns {
+    slots: HashMap<u64, Slot>,
+    ended: Vec<u64>,
+}
+
+impl Conns {
+    /// Connections still being served (what the cap counts).
+    fn live(&self) -> usize {
+        self.slots.len().saturating_sub(self.ended.len())
+    }
+
+    /// Take the slots of ended connections, to be joined outside the lock.
+    fn take_ended(&mut self) -> Vec<JoinHandle<()>> {
+        let ended = std::mem::take(&mut self.ended);
+        ended
+            .iter()
+            .filter_map(|id| self.slots.remove(id)?.thread)
+            .collect()
+    }
+}
+
+type OpenConns = Arc<Mutex<Conns>>;
+
+fn lock(open: &OpenConns) -> MutexGuard<'_, Conns> {
+    // The map is consistent at every unlock; a panicking handler does not hold the lock.
+    open.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running server. Dropping it stops accepting, closes every open connection and waits for
+/// every connection thread to end (the Rust Book's `Drop` that joins its workers).
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -35,6 +79,9 @@ pub struct Server {
 
 impl Server {
     /// Serve `listener`: every accepted connection runs `handler` on its own thread.
+    ///
+    /// `handler` must return once its socket is shut down (every read and write on it then
+    /// fails at once): that is how `stop` ends it.
     pub fn spawn<F>(
         listener: TcpListener,
         name: &str,
@@ -64,7 +111,8 @@ impl Server {
         self.addr
     }
 
-    /// Stop accepting, close every open connection, and wait for the accept loop to end.
+    /// Stop accepting, shut down every open connection, and wait for the accept loop and
+    /// every connection thread to end.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(accept) = self.accept.take() {
@@ -81,9 +129,13 @@ impl Server {
             let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
             let _ = accept.join();
         }
-        let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(PoisonError::into_inner));
-        for stream in open.values() {
+        // The accept loop has ended, so no slot is added any more.
+        let slots = std::mem::take(&mut lock(&self.open).slots);
+        for stream in slots.values().filter_map(|s| s.stream.as_ref()) {
             let _ = stream.shutdown(Shutdown::Both);
+        }
+        for thread in slots.into_values().filter_map(|s| s.thread) {
+            let _ = thread.join();
         }
     }
 }
@@ -119,12 +171,26 @@ fn accept_loop<F>(
                 continue;
             }
         };
+        // Join the threads that ended since the last accept (each has returned or is about
+        // to; the join is outside the lock).
+        let ended = lock(open).take_ended();
+        for thread in ended {
+            let _ = thread.join();
+        }
         serial += 1;
         let id = serial;
         let stream = Arc::new(stream);
         let admitted = {
-            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
-            open.len() < max_conns && open.insert(id, stream.clone()).is_none()
+            let mut conns = lock(open);
+            let room = conns.live() < max_conns;
+            if room {
+                let slot = Slot {
+                    stream: Some(stream.clone()),
+                    thread: None,
+                };
+                conns.slots.insert(id, slot);
+            }
+            room
         };
         if !admitted {
             refuse(&stream, max_conns);
@@ -136,17 +202,26 @@ fn accept_loop<F>(
             .stack_size(CONN_STACK)
             .spawn(move || {
                 handler(stream);
-                open2
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&id);
+                let mut conns = lock(&open2);
+                let stream = conns.slots.get_mut(&id).and_then(|s| s.stream.take());
+                conns.ended.push(id);
+                drop(conns);
+                // The last reference to the socket: dropping it closes the connection.
+                drop(stream);
             });
-        if spawned.is_err() {
-            // The system is out of threads: the stream moved into the failed closure and is
-            // closed with it; forget it.
-            open.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
+        let mut conns = lock(open);
+        match spawned {
+            Ok(thread) => {
+                if let Some(slot) = conns.slots.get_mut(&id) {
+                    slot.thread = Some(thread);
+                }
+            }
+            Err(e) => {
+                // The system is out of threads: the stream moved into the failed closure and
+                // is closed with it; forget it.
+                eprintln!("{name}: cannot start a connection thread: {e}");
+                conns.slots.remove(&id);
+            }
         }
     }
 }
@@ -160,57 +235,268 @@ fn refuse(stream: &TcpStream, max_conns: usize) {
     let _ = (&*stream).write_all(format!("{reply}\n").as_bytes());
 }
 
-/// What a request handler tells the connection loop.
+/// What a handler answers to one request; `send` puts it on the wire. Both servers' handlers
+/// return it, so what to answer is decided (and unit-tested) without a socket.
+pub enum Answer {
+    /// One reply line.
+    Line(Reply),
+    /// `DATA <len>` and these bytes.
+    Data(Vec<u8>),
+    /// `DATA <len>` and a part of an opened file, sent by the kernel (`Conn::send_file`).
+    File(FilePart),
+    /// A last reply line, then the connection is closed (`BYE` gets `ACK bye`).
+    Close(Reply),
+}
+
+impl Answer {
+    /// The answer to `BYE`: `ACK bye`, then close.
+    pub fn bye() -> Answer {
+        Answer::Close(Reply::Ack("bye".into()))
+    }
+
+    /// An `ERR` line.
+    pub fn err(code: ErrCode, message: impl Into<String>) -> Answer {
+        Answer::Line(Reply::Err(code, message.into()))
+    }
+}
+
+/// `len` bytes of `file` from `offset`, already opened and checked by the handler (the peer
+/// checks the file is still the one it announced before it answers with it).
+pub struct FilePart {
+    pub file: File,
+    pub offset: u64,
+    pub len: u64,
+    /// Called once, after every byte has gone (the peer counts its uploads here).
+    pub on_sent: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Answer::Line(reply) => write!(f, "Line({reply})"),
+            Answer::Data(bytes) => write!(f, "Data({} bytes)", bytes.len()),
+            Answer::File(part) => write!(f, "File({}+{})", part.offset, part.len),
+            Answer::Close(reply) => write!(f, "Close({reply})"),
+        }
+    }
+}
+
+/// Whether the connection goes on after an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
     Continue,
     Close,
 }
 
-/// The loop every connection of both servers runs: read a line, parse it, let `handle` answer
-/// it, repeat. Bad lines are answered here with `ERR` and the connection goes on; an overlong
-/// line is skipped to its newline and answered `ERR too-long`; an idle connection is told why
-/// it is closed. Returns when the connection ends.
-pub fn line_loop(conn: &mut Conn, mut handle: impl FnMut(&mut Conn, Request) -> io::Result<Flow>) {
-    loop {
-        let line = match conn.read_line(MAX_LINE) {
-            Ok(line) => line,
-            Err(ConnError::TooLong) => {
-                let msg = format!("lines are limited to {MAX_LINE} bytes");
-                if conn
-                    .send_line(&Reply::Err(ErrCode::TooLong, msg).to_string())
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
+/// Put `answer` on the wire. An error leaves the connection unusable (perhaps out of step, in
+/// the middle of a data block): the caller closes it.
+pub fn send(conn: &mut Conn, answer: Answer) -> io::Result<Flow> {
+    match answer {
+        Answer::Line(reply) => conn.send_line(&reply.to_string())?,
+        Answer::Data(bytes) => conn.send_data(&bytes)?,
+        Answer::File(part) => {
+            conn.send_file(&part.file, part.offset, part.len)?;
+            if let Some(on_sent) = part.on_sent {
+                on_sent();
             }
+        }
+        Answer::Close(reply) => {
+            conn.send_line(&reply.to_string())?;
+            return Ok(Flow::Close);
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+/// The loop every connection of both servers runs: read a line, parse it as a request to
+/// `role`'s server, let `handle` answer it, `send` the answer, repeat. Bad lines (a verb of
+/// the other server among them) are answered here with `ERR` and the connection goes on; an
+/// overlong line is skipped to its newline and answered `ERR too-long`; an idle connection is
+/// told why it is closed. Returns when the connection ends.
+///
+/// `handle` gets the connection only to name it in the trace (`Conn::set_name`); it must not
+/// read or write it.
+pub fn line_loop(
+    conn: &mut Conn,
+    role: Role,
+    mut handle: impl FnMut(&mut Conn, Request) -> Answer,
+) {
+    loop {
+        let answer = match conn.read_line(MAX_LINE) {
+            Ok(line) => match parse_request_for(&line, role) {
+                Ok(request) => handle(conn, request),
+                Err(e) => Answer::Line(e.into_reply()),
+            },
+            Err(ConnError::TooLong) => Answer::err(
+                ErrCode::TooLong,
+                format!("lines are limited to {MAX_LINE} bytes"),
+            ),
             Err(ConnError::Timeout) => {
                 let secs = conn.timeouts().idle.as_secs_f32();
                 let msg = format!("nothing received for {secs} s; closing");
-                let _ = conn.send_line(&Reply::Err(ErrCode::Timeout, msg).to_string());
-                return;
+                Answer::Close(Reply::Err(ErrCode::Timeout, msg))
             }
             Err(ConnError::LineTimeout) => {
                 let secs = conn.timeouts().line.as_secs_f32();
                 let msg = format!("a line must end within {secs} s of its first byte; closing");
-                let _ = conn.send_line(&Reply::Err(ErrCode::Timeout, msg).to_string());
-                return;
+                Answer::Close(Reply::Err(ErrCode::Timeout, msg))
             }
-            Err(ConnError::Protocol(msg)) => {
-                let _ = conn.send_line(&Reply::Err(ErrCode::TooLong, msg).to_string());
-                return;
-            }
+            Err(ConnError::Protocol(msg)) => Answer::Close(Reply::Err(ErrCode::TooLong, msg)),
             Err(_) => return,
         };
-        let flow = match parse_request(&line) {
-            Ok(request) => handle(conn, request),
-            Err(e) => conn
-                .send_line(&e.into_reply().to_string())
-                .map(|()| Flow::Continue),
-        };
-        match flow {
+        match send(conn, answer) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::conn::{Timeouts, Trace};
+
+    /// Counts itself out when its thread ends (its `Drop` runs inside the thread).
+    struct Live(Arc<AtomicUsize>);
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A server whose handler blocks reading its socket until it ends; `live` counts handler
+    /// threads, and every handler says on `started` that it is running.
+    fn blocking_server(live: &Arc<AtomicUsize>) -> (Server, mpsc::Receiver<()>) {
+        let (started, ready) = mpsc::channel();
+        let started = Mutex::new(started);
+        let live = live.clone();
+        let server = Server::spawn(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            "test",
+            100,
+            move |stream| {
+                live.fetch_add(1, Ordering::SeqCst);
+                let _guard = Live(live.clone());
+                let _ = started.lock().unwrap().send(());
+                let mut buf = [0u8; 64];
+                while matches!((&*stream).read(&mut buf), Ok(n) if n > 0) {}
+            },
+        )
+        .unwrap();
+        (server, ready)
+    }
+
+    #[test]
+    fn stop_ends_and_joins_every_connection_thread() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let (mut server, ready) = blocking_server(&live);
+        let clients: Vec<TcpStream> = (0..3)
+            .map(|_| TcpStream::connect(server.addr()).unwrap())
+            .collect();
+        for _ in 0..3 {
+            ready.recv().unwrap();
+        }
+        assert_eq!(live.load(Ordering::SeqCst), 3);
+        // The clients stay open and silent: only stop's shutdown ends the handlers.
+        server.stop();
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            0,
+            "a connection thread outlived stop"
+        );
+        drop(clients);
+    }
+
+    #[test]
+    fn ended_connections_are_joined_at_the_next_accept() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let (server, ready) = blocking_server(&live);
+        for _ in 0..20 {
+            let c = TcpStream::connect(server.addr()).unwrap();
+            ready.recv().unwrap();
+            drop(c);
+        }
+        let c = TcpStream::connect(server.addr()).unwrap();
+        ready.recv().unwrap();
+        // The slots of the 20 closed connections were joined and dropped at later accepts,
+        // except those whose threads had not quite ended yet: they do not pile up.
+        let slots = lock(&server.open).slots.len();
+        assert!(slots < 10, "{slots} slots kept for 1 open connection");
+        drop(c);
+    }
+
+    #[test]
+    fn the_cap_counts_connections_not_yet_joined_as_ended() {
+        let mut conns = Conns::default();
+        for id in 0..3 {
+            let slot = Slot {
+                stream: None,
+                thread: Some(thread::spawn(|| {})),
+            };
+            conns.slots.insert(id, slot);
+        }
+        conns.ended.push(1);
+        assert_eq!(conns.live(), 2);
+        let ended = conns.take_ended();
+        assert_eq!((ended.len(), conns.slots.len(), conns.live()), (1, 2, 2));
+        for t in ended
+            .into_iter()
+            .chain(conns.slots.into_values().filter_map(|s| s.thread))
+        {
+            t.join().unwrap();
+        }
+    }
+
+    /// A toy server speaking the peer's verbs through `line_loop`.
+    fn echo_server(role: Role) -> Server {
+        Server::spawn(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            "test",
+            10,
+            move |stream| {
+                let Ok(mut conn) = Conn::new(stream, Timeouts::default(), Trace::off()) else {
+                    return;
+                };
+                line_loop(&mut conn, role, |_, request| match request {
+                    Request::Bye => Answer::bye(),
+                    other => Answer::Line(Reply::Ack(other.to_string())),
+                });
+            },
+        )
+        .unwrap()
+    }
+
+    fn exchange(server: &Server, lines: &str) -> Vec<String> {
+        let mut c = TcpStream::connect(server.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.write_all(lines.as_bytes()).unwrap();
+        BufReader::new(c).lines().map(|l| l.unwrap()).collect()
+    }
+
+    #[test]
+    fn a_verb_of_the_other_server_is_unknown_before_its_arguments_are_read() {
+        let peer = echo_server(Role::Peer);
+        assert_eq!(
+            exchange(&peer, "REGISTER abc\nUPLOAD x\nPING\nBYE\n"),
+            [
+                "ERR unknown-verb REGISTER is a tracker verb; this is a peer (try HELP)",
+                "ERR unknown-verb UPLOAD is a tracker verb; this is a peer (try HELP)",
+                "ACK PING",
+                "ACK bye",
+            ]
+        );
+        let tracker = echo_server(Role::Tracker);
+        assert_eq!(
+            exchange(&tracker, "GET ../x 1\nREGISTER abc\nQUIT\n"),
+            [
+                "ERR unknown-verb GET is a peer verb; this is the tracker (try HELP)",
+                "ERR bad-request port \"abc\" is not a valid number",
+                "ACK bye",
+            ]
+        );
     }
 }

@@ -23,7 +23,8 @@ use torrentphile::conn::Timeouts;
 use torrentphile::peer::download::{DownloadError, Report};
 use torrentphile::peer::store::{hash_file, hashes_text};
 use torrentphile::protocol::{
-    Digest, ErrCode, Holder, MAX_LINE, Meta, ProtoError, Reply, Request, parse_reply, parse_request,
+    Digest, ErrCode, Holder, MAX_LINE, Meta, ProtoError, Reply, Request, Role, parse_reply,
+    parse_request, parse_request_for,
 };
 use torrentphile::util::Rng;
 
@@ -1005,7 +1006,12 @@ fn check_live_reply(
             false => Err(format!("an overlong line got {reply:?}")),
         };
     }
-    let req = match parse_request(line) {
+    // The server checks the verb against its own before the arguments (PROTOCOL.md).
+    let role = match side {
+        Side::Peer => Role::Peer,
+        Side::Tracker => Role::Tracker,
+    };
+    let req = match parse_request_for(line, role) {
         Err(e) => {
             let expect = e.into_reply().to_string();
             return match reply == expect {

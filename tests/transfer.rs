@@ -187,19 +187,32 @@ fn garbage_overlong_lines_and_traversal_names_get_err_and_the_connection_survive
     let dir = temp_dir("garbage");
     fs::write(dir.join("ok.txt"), b"fine").unwrap();
     let peer = peer(&tracker, &dir);
-    for addr in [tracker.addr(), peer.addr()] {
+    // Each server gets its own verbs' errors; a verb of the other server is unknown-verb
+    // whatever its arguments.
+    let tracker_cases: [(&[u8], &str); 9] = [
+        (b"\x00\xff\xfegarbage\n", "ERR bad-request "),
+        (b"FROB\n", "ERR unknown-verb "),
+        (b"\n", "ERR bad-request "),
+        (b"WHOHAS ../../etc/passwd\n", "ERR bad-name "),
+        (b"INFO /etc/passwd\n", "ERR bad-name "),
+        (b"WHOHAS ..\n", "ERR bad-name "),
+        (b"PIECE ok.txt -1\n", "ERR unknown-verb "),
+        (b"REGISTER\r\n", "ERR bad-request "),
+        (b"GET ok.txt 1\n", "ERR unknown-verb "),
+    ];
+    let peer_cases: [(&[u8], &str); 9] = [
+        (b"\x00\xff\xfegarbage\n", "ERR bad-request "),
+        (b"FROB\n", "ERR unknown-verb "),
+        (b"\n", "ERR bad-request "),
+        (b"GET ../../etc/passwd\n", "ERR bad-name "),
+        (b"GET /etc/passwd\n", "ERR bad-name "),
+        (b"HAVE ..\n", "ERR bad-name "),
+        (b"PIECE ok.txt -1\n", "ERR bad-request "),
+        (b"REGISTER\r\n", "ERR unknown-verb "),
+        (b"GET ok.txt 1\n", "ERR bad-request "),
+    ];
+    for (addr, cases) in [(tracker.addr(), tracker_cases), (peer.addr(), peer_cases)] {
         let mut c = Client::connect(addr);
-        let cases: [(&[u8], &str); 9] = [
-            (b"\x00\xff\xfegarbage\n", "ERR bad-request "),
-            (b"FROB\n", "ERR unknown-verb "),
-            (b"\n", "ERR bad-request "),
-            (b"GET ../../etc/passwd\n", "ERR bad-name "),
-            (b"GET /etc/passwd\n", "ERR bad-name "),
-            (b"WHOHAS ..\n", "ERR bad-name "),
-            (b"PIECE ok.txt -1\n", "ERR bad-request "),
-            (b"REGISTER\r\n", "ERR bad-request "),
-            (b"GET ok.txt 1\n", "ERR bad-request "),
-        ];
         for (line, expect) in cases {
             c.send(line);
             let reply = c.line();

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::conn::{Conn, Timeouts, Trace};
-use crate::protocol::{ErrCode, Reply, Request};
-use crate::server::{Flow, Server, line_loop};
+use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
+use crate::server::{Answer, Server, line_loop};
 use registry::{PeerId, Registry, Session};
 
 /// How a tracker runs.
@@ -95,32 +95,32 @@ struct Client {
     registered: Option<(PeerId, Session)>,
 }
 
-/// What `handle` asks the connection to send.
-enum Answer {
-    Line(Reply),
-    Data(Vec<u8>),
-    Bye,
+impl Client {
+    fn new(ip: IpAddr, heartbeat: Duration) -> Client {
+        Client {
+            ip,
+            heartbeat,
+            registered: None,
+        }
+    }
 }
 
 fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Duration) {
-    let mut client = Client {
-        ip: conn.remote().ip(),
-        heartbeat,
-        registered: None,
-    };
-    line_loop(conn, |conn, request| {
-        match handle(registry, &mut client, request) {
-            Answer::Line(reply) => conn.send_line(&reply.to_string())?,
-            Answer::Data(bytes) => conn.send_data(&bytes)?,
-            Answer::Bye => {
-                conn.send_line(&Reply::Ack("bye".into()).to_string())?;
-                return Ok(Flow::Close);
-            }
+    let mut client = Client::new(conn.remote().ip(), heartbeat);
+    conn.trace_event("connected");
+    line_loop(conn, Role::Tracker, |conn: &mut Conn, request| {
+        let answer = handle(registry, &mut client, request);
+        if let Some((id, _)) = &client.registered {
+            conn.set_name(id);
         }
-        Ok(Flow::Continue)
+        answer
     });
-    if let Some((id, session)) = client.registered {
-        lock(registry).forget(&id, session);
+    conn.trace_event("disconnected");
+    if let Some((id, session)) = client.registered
+        && let Some(files) = lock(registry).forget(&id, session)
+    {
+        let plural = if files == 1 { "" } else { "s" };
+        conn.trace_event(&format!("forgot peer {id} and its {files} file{plural}"));
     }
 }
 
@@ -169,24 +169,21 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             return Answer::Data(text.into_bytes());
         }
         Request::Ping => Ok(Reply::Pong),
-        Request::Help => Ok(Reply::Ack(
-            "tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST PING HELP BYE".into(),
-        )),
-        Request::Bye => return Answer::Bye,
+        Request::Help => Ok(Reply::Ack(Role::Tracker.help())),
+        Request::Bye => return Answer::bye(),
+        // `line_loop` answers these before they get here (`check_verb`); a caller that hands
+        // one over directly gets the same answer.
         Request::Hello { .. }
         | Request::Get { .. }
         | Request::Piece { .. }
         | Request::Have { .. }
         | Request::Hashes { .. } => {
-            let verb = request.to_string();
-            let verb = verb.split(' ').next().unwrap_or_default();
-            Err(crate::protocol::ProtoError::new(
-                ErrCode::UnknownVerb,
-                format!("{verb} is a peer verb; this is the tracker (try HELP)"),
-            ))
+            let line = request.to_string();
+            let verb = line.split(' ').next().unwrap_or_default();
+            Err(Role::Tracker.foreign_verb(verb))
         }
     };
-    Answer::Line(reply.unwrap_or_else(|e| e.into_reply()))
+    Answer::Line(reply.unwrap_or_else(ProtoError::into_reply))
 }
 
 /// Seconds as a short decimal: `10`, `0.5`.
@@ -195,12 +192,136 @@ fn seconds(d: Duration) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn registered(client: &Client) -> Result<(&str, Session), crate::protocol::ProtoError> {
+fn registered(client: &Client) -> Result<(&str, Session), ProtoError> {
     match &client.registered {
         Some((id, session)) => Ok((id, *session)),
-        None => Err(crate::protocol::ProtoError::new(
+        None => Err(ProtoError::new(
             ErrCode::NotRegistered,
             "send REGISTER <port> first",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::protocol::parse_request;
+
+    /// A registry and one client on it, talking lines as `nc` would, but without a socket.
+    struct World {
+        registry: Mutex<Registry>,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                registry: Mutex::new(Registry::new()),
+            }
+        }
+        fn client(&self) -> Client {
+            Client::new(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(10))
+        }
+        /// The reply line to `line`, as the wire would carry it.
+        fn ask(&self, client: &mut Client, line: &str) -> String {
+            let request = parse_request(line.as_bytes()).expect("a well-formed line");
+            match handle(&self.registry, client, request) {
+                Answer::Line(reply) | Answer::Close(reply) => reply.to_string(),
+                Answer::Data(bytes) => String::from_utf8(bytes).expect("text"),
+                Answer::File(_) => panic!("the tracker never sends a file"),
+            }
+        }
+    }
+
+    const SHA: &str = "dc3568154e339e0670a8a5d286ab2c810e9cb962";
+
+    fn upload(name: &str, size: u64) -> String {
+        format!("UPLOAD {name} {size} 1024 {SHA} {SHA}")
+    }
+
+    #[test]
+    fn register_upload_whohas_info() {
+        let w = World::new();
+        let mut a = w.client();
+        assert_eq!(
+            w.ask(&mut a, "REGISTER 9000"),
+            "ACK 127.0.0.1:9000 heartbeat=10"
+        );
+        assert_eq!(w.ask(&mut a, &upload("f", 27)), format!("ACK f {SHA}"));
+        let mut b = w.client();
+        assert_eq!(w.ask(&mut b, "WHOHAS f"), "PEERS 127.0.0.1:9000");
+        assert_eq!(
+            w.ask(&mut b, "INFO f"),
+            format!("FILE f 27 1024 {SHA} {SHA}")
+        );
+        assert_eq!(
+            w.ask(&mut b, "LIST"),
+            format!("f 27 {SHA} full=1 partial=0\n")
+        );
+        assert_eq!(w.ask(&mut b, "WHOHAS g"), "ERR not-found no peer holds g");
+    }
+
+    #[test]
+    fn announcing_needs_a_registration() {
+        let w = World::new();
+        let mut c = w.client();
+        for line in [upload("f", 27).as_str(), "PARTIAL f", "REMOVE f"] {
+            assert_eq!(
+                w.ask(&mut c, line),
+                "ERR not-registered send REGISTER <port> first"
+            );
+        }
+    }
+
+    #[test]
+    fn other_content_under_a_shared_name_is_a_conflict() {
+        let w = World::new();
+        let (mut a, mut b) = (w.client(), w.client());
+        w.ask(&mut a, "REGISTER 9000");
+        w.ask(&mut b, "REGISTER 9001");
+        w.ask(&mut a, &upload("f", 27));
+        assert_eq!(
+            w.ask(&mut b, &upload("f", 28)),
+            format!("ERR conflict f is already shared as size 27, piece size 1024, sha1 {SHA}")
+        );
+    }
+
+    #[test]
+    fn a_live_id_is_not_taken_over_and_re_registering_starts_afresh() {
+        let w = World::new();
+        let (mut a, mut b) = (w.client(), w.client());
+        w.ask(&mut a, "REGISTER 9000");
+        w.ask(&mut a, &upload("f", 27));
+        assert!(
+            w.ask(&mut b, "REGISTER 9000")
+                .starts_with("ERR conflict 127.0.0.1:9000 is registered by another connection")
+        );
+        // The first connection registers again (as another port): its files are dropped.
+        w.ask(&mut a, "REGISTER 9002");
+        assert_eq!(w.ask(&mut b, "WHOHAS f"), "ERR not-found no peer holds f");
+        assert_eq!(
+            w.ask(&mut b, "REGISTER 9000"),
+            "ACK 127.0.0.1:9000 heartbeat=10"
+        );
+    }
+
+    #[test]
+    fn peer_verbs_help_and_bye() {
+        let w = World::new();
+        let mut c = w.client();
+        assert_eq!(
+            w.ask(&mut c, "GET f"),
+            "ERR unknown-verb GET is a peer verb; this is the tracker (try HELP)"
+        );
+        assert_eq!(
+            w.ask(&mut c, "HELP"),
+            "ACK tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST PING HELP BYE"
+        );
+        let request = parse_request(b"BYE").expect("BYE parses");
+        assert!(matches!(
+            handle(&w.registry, &mut c, request),
+            Answer::Close(Reply::Ack(text)) if text == "bye"
+        ));
     }
 }

@@ -93,7 +93,7 @@ impl Registry {
             Some(p) if p.session == session => Ok(&mut p.files),
             _ => Err(ProtoError::new(
                 ErrCode::NotRegistered,
-                "this connection's registration was replaced; send REGISTER again",
+                "this connection is no longer registered; send REGISTER <port> again",
             )),
         }
     }
@@ -184,20 +184,23 @@ impl Registry {
             .collect()
     }
 
-    /// The connection of `session` ended: forget `id`, unless it registered again since.
-    pub fn forget(&mut self, id: &str, session: Session) {
-        if self.peers.get(id).is_some_and(|p| p.session == session)
-            && let Some(peer) = self.peers.remove(id)
-        {
-            for name in peer.files {
-                if let Some(entry) = self.files.get_mut(&name) {
-                    entry.holders.remove(id);
-                    if entry.holders.is_empty() {
-                        self.files.remove(&name);
-                    }
+    /// The connection of `session` ended: forget `id` and its files, unless it registered
+    /// again since. Returns how many files it held, if it was forgotten.
+    pub fn forget(&mut self, id: &str, session: Session) -> Option<usize> {
+        if !self.peers.get(id).is_some_and(|p| p.session == session) {
+            return None;
+        }
+        let peer = self.peers.remove(id)?;
+        let count = peer.files.len();
+        for name in peer.files {
+            if let Some(entry) = self.files.get_mut(&name) {
+                entry.holders.remove(id);
+                if entry.holders.is_empty() {
+                    self.files.remove(&name);
                 }
             }
         }
+        Some(count)
     }
 
     pub fn peer_count(&self) -> usize {
@@ -296,7 +299,8 @@ mod tests {
         let mut r = Registry::new();
         let a = r.register("a:1").unwrap();
         r.upload("a:1", a, &meta("f", 10)).unwrap();
-        r.forget("a:1", a);
+        assert_eq!(r.forget("a:1", a), Some(1));
+        assert_eq!(r.forget("a:1", a), None);
         assert_eq!(r.who_has("f").unwrap_err().code, ErrCode::NotFound);
         assert_eq!(r.peer_count(), 0);
         let b = r.register("b:1").unwrap();
@@ -313,7 +317,7 @@ mod tests {
         r.forget("a:1", old);
         let new = r.register("a:1").unwrap();
         r.upload("a:1", new, &meta("g", 1)).unwrap();
-        r.forget("a:1", old);
+        assert_eq!(r.forget("a:1", old), None);
         assert_eq!(holders(&r, "g"), ["a:1"]);
     }
 
