@@ -150,7 +150,25 @@ fn every_module_item_architecture_md_names_exists() {
         }
         let parts: Vec<&str> = span.split("::").collect();
         let std_modules = [
-            "std", "io", "fs", "net", "thread", "sync", "mem", "ptr", "arch", "time",
+            "std",
+            "io",
+            "fs",
+            "net",
+            "thread",
+            "sync",
+            "mem",
+            "ptr",
+            "arch",
+            "time",
+            "File",
+            "TcpStream",
+            "TcpListener",
+            "Mutex",
+            "Condvar",
+            "Arc",
+            "Vec",
+            "String",
+            "Instant",
         ];
         if parts.iter().any(|p| p.is_empty()) || std_modules.contains(&parts[0]) {
             continue;

@@ -12,7 +12,7 @@ use getopts::{Matches, Options};
 
 use super::{Fail, bind, no_free_args, number, parse, seconds, trace, tracker_address, usage};
 use crate::conn::Timeouts;
-use crate::peer::download::DownloadError;
+use crate::peer::download::{DownloadError, ProgressStyle};
 use crate::peer::picker::Strategy;
 use crate::peer::{Peer, PeerConfig, shell};
 use crate::signal;
@@ -169,7 +169,14 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
             )));
         }
     };
-    let config = peer_config(&m, "get")?;
+    let mut config = peer_config(&m, "get")?;
+    // On a terminal we draw one `\r` line; in a pipe or a log the download says a line every
+    // few seconds, so a stalled `get` is never silent.
+    config.download.progress = if std::io::stderr().is_terminal() {
+        ProgressStyle::Terminal
+    } else {
+        ProgressStyle::Lines
+    };
     let listener = bind(&m, 0)?;
     let wait = config.timeouts.idle;
     let dir = config.dir.clone();
@@ -186,6 +193,10 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
     done.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     match result {
+        Ok(report) if report.already_here => {
+            println!("{report}");
+            Ok(())
+        }
         Ok(report) => {
             println!("downloaded {report}");
             Ok(())

@@ -126,6 +126,7 @@ fn execute(peer: &Arc<Peer>, command: Command) {
                 .name("shell-get".into())
                 .spawn(move || {
                     match peer.download(&name) {
+                        Ok(report) if report.already_here => println!("\n{report}"),
                         Ok(report) => println!("\ndownloaded {report}"),
                         Err(e) => println!("\nerror: get {name}: {e}"),
                     }
