@@ -22,6 +22,7 @@
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
+//! - [`sha1`]: SHA-1 on the CPU's SHA extensions when it has them, `sha1_smol` otherwise.
 //! - [`util`]: a small random number generator (std has none).
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
@@ -31,6 +32,7 @@ pub mod peer;
 pub mod protocol;
 pub mod relay;
 pub mod server;
+pub mod sha1;
 pub mod sim;
 pub mod tracker;
 pub mod util;
