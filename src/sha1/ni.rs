@@ -42,7 +42,7 @@ pub fn detect() -> Option<ShaNi> {
 /// Panics if `blocks.len()` is not a multiple of 64: the caller buffers partial blocks.
 pub fn compress(cpu: ShaNi, state: &mut [u32; 5], blocks: &[u8]) {
     assert!(
-        blocks.len() % 64 == 0,
+        blocks.len().is_multiple_of(64),
         "SHA-1 compresses whole 64-byte blocks"
     );
     let _ = cpu;
