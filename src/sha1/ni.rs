@@ -12,7 +12,7 @@
 //! `sha1msg2` compute the message schedule W16..W79 four words at a time.
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi32, _mm_extract_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x,
+    _mm_add_epi32, _mm_extract_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x,
     _mm_sha1msg1_epu32, _mm_sha1msg2_epu32, _mm_sha1nexte_epu32, _mm_sha1rnds4_epu32,
     _mm_shuffle_epi8, _mm_xor_si128,
 };
@@ -53,6 +53,25 @@ pub fn compress(cpu: ShaNi, state: &mut [u32; 5], blocks: &[u8]) {
     unsafe { compress_blocks(state, blocks) }
 }
 
+/// Four rounds with function group `$f` (0: Ch, rounds 0-19; 1: Parity; 2: Maj; 3: Parity)
+/// and message words `$w`; E is A of the group before, rotated (`sha1nexte`).
+macro_rules! four_rounds {
+    ($f:literal, $abcd:ident, $prev:ident, $w:expr) => {{
+        let e_plus_w = _mm_sha1nexte_epu32($prev, $w);
+        $prev = $abcd;
+        $abcd = _mm_sha1rnds4_epu32::<$f>($abcd, e_plus_w);
+    }};
+}
+
+/// The next four message words (FIPS 180-4 §6.1.2 step 1) from the last sixteen, `$w0`
+/// oldest, stored over `$w0`; then four rounds with them.
+macro_rules! next_four {
+    ($f:literal, $abcd:ident, $prev:ident, $w0:ident, $w1:ident, $w2:ident, $w3:ident) => {{
+        $w0 = _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32($w0, $w1), $w2), $w3);
+        four_rounds!($f, $abcd, $prev, $w0);
+    }};
+}
+
 /// The whole multi-block loop, compiled for the SHA extensions so the intrinsics inline.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn compress_blocks(state: &mut [u32; 5], blocks: &[u8]) {
@@ -77,28 +96,37 @@ fn compress_blocks(state: &mut [u32; 5], blocks: &[u8]) {
             };
             _mm_shuffle_epi8(_mm_set_epi64x(half(16 * i + 8), half(16 * i)), reverse)
         };
-        // The last four schedule vectors: W[4j..4j+4] for j = g-4 .. g-1, at index j % 4.
-        let mut w: [__m128i; 4] = [load(0), load(1), load(2), load(3)];
+        let (mut w0, mut w1, mut w2, mut w3) = (load(0), load(1), load(2), load(3));
         let (abcd_before, e_before) = (abcd, e);
+        // `prev` is A..D as it was before the group just done: `sha1nexte` takes E from it.
+        let mut prev = abcd;
 
-        // Rounds 0-3 take E as it is; later groups derive it from A of the group before.
-        let mut e_plus_w = _mm_add_epi32(e, w[0]);
-        let mut abcd_prev = abcd;
-        abcd = rounds(abcd, e_plus_w, 0);
-        for g in 1..20 {
-            if g >= 4 {
-                // W[g] from W[g-4], W[g-3], W[g-2], W[g-1] (FIPS 180-4 §6.1.2 step 1).
-                let x = _mm_sha1msg1_epu32(w[g % 4], w[(g + 1) % 4]);
-                let x = _mm_xor_si128(x, w[(g + 2) % 4]);
-                w[g % 4] = _mm_sha1msg2_epu32(x, w[(g + 3) % 4]);
-            }
-            e_plus_w = _mm_sha1nexte_epu32(abcd_prev, w[g % 4]);
-            abcd_prev = abcd;
-            abcd = rounds(abcd, e_plus_w, g / 5);
-        }
+        // Rounds 0-15 take the block's own words; rounds 0-3 take E as it is.
+        abcd = _mm_sha1rnds4_epu32::<0>(abcd, _mm_add_epi32(e, w0));
+        four_rounds!(0, abcd, prev, w1); // 4-7
+        four_rounds!(0, abcd, prev, w2); // 8-11
+        four_rounds!(0, abcd, prev, w3); // 12-15
+        // Rounds 16-79 compute their words first, each in place of the one 16 words older.
+        // Written out, not looped, so every immediate is a constant and W stays in registers.
+        next_four!(0, abcd, prev, w0, w1, w2, w3); // 16-19
+        next_four!(1, abcd, prev, w1, w2, w3, w0); // 20-23
+        next_four!(1, abcd, prev, w2, w3, w0, w1);
+        next_four!(1, abcd, prev, w3, w0, w1, w2);
+        next_four!(1, abcd, prev, w0, w1, w2, w3);
+        next_four!(1, abcd, prev, w1, w2, w3, w0); // 36-39
+        next_four!(2, abcd, prev, w2, w3, w0, w1); // 40-43
+        next_four!(2, abcd, prev, w3, w0, w1, w2);
+        next_four!(2, abcd, prev, w0, w1, w2, w3);
+        next_four!(2, abcd, prev, w1, w2, w3, w0);
+        next_four!(2, abcd, prev, w2, w3, w0, w1); // 56-59
+        next_four!(3, abcd, prev, w3, w0, w1, w2); // 60-63
+        next_four!(3, abcd, prev, w0, w1, w2, w3);
+        next_four!(3, abcd, prev, w1, w2, w3, w0);
+        next_four!(3, abcd, prev, w2, w3, w0, w1);
+        next_four!(3, abcd, prev, w3, w0, w1, w2); // 76-79
 
         // FIPS 180-4 §6.1.2 step 4: add the working variables into the state.
-        e = _mm_sha1nexte_epu32(abcd_prev, e_before);
+        e = _mm_sha1nexte_epu32(prev, e_before);
         abcd = _mm_add_epi32(abcd, abcd_before);
     }
 
@@ -107,16 +135,4 @@ fn compress_blocks(state: &mut [u32; 5], blocks: &[u8]) {
     state[2] = _mm_extract_epi32::<1>(abcd) as u32;
     state[3] = _mm_extract_epi32::<0>(abcd) as u32;
     state[4] = _mm_extract_epi32::<3>(e) as u32;
-}
-
-/// Four rounds of function group `f` (0: Ch, rounds 0-19; 1: Parity; 2: Maj; 3: Parity).
-/// The instruction takes the group as an immediate, hence the match.
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn rounds(abcd: __m128i, e_plus_w: __m128i, f: usize) -> __m128i {
-    match f {
-        0 => _mm_sha1rnds4_epu32::<0>(abcd, e_plus_w),
-        1 => _mm_sha1rnds4_epu32::<1>(abcd, e_plus_w),
-        2 => _mm_sha1rnds4_epu32::<2>(abcd, e_plus_w),
-        _ => _mm_sha1rnds4_epu32::<3>(abcd, e_plus_w),
-    }
 }
