@@ -27,6 +27,7 @@
 //! - [`torrent`]: .torrent files: strict bencode, metainfo (BEP 3), create and show.
 //! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
+//! - [`sha1`]: SHA-1 on the CPU's SHA extensions when it has them, `sha1_smol` otherwise.
 //! - [`util`]: a small random number generator (std has none).
 //! - [`auth`]: accounts and groups (pure state changed by replayable records) and the crypto
 //!   under them: HMAC-SHA1, PBKDF2, base64, the SCRAM-SHA-1 login. No sockets.
@@ -40,6 +41,7 @@ pub mod peer;
 pub mod protocol;
 pub mod relay;
 pub mod server;
+pub mod sha1;
 pub mod signal;
 pub mod sim;
 pub mod torrent;

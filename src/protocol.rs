@@ -11,7 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-pub use sha1_smol::Digest;
+pub use crate::sha1::Digest;
 
 /// The longest request line a server accepts, not counting its `\n`. Longer lines get
 /// `ERR too-long`.

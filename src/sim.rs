@@ -454,7 +454,7 @@ pub fn write_random(path: &Path, size: u64, seed: u64) -> Result<(), String> {
 pub fn sha1_file(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let mut file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut sha = sha1_smol::Sha1::new();
+    let mut sha = crate::sha1::Sha1::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file

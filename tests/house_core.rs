@@ -16,7 +16,7 @@ use torrentphile::peer::download::{DownloadError, ProgressStyle};
 use torrentphile::protocol::Request;
 
 fn sha1_hex(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    torrentphile::sha1::Sha1::from(bytes).digest().to_string()
 }
 
 #[test]

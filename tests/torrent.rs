@@ -487,7 +487,7 @@ fn info_hash_is_over_the_raw_info_bytes() {
     let t = Metainfo::parse(&file).unwrap();
     assert_eq!(
         t.info_hash,
-        sha1_smol::Sha1::from(&info[..]).digest().bytes()
+        torrentphile::sha1::Sha1::from(&info[..]).digest().bytes()
     );
     assert_eq!(t.trackers, vec![vec!["url".to_string()]]);
 }
@@ -559,7 +559,7 @@ fn pieces_cross_files_and_any_thread_count_agrees() {
     assert_eq!(all.len() as u64, t.total_length);
     let expected: Vec<[u8; 20]> = all
         .chunks(32768)
-        .map(|c| sha1_smol::Sha1::from(c).digest().bytes())
+        .map(|c| torrentphile::sha1::Sha1::from(c).digest().bytes())
         .collect();
     assert_eq!(t.pieces, expected);
     assert!(t.files.iter().any(|f| f.path == ["Ünïcode ñame"]));

@@ -462,7 +462,7 @@ fn whole_hash_catches_a_first_holder_whose_sha1_does_not_match_its_pieces() {
         "f.bin",
         64 * 1024,
         Behaviour::Good,
-        |meta| meta.sha1 = sha1_smol::Sha1::from("something else").digest(),
+        |meta| meta.sha1 = torrentphile::sha1::Sha1::from("something else").digest(),
     );
     let careful_dir = temp_dir("liar-careful");
     let careful = peer_with(&tracker, &careful_dir, |c| {

@@ -1,13 +1,13 @@
 //! HMAC-SHA1 (RFC 2104), checked against every test case of RFC 2202 section 3.
 //!
-//! This module owns the keyed hash and nothing else: SHA-1 itself comes from `sha1_smol`, and
+//! This module owns the keyed hash and nothing else: SHA-1 itself comes from `crate::sha1`, and
 //! callers compare MACs with [`super::ct::eq`], never `==`. It keeps no key after use beyond
 //! the two pre-keyed hash states it needs, and it never prints a key or a MAC.
 //!
 //! HMAC(K, m) = H((K' ^ opad) || H((K' ^ ipad) || m)), where K' is the key padded with zeros
 //! to SHA-1's 64-byte block, or first hashed if it is longer than a block.
 
-use sha1_smol::Sha1;
+use crate::sha1::Sha1;
 
 /// SHA-1's block size in bytes: keys are padded (or hashed down) to this.
 pub const BLOCK: usize = 64;

@@ -316,7 +316,7 @@ pub fn hash_pieces(
                         let start = index as u64 * piece_length;
                         let len = piece_length.min(total - start) as usize;
                         reader.read(start, &mut buf[..len])?;
-                        hashes.push(sha1_smol::Sha1::from(&buf[..len]).digest().bytes());
+                        hashes.push(crate::sha1::Sha1::from(&buf[..len]).digest().bytes());
                     }
                     Ok(hashes)
                 })

@@ -93,7 +93,7 @@ impl Metainfo {
             Some(other) => return invalid(format!("info is a {}, not a dictionary", other.kind())),
             None => return invalid("no info dictionary"),
         };
-        let info_hash = sha1_smol::Sha1::from(raw_info).digest().bytes();
+        let info_hash = crate::sha1::Sha1::from(raw_info).digest().bytes();
 
         let name = text(info, "name", "info.name")?
             .ok_or(MetainfoError::Invalid("info.name is missing".into()))?;

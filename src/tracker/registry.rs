@@ -234,7 +234,7 @@ mod tests {
     use super::*;
 
     fn meta(name: &str, size: u64) -> Meta {
-        let digest = sha1_smol::Sha1::from(size.to_string()).digest();
+        let digest = crate::sha1::Sha1::from(size.to_string()).digest();
         Meta {
             name: name.into(),
             size,

@@ -2,7 +2,7 @@
 //! that a refused record changes nothing.
 
 use super::*;
-use sha1_smol::Sha1;
+use crate::sha1::Sha1;
 
 pub(super) fn creds(n: u8) -> Credentials {
     Credentials {

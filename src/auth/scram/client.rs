@@ -2,7 +2,7 @@
 //! of the password in client-final, and check the server's signature in server-final. Pure:
 //! the nonce and the password (or keys derived from it) come from the caller.
 
-use sha1_smol::Sha1;
+use crate::sha1::Sha1;
 
 use super::{
     CHANNEL_BINDING, ClientKeys, GS2_HEADER, MAX_ITERATIONS, ScramError, SessionKey, attr,

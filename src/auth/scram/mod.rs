@@ -29,7 +29,7 @@
 
 use std::fmt;
 
-use sha1_smol::Sha1;
+use crate::sha1::Sha1;
 
 use super::base64;
 use super::hmac::{HmacSha1, LEN};

@@ -2,7 +2,7 @@
 //! of its own, and check the client's proof against the stored key in constant time. Pure:
 //! the server nonce and the user's stored credentials come from the caller.
 
-use sha1_smol::Sha1;
+use crate::sha1::Sha1;
 
 use super::{
     CHANNEL_BINDING, Credentials, GS2_HEADER, ScramError, SessionKey, attr, check_extensions,

@@ -170,7 +170,7 @@ fn verify(shared: &Shared, job: &Job) {
         shared.picker().finish(w, i, false);
         return;
     }
-    if sha1_smol::Sha1::from(&job.bytes).digest() != shared.piece_hash(i) {
+    if crate::sha1::Sha1::from(&job.bytes).digest() != shared.piece_hash(i) {
         // The fetcher sees this at its next step; the peer's later pieces are discarded above.
         let _ = job
             .state
@@ -206,7 +206,7 @@ fn verify(shared: &Shared, job: &Job) {
 /// complete, `None` if the download stopped first.
 fn hash_whole(shared: &Shared) -> Option<Digest> {
     let meta = shared.meta();
-    let mut sha = sha1_smol::Sha1::new();
+    let mut sha = crate::sha1::Sha1::new();
     let mut buf = vec![0u8; 1 << 20];
     let (mut pos, mut next_piece) = (0u64, 0u32);
     loop {

@@ -29,7 +29,7 @@ pub fn hashes_text(hashes: &[Digest]) -> String {
 /// Parse and check a piece-hash list against `meta`: the right count, and its SHA-1 is
 /// `meta.root`. This is how a downloader trusts hashes it got from an untrusted peer.
 pub fn parse_hashes(text: &str, meta: &Meta) -> Option<Vec<Digest>> {
-    if sha1_smol::Sha1::from(text).digest() != meta.root {
+    if crate::sha1::Sha1::from(text).digest() != meta.root {
         return None;
     }
     let hashes: Vec<Digest> = text
@@ -43,7 +43,7 @@ pub fn parse_hashes(text: &str, meta: &Meta) -> Option<Vec<Digest>> {
 /// on a second thread so the two hashes of each piece use both cores.
 pub fn hash_file(path: &Path, name: &str, piece_size: u32) -> io::Result<(Meta, Vec<Digest>)> {
     let mut file = File::open(path)?;
-    let mut whole = sha1_smol::Sha1::new();
+    let mut whole = crate::sha1::Sha1::new();
     let mut hashes = Vec::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; piece_size as usize];
@@ -55,7 +55,7 @@ pub fn hash_file(path: &Path, name: &str, piece_size: u32) -> io::Result<(Meta, 
         // Hash this piece twice on two threads while the main thread reads the next one.
         let (got, piece_hash) = std::thread::scope(|s| {
             let w = s.spawn(|| whole.update(piece));
-            let p = sha1_smol::Sha1::from(piece).digest();
+            let p = crate::sha1::Sha1::from(piece).digest();
             let got = read_full(&mut file, &mut next);
             let _ = w.join();
             (got, p)
@@ -64,7 +64,7 @@ pub fn hash_file(path: &Path, name: &str, piece_size: u32) -> io::Result<(Meta, 
         std::mem::swap(&mut buf, &mut next);
         filled = got?;
     }
-    let root = sha1_smol::Sha1::from(hashes_text(&hashes)).digest();
+    let root = crate::sha1::Sha1::from(hashes_text(&hashes)).digest();
     let meta = Meta {
         name: name.to_string(),
         size,
@@ -97,7 +97,7 @@ pub fn recheck(file: &File, meta: &Meta, hashes: &[Digest], have: &PieceSet) -> 
         let (offset, len) = meta.piece_range(i);
         let buf = &mut buf[..len as usize];
         if file.read_exact_at(buf, offset).is_ok()
-            && sha1_smol::Sha1::from(&*buf).digest() == hashes[i as usize]
+            && crate::sha1::Sha1::from(&*buf).digest() == hashes[i as usize]
         {
             have.set(i);
         }

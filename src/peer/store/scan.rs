@@ -176,12 +176,12 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(shared.len(), 1);
         let meta = &shared[0];
-        assert_eq!(meta.sha1, sha1_smol::Sha1::from(&data).digest());
+        assert_eq!(meta.sha1, crate::sha1::Sha1::from(&data).digest());
         assert_eq!(meta.pieces(), 5);
         let entry = store.get("a.bin").unwrap();
         assert_eq!(
             entry.hashes[4],
-            sha1_smol::Sha1::from(&data[4096..]).digest()
+            crate::sha1::Sha1::from(&data[4096..]).digest()
         );
         let (cached, _, hashes) = store.load_meta("a.bin").unwrap();
         assert_eq!(&cached, meta);

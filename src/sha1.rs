@@ -1,0 +1,425 @@
+//! SHA-1 (FIPS 180-4), the one hasher the crate uses: the CPU's SHA extensions where it has
+//! them, `sha1_smol` everywhere else.
+//!
+//! Verifying pieces is SHA-1 over every byte we download, so its speed bounds a transfer.
+//! x86-64 CPUs with the SHA extensions ("SHA-NI") hash about three times faster than the best
+//! portable code; [`Sha1::new`] asks the CPU once per process and picks that path when it can.
+//! `sha1_smol` stays the portable path and the reference the tests compare against.
+//!
+//! This module owns padding, buffering of partial blocks, and the [`Digest`] type (its hex
+//! text is the wire format). It must never hold `unsafe` code itself: that is all in `ni.rs`,
+//! which only compresses whole blocks. The API mirrors `sha1_smol`'s, so a call site changes
+//! by a rename.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[cfg(target_arch = "x86_64")]
+mod ni;
+
+/// Other architectures: no SHA-NI, and a proof type that can never be made.
+#[cfg(not(target_arch = "x86_64"))]
+mod ni {
+    #[derive(Clone, Copy, Debug)]
+    pub enum ShaNi {}
+    pub fn detect() -> Option<ShaNi> {
+        None
+    }
+    pub fn compress(cpu: ShaNi, _: &mut [u32; 5], _: &[u8]) {
+        match cpu {}
+    }
+}
+
+/// FIPS 180-4 §5.3.1: the initial hash value.
+const INITIAL: [u32; 5] = [
+    0x6745_2301,
+    0xefcd_ab89,
+    0x98ba_dcfe,
+    0x1032_5476,
+    0xc3d2_e1f0,
+];
+
+/// Which code computes the hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `sha1_smol`: plain Rust, runs anywhere.
+    Portable,
+    /// The x86-64 SHA extensions, through `std::arch` intrinsics.
+    ShaNi,
+}
+
+impl Backend {
+    /// The fastest backend this CPU can run (asked once per process, then cached).
+    pub fn best() -> Backend {
+        if ni::detect().is_some() {
+            Backend::ShaNi
+        } else {
+            Backend::Portable
+        }
+    }
+
+    /// Whether this CPU can run `self`.
+    pub fn is_available(self) -> bool {
+        self == Backend::Portable || ni::detect().is_some()
+    }
+
+    /// A name for reports: "sha-ni" or "sha1_smol (portable)".
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Portable => "sha1_smol (portable)",
+            Backend::ShaNi => "sha-ni",
+        }
+    }
+}
+
+/// The name of the backend [`Sha1::new`] uses on this CPU: "sha-ni" or "sha1_smol (portable)".
+pub fn backend() -> &'static str {
+    Backend::best().name()
+}
+
+/// A SHA-1 computation in progress: feed it bytes with [`update`](Sha1::update), read the
+/// hash of everything so far with [`digest`](Sha1::digest).
+#[derive(Clone)]
+pub struct Sha1 {
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Portable(sha1_smol::Sha1),
+    Ni(NiSha1),
+}
+
+/// The SHA-NI path's state: the chaining value plus the partial block not yet compressed.
+#[derive(Clone)]
+struct NiSha1 {
+    cpu: ni::ShaNi,
+    state: [u32; 5],
+    block: [u8; 64],
+    /// How many bytes of `block` hold input (always < 64 between calls).
+    filled: usize,
+    /// Bytes hashed so far; FIPS 180-4 appends it, in bits, to the padding.
+    len: u64,
+}
+
+impl Sha1 {
+    /// An empty hash on the fastest backend this CPU has.
+    pub fn new() -> Sha1 {
+        match ni::detect() {
+            Some(cpu) => Sha1::ni(cpu),
+            None => Sha1::portable(),
+        }
+    }
+
+    /// An empty hash on `sha1_smol`, whatever the CPU (for benchmarks and differential tests).
+    pub fn portable() -> Sha1 {
+        Sha1 {
+            engine: Engine::Portable(sha1_smol::Sha1::new()),
+        }
+    }
+
+    /// An empty hash on `backend`, or `None` if this CPU cannot run it.
+    pub fn with_backend(backend: Backend) -> Option<Sha1> {
+        match backend {
+            Backend::Portable => Some(Sha1::portable()),
+            Backend::ShaNi => ni::detect().map(Sha1::ni),
+        }
+    }
+
+    fn ni(cpu: ni::ShaNi) -> Sha1 {
+        Sha1 {
+            engine: Engine::Ni(NiSha1 {
+                cpu,
+                state: INITIAL,
+                block: [0; 64],
+                filled: 0,
+                len: 0,
+            }),
+        }
+    }
+
+    /// The hash of `data`, ready to [`digest`](Sha1::digest) or extend.
+    pub fn from<D: AsRef<[u8]>>(data: D) -> Sha1 {
+        let mut sha = Sha1::new();
+        sha.update(data.as_ref());
+        sha
+    }
+
+    /// Which backend this hash runs on.
+    pub fn backend(&self) -> Backend {
+        match self.engine {
+            Engine::Portable(_) => Backend::Portable,
+            Engine::Ni(_) => Backend::ShaNi,
+        }
+    }
+
+    /// Start over with no input, on the same backend.
+    pub fn reset(&mut self) {
+        match &mut self.engine {
+            Engine::Portable(sha) => sha.reset(),
+            Engine::Ni(sha) => *self = Sha1::ni(sha.cpu),
+        }
+    }
+
+    /// Append `data` to the message. Calls may split the message anywhere.
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.engine {
+            Engine::Portable(sha) => sha.update(data),
+            Engine::Ni(sha) => sha.update(data),
+        }
+    }
+
+    /// The hash of everything given so far (the computation can go on afterwards).
+    pub fn digest(&self) -> Digest {
+        match &self.engine {
+            Engine::Portable(sha) => Digest(sha.digest().bytes()),
+            Engine::Ni(sha) => sha.digest(),
+        }
+    }
+
+    /// The digest as 40 lowercase hex digits.
+    pub fn hexdigest(&self) -> String {
+        self.digest().to_string()
+    }
+}
+
+impl Default for Sha1 {
+    fn default() -> Sha1 {
+        Sha1::new()
+    }
+}
+
+impl fmt::Debug for Sha1 {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Sha1")
+            .field("backend", &self.backend().name())
+            .field("digest_so_far", &self.digest())
+            .finish()
+    }
+}
+
+impl NiSha1 {
+    fn update(&mut self, mut data: &[u8]) {
+        self.len = self.len.wrapping_add(data.len() as u64);
+        if self.filled > 0 {
+            let take = (64 - self.filled).min(data.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+            self.filled += take;
+            data = &data[take..];
+            if self.filled < 64 {
+                return;
+            }
+            ni::compress(self.cpu, &mut self.state, &self.block);
+            self.filled = 0;
+        }
+        // Every whole block in one call; only the tail waits in `block` for more input.
+        let whole = data.len() - data.len() % 64;
+        if whole > 0 {
+            ni::compress(self.cpu, &mut self.state, &data[..whole]);
+        }
+        let tail = &data[whole..];
+        self.block[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
+    }
+
+    /// FIPS 180-4 §5.1.1: pad with one 1 bit, zeros, and the length in bits as 64 big-endian
+    /// bits, to a whole number of blocks; compress a copy, so `self` can take more input.
+    fn digest(&self) -> Digest {
+        let mut last = [0u8; 128];
+        last[..self.filled].copy_from_slice(&self.block[..self.filled]);
+        last[self.filled] = 0x80;
+        let end = if self.filled < 56 { 64 } else { 128 };
+        last[end - 8..end].copy_from_slice(&self.len.wrapping_mul(8).to_be_bytes());
+        let mut state = self.state;
+        ni::compress(self.cpu, &mut state, &last[..end]);
+        let mut out = [0u8; 20];
+        for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        Digest(out)
+    }
+}
+
+/// A SHA-1 hash: 20 bytes, written as 40 lowercase hex digits. Orders like its bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest([u8; 20]);
+
+impl Digest {
+    /// The 20 bytes, most significant first (as FIPS 180-4 writes them).
+    pub fn bytes(&self) -> [u8; 20] {
+        self.0
+    }
+}
+
+impl From<[u8; 20]> for Digest {
+    fn from(bytes: [u8; 20]) -> Digest {
+        Digest(bytes)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 40];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 15)];
+        }
+        // Only ASCII hex digits went in, so this never fails.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// The text given to [`Digest::from_str`] was not exactly 40 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestParseError;
+
+impl fmt::Display for DigestParseError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SHA-1 digest is exactly 40 hex digits")
+    }
+}
+
+impl std::error::Error for DigestParseError {}
+
+impl FromStr for Digest {
+    type Err = DigestParseError;
+
+    /// Exactly 40 hex digits, either case. Nothing else: no sign, no spaces, no `0x`.
+    fn from_str(text: &str) -> Result<Digest, DigestParseError> {
+        let text = text.as_bytes();
+        if text.len() != 40 {
+            return Err(DigestParseError);
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(DigestParseError),
+        };
+        let mut out = [0u8; 20];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Ok(Digest(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FIPS 180 test vectors (the NIST "SHA1ShortMsg"-style examples and the million a's).
+    const VECTORS: &[(&str, usize, &str)] = &[
+        ("abc", 1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        ("", 1, "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            1,
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+        ),
+        ("a", 1_000_000, "34aa973cd4c4daa4f61eeb2bdbad27316534016f"),
+    ];
+
+    /// The backends this CPU runs; says so when it has to skip SHA-NI.
+    fn backends() -> Vec<Backend> {
+        if Backend::ShaNi.is_available() {
+            vec![Backend::Portable, Backend::ShaNi]
+        } else {
+            eprintln!("sha1: this CPU lacks the SHA extensions; skipped the sha-ni path");
+            vec![Backend::Portable]
+        }
+    }
+
+    #[test]
+    fn fips_180_vectors_on_every_backend() {
+        for backend in backends() {
+            for &(text, times, want) in VECTORS {
+                let data = text.repeat(times);
+                let got = Sha1::with_backend(backend).map(|mut sha| {
+                    sha.update(data.as_bytes());
+                    sha.digest().to_string()
+                });
+                assert_eq!(
+                    got.as_deref(),
+                    Some(want),
+                    "{backend:?} on {text:?} x{times}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn new_uses_the_best_backend_and_reset_keeps_it() {
+        let mut sha = Sha1::from("abc");
+        assert_eq!(sha.backend(), Backend::best());
+        assert_eq!(sha.backend().name(), backend());
+        sha.reset();
+        assert_eq!(sha.backend(), Backend::best());
+        assert_eq!(sha.hexdigest(), VECTORS[1].2);
+        assert_eq!(Sha1::portable().backend(), Backend::Portable);
+    }
+
+    #[test]
+    fn digest_can_be_taken_midway() {
+        for backend in backends() {
+            let mut sha = Sha1::with_backend(backend).unwrap_or_else(Sha1::portable);
+            sha.update(b"ab");
+            assert_eq!(sha.digest(), Sha1::from("ab").digest(), "{backend:?}");
+            sha.update(b"c");
+            assert_eq!(sha.hexdigest(), VECTORS[0].2, "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn digest_text_round_trips_and_matches_sha1_smol() {
+        let digest = Sha1::from("abc").digest();
+        let text = digest.to_string();
+        assert_eq!(text, sha1_smol::Sha1::from("abc").digest().to_string());
+        assert_eq!(text.parse(), Ok(digest));
+        assert_eq!(text.to_uppercase().parse(), Ok(digest));
+        assert_eq!(format!("{digest:?}"), format!("Digest({text})"));
+        assert_eq!(Digest::from(digest.bytes()), digest);
+        assert_eq!(digest.bytes()[..3], [0xa9, 0x99, 0x3e]);
+    }
+
+    #[test]
+    fn digest_parse_rejects_everything_but_40_hex_digits() {
+        let good = "a9993e364706816aba3e25717850c26c9cd0d89d";
+        for bad in [
+            "",
+            &good[1..],
+            &format!("{good}0"),
+            &good.replace('e', "g"),
+            // sha1_smol takes these: u32::from_str_radix allows a sign.
+            &format!("+{}", &good[1..]),
+            &format!("{}+0000000", &good[..32]),
+            // 40 bytes with a two-byte character across a word boundary: an error, no panic.
+            &format!("{}é{}", &good[..7], &good[9..]),
+            &good.replace('a', " "),
+        ] {
+            assert_eq!(bad.parse::<Digest>(), Err(DigestParseError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digests_order_like_their_bytes_and_like_sha1_smol() {
+        let texts = ["ff", "0f", "00", "10", "a", "b"];
+        let mut ours: Vec<Digest> = texts.iter().map(|t| Sha1::from(t).digest()).collect();
+        let mut theirs: Vec<_> = texts
+            .iter()
+            .map(|t| sha1_smol::Sha1::from(t).digest())
+            .collect();
+        ours.sort();
+        theirs.sort();
+        let ours: Vec<String> = ours.iter().map(Digest::to_string).collect();
+        let theirs: Vec<String> = theirs.iter().map(|d| d.to_string()).collect();
+        assert_eq!(ours, theirs);
+    }
+}
