@@ -1,0 +1,249 @@
+//! The parsers alone, in process: generated lines straight into `parse_request` and
+//! `parse_reply`, and valid values through `Display` and back. Asserts that a line either parses
+//! to a value that prints as a line a server accepts and parses back to the same value, or fails
+//! with a documented code and a short printable message whose `ERR` line parses back; never a
+//! panic.
+
+use std::time::Instant;
+
+use torrentphile::protocol::{ErrCode, MAX_LINE, ProtoError, Reply, parse_reply, parse_request};
+
+use super::lines::{any_reply_line, any_request_line};
+use super::values::{valid_reply, valid_request};
+use super::{CODES, Fuzz, printable, show};
+
+// ---------------------------------------------------------------------------------------------
+// Parser invariants
+
+/// An error is one of the documented codes, and its message is a short line of printable
+/// ASCII (it goes on the wire as `ERR <code> <message>`).
+fn check_error(f: &Fuzz, input: &[u8], e: &ProtoError, ascii_input: bool) {
+    let seed = f.seed;
+    let code = e.code.as_str();
+    assert!(
+        CODES.contains(&code),
+        "seed {seed}: {} -> undocumented code {code:?}",
+        show(input)
+    );
+    assert_eq!(
+        code.parse::<ErrCode>(),
+        Ok(e.code),
+        "seed {seed}: code {code} does not parse back"
+    );
+    assert!(
+        !e.message.is_empty() && e.message.len() <= 1024,
+        "seed {seed}: {} -> message of {} bytes: {:?}",
+        show(input),
+        e.message.len(),
+        e.message
+    );
+    // Every message is free of control characters (no newline can split the reply line). It
+    // must be printable ASCII too, except where it quotes a non-ASCII reply back (see
+    // `reply_errors_quote_non_ascii_replies_as_ascii`).
+    let clean = if ascii_input {
+        printable(&e.message)
+    } else {
+        !e.message.chars().any(char::is_control)
+    };
+    assert!(
+        clean,
+        "seed {seed}: {} -> message is not printable ASCII: {:?}",
+        show(input),
+        e.message
+    );
+    let line = e.clone().into_reply().to_string();
+    assert_eq!(
+        parse_reply(line.as_bytes()),
+        Ok(Reply::Err(e.code, e.message.clone())),
+        "seed {seed}: the ERR line {line:?} does not parse back"
+    );
+}
+
+/// Bytes the request grammar allows: printable ASCII, spaces and tabs (one trailing `\r`
+/// aside).
+fn request_bytes_ok(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.iter()
+        .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b))
+}
+
+fn check_request_line(f: &Fuzz, line: &[u8]) {
+    let seed = f.seed;
+    match parse_request(line) {
+        Ok(req) => {
+            assert!(
+                request_bytes_ok(line),
+                "seed {seed}: {} has bytes outside printable ASCII but parsed as {req:?}",
+                show(line)
+            );
+            let text = req.to_string();
+            assert!(
+                printable(&text) && text.len() <= MAX_LINE,
+                "seed {seed}: {} -> {req:?} displays as a line a server would refuse: {}",
+                show(line),
+                show(text.as_bytes())
+            );
+            assert_eq!(
+                parse_request(text.as_bytes()).as_ref(),
+                Ok(&req),
+                "seed {seed}: {} -> {req:?} -> {text:?} does not parse back to the same request",
+                show(line)
+            );
+        }
+        Err(e) => {
+            if !request_bytes_ok(line) {
+                assert_eq!(
+                    e.code,
+                    ErrCode::BadRequest,
+                    "seed {seed}: {} is not printable ASCII: {e:?}",
+                    show(line)
+                );
+            }
+            check_error(f, line, &e, true);
+        }
+    }
+}
+
+fn check_reply_line(f: &Fuzz, line: &[u8]) {
+    let seed = f.seed;
+    let ascii = line
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b));
+    match parse_reply(line) {
+        Ok(reply) => {
+            // A reply of printable ASCII (the only kind a server sends) survives a round trip.
+            if ascii {
+                let text = reply.to_string();
+                assert_eq!(
+                    parse_reply(text.as_bytes()).as_ref(),
+                    Ok(&reply),
+                    "seed {seed}: {} -> {reply:?} -> {} does not parse back",
+                    show(line),
+                    show(text.as_bytes())
+                );
+            }
+        }
+        Err(e) => check_error(f, line, &e, ascii),
+    }
+}
+
+/// At least 100,000 request lines and 60,000 reply lines through the parsers, plus every
+/// valid request and reply value through Display and back. A panic fails the test with the
+/// seed printed (by `Fuzz`'s drop).
+#[test]
+fn parsers_survive_random_and_mutated_lines() {
+    let mut f = Fuzz::new("parsers_survive_random_and_mutated_lines");
+    const REQUESTS: usize = 120_000;
+    const REPLIES: usize = 60_000;
+    let (mut ok, mut bytes) = (0usize, 0usize);
+    let start = Instant::now();
+    for _ in 0..REQUESTS {
+        let line = any_request_line(&mut f);
+        check_request_line(&f, &line);
+        ok += parse_request(&line).is_ok() as usize;
+        bytes += line.len();
+    }
+    let requests_took = start.elapsed();
+    // Valid values go out and come back unchanged.
+    for _ in 0..20_000 {
+        let req = valid_request(&mut f);
+        let text = req.to_string();
+        assert_eq!(
+            parse_request(text.as_bytes()).as_ref(),
+            Ok(&req),
+            "seed {}: {text:?}",
+            f.seed
+        );
+        let reply = valid_reply(&mut f);
+        let text = reply.to_string();
+        assert_eq!(
+            parse_reply(text.as_bytes()).as_ref(),
+            Ok(&reply),
+            "seed {}: {}",
+            f.seed,
+            show(text.as_bytes())
+        );
+    }
+    let values_took = start.elapsed() - requests_took;
+    for _ in 0..REPLIES {
+        let line = any_reply_line(&mut f);
+        check_reply_line(&f, &line);
+        bytes += line.len();
+    }
+    eprintln!(
+        "{REQUESTS} request lines ({ok} valid) in {requests_took:?}, 20000 request and 20000 reply values in {values_took:?}, {REPLIES} reply lines; {bytes} bytes of lines in {:?}",
+        start.elapsed()
+    );
+    // The generators must reach both sides of the parser, or the test proves little.
+    assert!(
+        ok > REQUESTS / 10 && ok < REQUESTS * 9 / 10,
+        "seed {}: {ok} of {REQUESTS} lines parsed; the generator is off balance",
+        f.seed
+    );
+}
+
+/// A fixed list of the nastiest lines, for a readable record of what the parser answers.
+#[test]
+fn hand_picked_bad_requests_get_the_documented_code() {
+    let f = Fuzz::new("hand_picked_bad_requests_get_the_documented_code");
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "bad-request"),
+        (b"\r", "bad-request"),
+        (b"\r\r", "bad-request"),
+        (b"PING\r\r", "bad-request"),
+        (b"PI\rNG", "bad-request"),
+        (b"PING\0", "bad-request"),
+        (b"\0PING", "bad-request"),
+        (b"PING \x0b", "bad-request"),
+        (b"WHOHAS a\xffb", "bad-request"),
+        (b"WHOHAS \xc3\xa9", "bad-request"),
+        (b"REGISTER 65536", "bad-request"),
+        (b"REGISTER 0", "bad-request"),
+        (b"REGISTER -1", "bad-request"),
+        (b"REGISTER 1 2", "bad-request"),
+        (b"PIECE a 4294967296", "bad-request"),
+        (b"PIECE a -1", "bad-request"),
+        (b"GET a 18446744073709551616 0", "bad-request"),
+        (b"GET a 0 18446744073709551616", "bad-request"),
+        (b"GET a -1 1", "bad-request"),
+        (b"GET a 1", "bad-request"),
+        (b"GET a 1 2 3", "bad-request"),
+        (b"GET ..", "bad-name"),
+        (b"GET .", "bad-name"),
+        (b"GET ../etc/passwd", "bad-name"),
+        (b"GET /etc/passwd", "bad-name"),
+        (b"GET a/b", "bad-name"),
+        (b"GET a\\b", "bad-name"),
+        (b"HAVE .torrentphile", "bad-name"),
+        (b"UPLOAD a 1 1000 0000000000000000000000000000000000000000 0000000000000000000000000000000000000000", "bad-request"),
+        (b"UPLOAD a 18446744073709551615 1024 0000000000000000000000000000000000000000 0000000000000000000000000000000000000000", "bad-request"),
+        (b"UPLOAD a 1 134217728 0000000000000000000000000000000000000000 0000000000000000000000000000000000000000", "bad-request"),
+        (b"UPLOAD a 1 1024 000000000000000000000000000000000000000 0000000000000000000000000000000000000000", "bad-request"),
+        (b"get a", "unknown-verb"),
+        (b"FROB", "unknown-verb"),
+    ];
+    for (line, code) in cases {
+        let e = parse_request(line).expect_err(&show(line));
+        assert_eq!(e.code.as_str(), *code, "{} -> {e:?}", show(line));
+        check_error(&f, line, &e, true);
+    }
+    // A name of exactly 255 bytes is fine, 256 is not; a very long token is quoted short.
+    let ok = format!("GET {}", "n".repeat(255));
+    assert!(parse_request(ok.as_bytes()).is_ok());
+    let long = format!("GET {}", "n".repeat(256));
+    assert_eq!(
+        parse_request(long.as_bytes()).unwrap_err().code,
+        ErrCode::BadName
+    );
+    let huge = format!("FROB{}", "x".repeat(100_000));
+    let e = parse_request(huge.as_bytes()).unwrap_err();
+    assert!(e.message.len() < 200, "{}", e.message);
+}
+
+/// `parse_reply` quotes a reply it does not understand in its error message with `{:?}`,
+/// which keeps non-ASCII characters as they are: `ERR`-style messages are then not ASCII.
+#[test]
+fn reply_errors_quote_non_ascii_replies_as_ascii() {
+    let e = parse_reply("H\u{e9}LLO w\u{f6}rld".as_bytes()).unwrap_err();
+    assert!(printable(&e.message), "{:?}", e.message);
+}
