@@ -1,7 +1,9 @@
 //! Generators of request and reply lines: shaped like real requests (a verb, roughly the right
 //! arguments, odd separators), mutated from valid ones (flips, splices, long runs), or noise.
-//! They assert nothing; `parser`, `framing` and `live` check what the code under test makes
+//! They assert nothing; `codec`, `framing` and `live` check what the code under test makes
 //! of their lines.
+
+use torrentphile::protocol::MAX_LINE;
 
 use super::values::{valid_reply, valid_request};
 use super::{A_BIN, EMPTY, Fuzz};
@@ -44,10 +46,12 @@ pub(super) fn random_bytes(f: &mut Fuzz, len: usize) -> Vec<u8> {
 
 /// A length: mostly short, sometimes near the line limit, rarely far past it.
 pub(super) fn length(f: &mut Fuzz) -> usize {
+    if f.one_in(f.huge_one_in) {
+        return 10_000 + f.below(60_000);
+    }
     match f.below(100) {
         0 => 4000 + f.below(200),
-        1 => 10_000 + f.below(60_000),
-        2..=9 => 20 + f.below(300),
+        1..=8 => 20 + f.below(300),
         _ => f.below(16),
     }
 }
@@ -344,5 +348,24 @@ pub(super) fn any_reply_line(f: &mut Fuzz) -> Vec<u8> {
             let len = length(f);
             random_bytes(f, len)
         }
+    }
+}
+
+/// A line for a live server: one of the parser's lines, now and then a far overlong one.
+pub(super) fn live_line(f: &mut Fuzz) -> Vec<u8> {
+    match f.below(200) {
+        0 => {
+            // Far past the limit: 200 KB of noise (no newline inside).
+            let mut line = random_bytes(f, 200_000);
+            line.iter_mut()
+                .filter(|b| **b == b'\n')
+                .for_each(|b| *b = b'x');
+            line
+        }
+        1 => vec![b'A'; MAX_LINE],
+        2 => vec![b'A'; MAX_LINE + 1],
+        // Well-formed requests often, so that real data and real errors come back too.
+        3..=70 => valid_request(f).to_string().into_bytes(),
+        _ => any_request_line(f),
     }
 }

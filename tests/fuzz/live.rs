@@ -13,8 +13,7 @@ use std::thread;
 use torrentphile::protocol::{MAX_LINE, Reply, Request, parse_reply, parse_request};
 
 use super::common::*;
-use super::lines::{any_request_line, random_bytes};
-use super::values::valid_request;
+use super::lines::live_line;
 use super::{
     A_BIN, CODES, EMPTY, Fuzz, LIVE_PIECE, a_bin_bytes, live_peer_dir, patient, printable, show,
 };
@@ -172,25 +171,6 @@ fn check_live_reply(
         }
     }
     Ok(true)
-}
-
-/// A line for a live server: one of the parser's lines, now and then a far overlong one.
-fn live_line(f: &mut Fuzz) -> Vec<u8> {
-    match f.below(200) {
-        0 => {
-            // Far past the limit: 200 KB of noise (no newline inside).
-            let mut line = random_bytes(f, 200_000);
-            line.iter_mut()
-                .filter(|b| **b == b'\n')
-                .for_each(|b| *b = b'x');
-            line
-        }
-        1 => vec![b'A'; MAX_LINE],
-        2 => vec![b'A'; MAX_LINE + 1],
-        // Well-formed requests often, so that real data and real errors come back too.
-        3..=70 => valid_request(f).to_string().into_bytes(),
-        _ => any_request_line(f),
-    }
 }
 
 /// Send `count` lines to a live server on persistent connections, a few at a time, in random
