@@ -14,7 +14,26 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use torrentphile::conn::Timeouts;
-use torrentphile::tracker::TrackerConfig;
+use torrentphile::peer::Peer;
+use torrentphile::tracker::{Tracker, TrackerConfig};
+
+/// A tracker with `idle` as its idle timeout, and a peer (serving an empty folder) with `idle`
+/// and `line` as its own.
+fn servers_with_timeouts(tag: &str, idle: Duration, line: Duration) -> (Tracker, Peer) {
+    let tracker = tracker_with(TrackerConfig {
+        idle,
+        ..TrackerConfig::default()
+    });
+    let dir = temp_dir(tag);
+    let peer = peer_with(&tracker, &dir, |c| {
+        c.timeouts = Timeouts {
+            idle,
+            line,
+            io: TEST_TIMEOUT,
+        }
+    });
+    (tracker, peer)
+}
 
 /// What a slow client saw.
 #[derive(Debug)]
@@ -90,19 +109,12 @@ fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile
     // Idle 2.5 s, so the line deadline is min(10 s, 2.5 s) = 2.5 s. A byte every second never
     // lets the idle timer fire: only the line deadline can end these connections, and it
     // falls between two bytes.
-    let tracker = tracker_with(TrackerConfig {
-        idle: Duration::from_millis(2500),
-        ..TrackerConfig::default()
-    });
     // A peer's server applies its own timeouts the same way.
-    let dir = temp_dir("hostile-slow");
-    let peer = peer_with(&tracker, &dir, |c| {
-        c.timeouts = Timeouts {
-            idle: Duration::from_millis(2500),
-            line: Duration::from_millis(2500),
-            io: TEST_TIMEOUT,
-        }
-    });
+    let (tracker, peer) = servers_with_timeouts(
+        "hostile-slow",
+        Duration::from_millis(2500),
+        Duration::from_millis(2500),
+    );
     // Fifty slow clients on the tracker, ten on the peer.
     let targets: Vec<SocketAddr> = [tracker.addr(); 50]
         .into_iter()
@@ -161,17 +173,8 @@ fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile
 
 #[test]
 fn a_client_that_says_nothing_is_told_and_closed_after_the_idle_timeout() {
-    let tracker = tracker_with(TrackerConfig {
-        idle: Duration::from_secs(1),
-        ..TrackerConfig::default()
-    });
-    let dir = temp_dir("hostile-silent");
-    let peer = peer_with(&tracker, &dir, |c| {
-        c.timeouts = Timeouts {
-            idle: Duration::from_secs(1),
-            ..Timeouts::uniform(TEST_TIMEOUT)
-        }
-    });
+    let (tracker, peer) =
+        servers_with_timeouts("hostile-silent", Duration::from_secs(1), TEST_TIMEOUT);
     for addr in [tracker.addr(), peer.addr()] {
         // Several silent clients at once, and one that starts a line and stops.
         let mut silent: Vec<Client> = (0..10).map(|_| Client::connect(addr)).collect();

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::{Debug, Display};
 use std::time::Instant;
 
 use torrentphile::protocol::{ErrCode, MAX_LINE, ProtoError, Reply, parse_reply, parse_request};
@@ -159,29 +160,44 @@ pub(super) const REPLY_LINES: usize = 350_000;
 /// Valid requests, and as many valid replies, through `Display` and back per run.
 pub(super) const VALUES: usize = 20_000;
 
+/// Draw `count` lines from `generate` and `check` each (true when it parsed); the generators
+/// must reach both sides of the parser, or the test proves little.
+fn line_stream(
+    test: &'static str,
+    count: usize,
+    generate: fn(&mut Fuzz) -> Vec<u8>,
+    check: fn(&Fuzz, &[u8]) -> bool,
+) {
+    let mut f = Fuzz::new(test);
+    f.huge_one_in = 1000;
+    let (mut ok, mut bytes) = (0usize, 0usize);
+    let start = Instant::now();
+    for _ in 0..count {
+        let line = generate(&mut f);
+        ok += check(&f, &line) as usize;
+        bytes += line.len();
+    }
+    eprintln!(
+        "{test}: {count} lines ({ok} valid, {bytes} bytes) in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        ok > count / 10 && ok < count * 9 / 10,
+        "seed {}: {ok} of {count} lines parsed; the generator is off balance",
+        f.seed
+    );
+}
+
 /// Random, shaped and mutated request lines: each parses to a request that prints and parses
 /// back, or fails with a documented code (see `check_request_line`). A panic fails the test with
 /// the seed printed (by `Fuzz`'s drop).
 #[test]
 fn request_lines_parse_back_or_fail_with_a_documented_code() {
-    let mut f = Fuzz::new("request_lines_parse_back_or_fail_with_a_documented_code");
-    f.huge_one_in = 1000;
-    let (mut ok, mut bytes) = (0usize, 0usize);
-    let start = Instant::now();
-    for _ in 0..REQUEST_LINES {
-        let line = any_request_line(&mut f);
-        ok += check_request_line(&f, &line) as usize;
-        bytes += line.len();
-    }
-    eprintln!(
-        "{REQUEST_LINES} request lines ({ok} valid, {bytes} bytes) in {:?}",
-        start.elapsed()
-    );
-    // The generators must reach both sides of the parser, or the test proves little.
-    assert!(
-        ok > REQUEST_LINES / 10 && ok < REQUEST_LINES * 9 / 10,
-        "seed {}: {ok} of {REQUEST_LINES} lines parsed; the generator is off balance",
-        f.seed
+    line_stream(
+        "request_lines_parse_back_or_fail_with_a_documented_code",
+        REQUEST_LINES,
+        any_request_line,
+        check_request_line,
     );
 }
 
@@ -189,23 +205,27 @@ fn request_lines_parse_back_or_fail_with_a_documented_code() {
 /// parses back, or fails with a documented code (see `check_reply_line`).
 #[test]
 fn reply_lines_parse_back_or_fail_with_a_documented_code() {
-    let mut f = Fuzz::new("reply_lines_parse_back_or_fail_with_a_documented_code");
-    f.huge_one_in = 1000;
-    let (mut ok, mut bytes) = (0usize, 0usize);
-    let start = Instant::now();
-    for _ in 0..REPLY_LINES {
-        let line = any_reply_line(&mut f);
-        ok += check_reply_line(&f, &line) as usize;
-        bytes += line.len();
-    }
-    eprintln!(
-        "{REPLY_LINES} reply lines ({ok} valid, {bytes} bytes) in {:?}",
-        start.elapsed()
+    line_stream(
+        "reply_lines_parse_back_or_fail_with_a_documented_code",
+        REPLY_LINES,
+        any_reply_line,
+        check_reply_line,
     );
-    assert!(
-        ok > REPLY_LINES / 10 && ok < REPLY_LINES * 9 / 10,
-        "seed {}: {ok} of {REPLY_LINES} lines parsed; the generator is off balance",
-        f.seed
+}
+
+/// `value` prints as a line that parses back to it.
+fn assert_round_trip<T: Display + Debug + PartialEq>(
+    f: &Fuzz,
+    value: T,
+    parse: fn(&[u8]) -> Result<T, ProtoError>,
+) {
+    let text = value.to_string();
+    assert_eq!(
+        parse(text.as_bytes()).as_ref(),
+        Ok(&value),
+        "seed {}: {}",
+        f.seed,
+        show(text.as_bytes())
     );
 }
 
@@ -215,23 +235,10 @@ fn valid_values_print_and_parse_back_unchanged() {
     let mut f = Fuzz::new("valid_values_print_and_parse_back_unchanged");
     let start = Instant::now();
     for _ in 0..VALUES {
-        let req = valid_request(&mut f);
-        let text = req.to_string();
-        assert_eq!(
-            parse_request(text.as_bytes()).as_ref(),
-            Ok(&req),
-            "seed {}: {text:?}",
-            f.seed
-        );
+        let request = valid_request(&mut f);
+        assert_round_trip(&f, request, parse_request);
         let reply = valid_reply(&mut f);
-        let text = reply.to_string();
-        assert_eq!(
-            parse_reply(text.as_bytes()).as_ref(),
-            Ok(&reply),
-            "seed {}: {}",
-            f.seed,
-            show(text.as_bytes())
-        );
+        assert_round_trip(&f, reply, parse_reply);
     }
     eprintln!(
         "{VALUES} request and {VALUES} reply values in {:?}",

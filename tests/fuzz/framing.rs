@@ -14,7 +14,7 @@ use torrentphile::protocol::{MAX_LINE, Reply, parse_request};
 use torrentphile::server::{Flow, line_loop};
 
 use super::common::{Client, listener};
-use super::lines::any_request_line;
+use super::lines::{any_request_line, wire_fragments};
 use super::values::valid_request;
 use super::{CODES, Fuzz, show};
 
@@ -84,18 +84,7 @@ fn the_line_loop_answers_every_line_exactly_once() {
     for batch in lines.chunks(64) {
         let n = 1 + f.below(batch.len());
         for part in batch.chunks(n) {
-            let mut bytes = Vec::new();
-            for line in part {
-                bytes.extend_from_slice(line);
-                bytes.push(b'\n');
-            }
-            let mut cuts: Vec<usize> = (0..f.below(8)).map(|_| f.below(bytes.len())).collect();
-            cuts.sort();
-            let mut from = 0;
-            for cut in cuts.into_iter().chain([bytes.len()]) {
-                fragments.push(bytes[from..cut].to_vec());
-                from = cut;
-            }
+            fragments.extend(wire_fragments(&mut f, part, 8));
         }
     }
     fragments.push(b"PING\n".to_vec());

@@ -317,10 +317,7 @@ pub(super) fn any_request_line(f: &mut Fuzz) -> Vec<u8> {
             mutate(f, &mut line, &other);
             line
         }
-        _ => {
-            let len = length(f);
-            random_bytes(f, len)
-        }
+        _ => noise(f),
     }
 }
 
@@ -344,11 +341,35 @@ pub(super) fn any_reply_line(f: &mut Fuzz) -> Vec<u8> {
             }
             line
         }
-        _ => {
-            let len = length(f);
-            random_bytes(f, len)
-        }
+        _ => noise(f),
     }
+}
+
+/// Random bytes of a random length.
+fn noise(f: &mut Fuzz) -> Vec<u8> {
+    let len = length(f);
+    random_bytes(f, len)
+}
+
+/// `lines` as they go on the wire, each ended by `\n`, cut anywhere into up to `max_cuts + 1`
+/// fragments.
+pub(super) fn wire_fragments(f: &mut Fuzz, lines: &[Vec<u8>], max_cuts: usize) -> Vec<Vec<u8>> {
+    let mut bytes = Vec::new();
+    for line in lines {
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+    }
+    let mut cuts: Vec<usize> = (0..f.below(max_cuts))
+        .map(|_| f.below(bytes.len()))
+        .collect();
+    cuts.sort();
+    let mut from = 0;
+    let mut fragments = Vec::new();
+    for cut in cuts.into_iter().chain([bytes.len()]) {
+        fragments.push(bytes[from..cut].to_vec());
+        from = cut;
+    }
+    fragments
 }
 
 /// A line for a live server: one of the parser's lines, now and then a far overlong one.

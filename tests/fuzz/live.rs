@@ -13,10 +13,8 @@ use std::thread;
 use torrentphile::protocol::{MAX_LINE, Reply, Request, parse_reply, parse_request};
 
 use super::common::*;
-use super::lines::live_line;
-use super::{
-    A_BIN, CODES, EMPTY, Fuzz, LIVE_PIECE, a_bin_bytes, live_peer_dir, patient, printable, show,
-};
+use super::lines::{live_line, wire_fragments};
+use super::{A_BIN, CODES, EMPTY, Fuzz, LIVE_PIECE, a_bin_bytes, live_peer, printable, show};
 
 /// Which server a live line goes to.
 #[derive(Clone, Copy, PartialEq)]
@@ -197,19 +195,10 @@ fn live_fuzz(f: &mut Fuzz, side: Side, addr: SocketAddr, count: usize) {
         {
             batch.truncate(i + 1);
         }
-        let mut bytes = Vec::new();
-        for line in &batch {
-            bytes.extend_from_slice(line);
-            bytes.push(b'\n');
-        }
         // In up to four fragments, cut anywhere.
-        let mut cuts: Vec<usize> = (0..f.below(4)).map(|_| f.below(bytes.len())).collect();
-        cuts.sort();
-        let mut from = 0;
-        for cut in cuts.into_iter().chain([bytes.len()]) {
-            conn.try_send(&bytes[from..cut])
+        for fragment in wire_fragments(f, &batch, 4) {
+            conn.try_send(&fragment)
                 .unwrap_or_else(|e| panic!("seed {seed}: write to {addr}: {e}"));
-            from = cut;
         }
         for line in &batch {
             overlong += (line.len() > MAX_LINE) as usize;
@@ -242,9 +231,7 @@ fn live_fuzz(f: &mut Fuzz, side: Side, addr: SocketAddr, count: usize) {
 #[test]
 fn live_servers_answer_every_line_exactly_once_and_stay_up() {
     let mut f = Fuzz::new("live_servers_answer_every_line_exactly_once_and_stay_up");
-    let tracker = tracker();
-    let dir = live_peer_dir("fuzz-live");
-    let peer = peer_with(&tracker, &dir, patient);
+    let (tracker, dir, peer) = live_peer("fuzz-live");
     live_fuzz(&mut f, Side::Tracker, tracker.addr(), 3000);
     live_fuzz(&mut f, Side::Peer, peer.addr(), 3000);
     // The peer's folder holds what it held, and the tracker still knows it.
@@ -254,9 +241,7 @@ fn live_servers_answer_every_line_exactly_once_and_stay_up() {
 
 #[test]
 fn overlong_lines_and_lines_without_a_newline() {
-    let tracker = tracker();
-    let dir = live_peer_dir("fuzz-long");
-    let peer = peer_with(&tracker, &dir, patient);
+    let (tracker, _dir, peer) = live_peer("fuzz-long");
     for addr in [tracker.addr(), peer.addr()] {
         // 200 KB then a newline: skipped, answered, and the connection goes on.
         let mut c = Client::connect(addr);

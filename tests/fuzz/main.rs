@@ -32,6 +32,7 @@ mod names;
 mod values;
 
 use std::fs;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +45,8 @@ const _: () = assert!(
     codec::REQUEST_LINES + codec::REPLY_LINES + 2 * codec::VALUES + framing::LINES >= 1_000_000
 );
 use torrentphile::conn::Timeouts;
+use torrentphile::peer::Peer;
+use torrentphile::tracker::Tracker;
 use torrentphile::util::Rng;
 
 /// The error codes PROTOCOL.md documents (its "Errors" section).
@@ -186,7 +189,15 @@ fn a_bin_bytes() -> Vec<u8> {
         .collect()
 }
 
-fn live_peer_dir(tag: &str) -> std::path::PathBuf {
+/// A tracker and a patient peer sharing a fresh `live_peer_dir`.
+fn live_peer(tag: &str) -> (Tracker, PathBuf, Peer) {
+    let tracker = common::tracker();
+    let dir = live_peer_dir(tag);
+    let peer = common::peer_with(&tracker, &dir, patient);
+    (tracker, dir, peer)
+}
+
+fn live_peer_dir(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
     fs::write(dir.join(A_BIN), a_bin_bytes()).unwrap();
     fs::write(dir.join(EMPTY), b"").unwrap();

@@ -8,7 +8,7 @@ use std::thread;
 use torrentphile::protocol::MAX_LINE;
 
 use super::common::*;
-use super::{A_BIN, live_peer_dir, patient};
+use super::{A_BIN, live_peer, live_peer_dir};
 
 /// Many connections at once, each sending overlong lines, lines just past the limit, and
 /// finally a line with no end.
@@ -43,9 +43,7 @@ fn flood_with_long_lines(addr: SocketAddr) {
 /// client has to be bounded, or a long-running peer grows without limit.
 #[test]
 fn upload_accounting_does_not_grow_with_every_id_a_client_names() {
-    let tracker = tracker();
-    let dir = live_peer_dir("fuzz-ids");
-    let peer = peer_with(&tracker, &dir, patient);
+    let (_tracker, _dir, peer) = live_peer("fuzz-ids");
     let mut c = Client::connect(peer.addr());
     let mut name_ids = |ids: std::ops::Range<usize>| {
         for chunk in ids.collect::<Vec<_>>().chunks(500) {

@@ -10,14 +10,12 @@ use torrentphile::peer::download::DownloadError;
 use torrentphile::protocol::Request;
 
 use super::common::*;
-use super::{A_BIN, A_SIZE, Fuzz, a_bin_bytes, live_peer_dir, patient};
+use super::{A_BIN, A_SIZE, Fuzz, a_bin_bytes, live_peer, live_peer_dir, patient};
 
 #[test]
 fn ranges_and_pieces_past_the_end_get_err_range() {
     let mut f = Fuzz::new("ranges_and_pieces_past_the_end_get_err_range");
-    let tracker = tracker();
-    let dir = live_peer_dir("fuzz-range");
-    let peer = peer_with(&tracker, &dir, patient);
+    let (_tracker, _dir, peer) = live_peer("fuzz-range");
     let data = a_bin_bytes();
     let mut c = Client::connect(peer.addr());
     let fixed: &[(&str, &str)] = &[
