@@ -243,3 +243,15 @@ fn a_holder_announcing_a_size_that_does_not_match_its_bytes() {
     assert_eq!(who_has(&s.tracker, "f.bin"), [good]);
     s.download(true).unwrap();
 }
+
+/// A holder that announces the file and then refuses every piece (`ERR unavailable`): the
+/// download gets every piece elsewhere. (Alone, it fails after the stall timeout, which is
+/// what `a_block_shorter_than_announced_is_not_accepted` shows for a holder that dies.)
+#[test]
+fn a_holder_refusing_every_piece_is_worked_around() {
+    let s = scene("refuse", true);
+    let liar = s.liar(Behaviour::Refuse);
+    let report = s.download(true).unwrap();
+    assert!(!report.from.contains_key(&liar.addr), "{:?}", report.from);
+    eprintln!("the refuser was asked for {} piece(s)", liar.asked());
+}
