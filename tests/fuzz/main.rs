@@ -10,10 +10,12 @@
 //! - `lines` and `values`: the generators (random, shaped and mutated lines; valid values).
 //! - `codec`: lines straight into `parse_request`/`parse_reply`, and values through
 //!   `Display` and back.
-//! - `framing`: lines through the servers' own read-parse-answer loop, in process.
+//! - `framing`: lines through the servers' own read-parse-answer loop, in process: exactly one
+//!   reply a line, `ERR too-long` past `MAX_LINE`.
 //! - `live`: random lines in random fragments to a running tracker and peer.
 //! - `names`: byte ranges, piece indices and names that try to leave the folder.
-//! - `liars`: holders that lie about a block's length or a file's size.
+//! - `liars`: holders that lie about a block's length or a file's size, or refuse pieces
+//!   (played by `tests/common`'s `FakePeer`).
 //! - `memory`: what a server keeps under floods of long lines and new ids.
 //!
 //! Timing attacks (slow, silent and flooding clients) live in `tests/hostile.rs`.
@@ -28,7 +30,6 @@ mod lines;
 mod live;
 mod memory;
 mod names;
-
 mod values;
 
 use std::fs;
@@ -38,16 +39,16 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::temp_dir;
+use torrentphile::conn::Timeouts;
+use torrentphile::peer::Peer;
+use torrentphile::tracker::Tracker;
+use torrentphile::util::Rng;
 
 // At least a million lines through the parsers per run (they are cheap), counting those
 // through the servers' line loop and both halves of each value round trip.
 const _: () = assert!(
     codec::REQUEST_LINES + codec::REPLY_LINES + 2 * codec::VALUES + framing::LINES >= 1_000_000
 );
-use torrentphile::conn::Timeouts;
-use torrentphile::peer::Peer;
-use torrentphile::tracker::Tracker;
-use torrentphile::util::Rng;
 
 /// The error codes PROTOCOL.md documents (its "Errors" section).
 const CODES: [&str; 12] = [
