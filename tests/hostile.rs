@@ -14,49 +14,25 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use torrentphile::conn::Timeouts;
-use torrentphile::tracker::TrackerConfig;
+use torrentphile::peer::Peer;
+use torrentphile::tracker::{Tracker, TrackerConfig};
 
-/// How long any single read may block before the test calls it a hang.
-const HANG: Duration = Duration::from_secs(30);
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream.set_read_timeout(Some(HANG)).unwrap();
-    stream.set_write_timeout(Some(HANG)).unwrap();
-    stream
-}
-
-/// Send one line and read one line on a fresh or kept connection.
-struct Talk(BufReader<TcpStream>);
-
-impl Talk {
-    fn new(addr: SocketAddr) -> Talk {
-        Talk(BufReader::new(connect(addr)))
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.0.read_line(&mut line).unwrap();
-        line.trim_end_matches('\n').to_string()
-    }
-
-    fn ask(&mut self, line: &str) -> String {
-        self.0
-            .get_mut()
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-        self.line()
-    }
-
-    /// True when the server has closed the connection (end of stream or reset).
-    fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 16];
-        match self.0.read(&mut buf) {
-            Ok(n) => n == 0,
-            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+/// A tracker with `idle` as its idle timeout, and a peer (serving an empty folder) with `idle`
+/// and `line` as its own.
+fn servers_with_timeouts(tag: &str, idle: Duration, line: Duration) -> (Tracker, Peer) {
+    let tracker = tracker_with(TrackerConfig {
+        idle,
+        ..TrackerConfig::default()
+    });
+    let dir = temp_dir(tag);
+    let peer = peer_with(&tracker, &dir, |c| {
+        c.timeouts = Timeouts {
+            idle,
+            line,
+            io: TEST_TIMEOUT,
         }
-    }
+    });
+    (tracker, peer)
 }
 
 /// What a slow client saw.
@@ -75,7 +51,7 @@ struct Slow {
 /// A client typing a request one byte a second, listening between bytes. `started` is told
 /// once the first byte is out (the line has begun).
 fn one_byte_a_second(addr: SocketAddr, started: mpsc::Sender<()>) -> Slow {
-    let mut stream = connect(addr);
+    let mut stream = connect_stream(addr);
     let text = b"WHOHAS a-name-typed-one-byte-every-second.txt\n";
     let mut sent = 0;
     let mut got = Vec::new();
@@ -133,19 +109,12 @@ fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile
     // Idle 2.5 s, so the line deadline is min(10 s, 2.5 s) = 2.5 s. A byte every second never
     // lets the idle timer fire: only the line deadline can end these connections, and it
     // falls between two bytes.
-    let tracker = tracker_with(TrackerConfig {
-        idle: Duration::from_millis(2500),
-        ..TrackerConfig::default()
-    });
     // A peer's server applies its own timeouts the same way.
-    let dir = temp_dir("hostile-slow");
-    let peer = peer_with(&tracker, &dir, |c| {
-        c.timeouts = Timeouts {
-            idle: Duration::from_millis(2500),
-            line: Duration::from_millis(2500),
-            io: TEST_TIMEOUT,
-        }
-    });
+    let (tracker, peer) = servers_with_timeouts(
+        "hostile-slow",
+        Duration::from_millis(2500),
+        Duration::from_millis(2500),
+    );
     // Fifty slow clients on the tracker, ten on the peer.
     let targets: Vec<SocketAddr> = [tracker.addr(); 50]
         .into_iter()
@@ -165,19 +134,19 @@ fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile
             .expect("a slow client did not start");
     }
     // Sixty half-typed lines hold sixty server threads; everyone else is still served.
-    let mut other = Talk::new(tracker.addr());
-    let mut other_peer = Talk::new(peer.addr());
+    let mut other = Client::connect(tracker.addr());
+    let mut other_peer = Client::connect(peer.addr());
     for _ in 0..20 {
         assert_eq!(other.ask("PING"), "PONG");
         assert_eq!(other_peer.ask("PING"), "PONG");
     }
     for _ in 0..5 {
         assert_eq!(
-            Talk::new(tracker.addr()).ask("WHOHAS x"),
+            Client::connect(tracker.addr()).ask("WHOHAS x"),
             "ERR not-found no peer holds x"
         );
         assert_eq!(
-            Talk::new(peer.addr()).ask("HAVE x"),
+            Client::connect(peer.addr()).ask("HAVE x"),
             "ERR not-found this peer does not hold x"
         );
     }
@@ -198,28 +167,19 @@ fn clients_sending_one_byte_a_second_are_cut_off_and_others_are_served_meanwhile
         assert!(slow.took >= Duration::from_secs(2), "{addr}: {slow:?}");
     }
     // Both still serve (on new connections: the old ones have been idle past the timeout).
-    assert_eq!(Talk::new(tracker.addr()).ask("PING"), "PONG");
-    assert_eq!(Talk::new(peer.addr()).ask("PING"), "PONG");
+    assert_eq!(Client::connect(tracker.addr()).ask("PING"), "PONG");
+    assert_eq!(Client::connect(peer.addr()).ask("PING"), "PONG");
 }
 
 #[test]
 fn a_client_that_says_nothing_is_told_and_closed_after_the_idle_timeout() {
-    let tracker = tracker_with(TrackerConfig {
-        idle: Duration::from_secs(1),
-        ..TrackerConfig::default()
-    });
-    let dir = temp_dir("hostile-silent");
-    let peer = peer_with(&tracker, &dir, |c| {
-        c.timeouts = Timeouts {
-            idle: Duration::from_secs(1),
-            ..Timeouts::uniform(TEST_TIMEOUT)
-        }
-    });
+    let (tracker, peer) =
+        servers_with_timeouts("hostile-silent", Duration::from_secs(1), TEST_TIMEOUT);
     for addr in [tracker.addr(), peer.addr()] {
         // Several silent clients at once, and one that starts a line and stops.
-        let mut silent: Vec<Talk> = (0..10).map(|_| Talk::new(addr)).collect();
-        let mut partial = Talk::new(addr);
-        partial.0.get_mut().write_all(b"WHOHAS half-a-li").unwrap();
+        let mut silent: Vec<Client> = (0..10).map(|_| Client::connect(addr)).collect();
+        let mut partial = Client::connect(addr);
+        partial.send(b"WHOHAS half-a-li");
         for c in &mut silent {
             let reply = c.line();
             assert!(
@@ -245,7 +205,7 @@ fn a_client_that_talks_often_enough_is_never_timed_out() {
         idle: Duration::from_secs(2),
         ..TrackerConfig::default()
     });
-    let mut c = Talk::new(tracker.addr());
+    let mut c = Client::connect(tracker.addr());
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(4) {
         assert_eq!(c.ask("PING"), "PONG");
@@ -264,17 +224,16 @@ fn a_client_that_never_reads_is_dropped_and_does_not_stall_others() {
     });
     let addr = peer.addr();
     // Ask for 160 MiB and read none of it: the server's writes block on a full socket.
-    let mut hog = connect(addr);
+    let mut hog = connect_stream(addr);
     hog.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     hog.write_all("GET big.bin\n".repeat(20).as_bytes())
         .unwrap();
     // Meanwhile the peer serves everyone else.
-    let mut other = Talk::new(addr);
+    let mut other = Client::connect(addr);
     for _ in 0..10 {
         assert_eq!(other.ask("PING"), "PONG");
         assert_eq!(other.ask("GET big.bin 0 3"), "DATA 3");
-        let mut three = [0u8; 3];
-        other.0.read_exact(&mut three).unwrap();
+        other.bytes(3);
     }
     // Within its write timeout the server gives up on the hog and closes it; more requests
     // from the hog then meet a reset. Polled: nothing else says when the server gave up.
@@ -287,7 +246,7 @@ fn a_client_that_never_reads_is_dropped_and_does_not_stall_others() {
         }
     };
     assert!(cut, "the peer kept writing to a client that never reads");
-    assert_eq!(Talk::new(addr).ask("PING"), "PONG");
+    assert_eq!(Client::connect(addr).ask("PING"), "PONG");
 }
 
 /// The soft limit on open files (the flood needs two descriptors per served connection).
@@ -340,7 +299,7 @@ fn a_thousand_clients_at_once_are_each_served_or_told_busy() {
             thread::spawn(move || {
                 (0..total / threads + usize::from(t < total % threads))
                     .map(|_| {
-                        let stream = connect(addr);
+                        let stream = connect_stream(addr);
                         stream.set_nonblocking(true).unwrap();
                         Flooder {
                             stream,
@@ -422,10 +381,7 @@ fn a_thousand_clients_at_once_are_each_served_or_told_busy() {
     drop(clients);
     eventually("the tracker serves again once the flood left", HANG, || {
         // A refused client's PING may meet a reset: any failure just means not yet.
-        let mut c = Talk::new(addr);
-        let mut line = String::new();
-        c.0.get_mut().write_all(b"PING\n").is_ok()
-            && c.0.read_line(&mut line).is_ok()
-            && line == "PONG\n"
+        let mut c = Client::connect(addr);
+        c.try_send(b"PING\n").is_ok() && c.try_line().is_ok_and(|l| l.as_deref() == Some("PONG"))
     });
 }

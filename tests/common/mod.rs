@@ -1,10 +1,20 @@
-//! Helpers shared by the end-to-end tests: servers on 127.0.0.1:0 in fresh temp folders, a
-//! raw protocol client (what `nc` does), and file helpers.
+//! Helpers shared by the end-to-end tests: servers on 127.0.0.1:0 in fresh temp folders, the
+//! one raw protocol client (`client`), the one hand-written misbehaving peer (`fake_peer`), a
+//! server process of our own, and file helpers. Nothing here asserts what a server should
+//! answer: that is the tests' job.
 #![allow(dead_code)]
 
+mod client;
+mod fake_peer;
+
+#[allow(unused_imports)]
+pub use client::{Client, HANG, connect_stream};
+#[allow(unused_imports)]
+pub use fake_peer::{Behaviour, FakePeer};
+
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -89,203 +99,12 @@ pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// A raw protocol client: what a student does with `nc`.
-pub struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    pub fn connect(addr: impl std::net::ToSocketAddrs) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).unwrap();
-    }
-
-    /// One reply line without its newline; "" at EOF.
-    pub fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        line.trim_end_matches('\n').to_string()
-    }
-
-    /// Send one line, read one line.
-    pub fn ask(&mut self, line: &str) -> String {
-        self.send(format!("{line}\n").as_bytes());
-        self.line()
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = vec![0; len];
-        self.reader.read_exact(&mut buf).unwrap();
-        buf
-    }
-
-    /// Send a request answered by `DATA <len>` and return the data.
-    pub fn data(&mut self, line: &str) -> Vec<u8> {
-        let reply = self.ask(line);
-        let len: usize = reply
-            .strip_prefix("DATA ")
-            .unwrap_or_else(|| panic!("{line} answered {reply}"))
-            .parse()
-            .unwrap();
-        self.bytes(len)
-    }
-
-    /// True once the server has closed the connection.
-    pub fn closed(&mut self) -> bool {
-        let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
-    }
-}
-
 /// The holders the tracker lists for `name` (empty when none).
 pub fn who_has(tracker: &Tracker, name: &str) -> Vec<String> {
     let reply = Client::connect(tracker.addr()).ask(&format!("WHOHAS {name}"));
     match reply.strip_prefix("PEERS") {
         Some(rest) => rest.split_whitespace().map(String::from).collect(),
         None => Vec::new(),
-    }
-}
-
-/// How a `FakePeer` answers `PIECE`.
-#[derive(Clone, Copy, Debug)]
-pub enum Behaviour {
-    /// Serves every piece correctly.
-    Good,
-    /// Flips a byte in every piece it sends.
-    Corrupt,
-    /// Serves `n` pieces, then sends half of the next one and closes (a peer dying mid-transfer).
-    DieAfter(u32),
-    /// Serves `n` pieces, then sends a `DATA` header and nothing more, keeping the connection
-    /// open (a stalled peer).
-    StallAfter(u32),
-    /// Serves every piece correctly, pausing this long before each (a slow link).
-    Slow(Duration),
-}
-
-/// A hand-written peer with one file and a chosen misbehaviour, registered with a tracker the
-/// way any peer is (its registration lives as long as its tracker connection).
-pub struct FakePeer {
-    pub addr: String,
-    _tracker_conn: Client,
-    _listener_thread: std::thread::JoinHandle<()>,
-}
-
-impl FakePeer {
-    /// Serve `path` (hashed with `piece_size`) as `name`.
-    pub fn start(
-        tracker: &Tracker,
-        path: &Path,
-        name: &str,
-        piece_size: u32,
-        how: Behaviour,
-    ) -> FakePeer {
-        FakePeer::start_announcing(tracker, path, name, piece_size, how, |_| {})
-    }
-
-    /// Like `start`, but the `UPLOAD` announces the meta as changed by `tamper` (a liar).
-    pub fn start_announcing(
-        tracker: &Tracker,
-        path: &Path,
-        name: &str,
-        piece_size: u32,
-        how: Behaviour,
-        tamper: impl FnOnce(&mut torrentphile::protocol::Meta),
-    ) -> FakePeer {
-        let (mut meta, hashes) =
-            torrentphile::peer::store::hash_file(path, name, piece_size).unwrap();
-        tamper(&mut meta);
-        let data = fs::read(path).unwrap();
-        let listener = listener();
-        let port = listener.local_addr().unwrap().port();
-        let served = std::sync::Arc::new(AtomicU32::new(0));
-        let hashes_text = torrentphile::peer::store::hashes_text(&hashes);
-        let meta2 = meta.clone();
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (data, meta, hashes_text, served) = (
-                    data.clone(),
-                    meta2.clone(),
-                    hashes_text.clone(),
-                    served.clone(),
-                );
-                std::thread::spawn(move || {
-                    serve_fake(stream, &data, &meta, &hashes_text, &served, how)
-                });
-            }
-        });
-        let mut conn = Client::connect(tracker.addr());
-        assert!(conn.ask(&format!("REGISTER {port}")).starts_with("ACK "));
-        assert!(conn.ask(&format!("UPLOAD {meta}")).starts_with("ACK "));
-        FakePeer {
-            addr: format!("127.0.0.1:{port}"),
-            _tracker_conn: conn,
-            _listener_thread: thread,
-        }
-    }
-}
-
-fn serve_fake(
-    stream: TcpStream,
-    data: &[u8],
-    meta: &torrentphile::protocol::Meta,
-    hashes_text: &str,
-    served: &AtomicU32,
-    how: Behaviour,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
-        line.clear();
-        let out = reader.get_mut();
-        let ok = match words.first().map(String::as_str) {
-            Some("HELLO") => out.write_all(b"ACK hello\n"),
-            Some("HAVE") => out
-                .write_all(format!("BITFIELD {}\n", "1".repeat(meta.pieces() as usize)).as_bytes()),
-            Some("HASHES") => {
-                out.write_all(format!("DATA {}\n{hashes_text}", hashes_text.len()).as_bytes())
-            }
-            Some("PIECE") => {
-                let i: u32 = words[2].parse().unwrap();
-                let (start, len) = meta.piece_range(i);
-                let mut piece = data[start as usize..(start + len) as usize].to_vec();
-                let n = served.fetch_add(1, Ordering::SeqCst);
-                match how {
-                    Behaviour::Good => {}
-                    Behaviour::Slow(pause) => std::thread::sleep(pause),
-                    Behaviour::Corrupt => piece[0] ^= 0xff,
-                    Behaviour::DieAfter(k) if n >= k => {
-                        let _ = out.write_all(format!("DATA {len}\n").as_bytes());
-                        let _ = out.write_all(&piece[..piece.len() / 2]);
-                        return;
-                    }
-                    Behaviour::StallAfter(k) if n >= k => {
-                        let _ = out.write_all(format!("DATA {len}\n").as_bytes());
-                        // Hold the connection open, sending nothing, until the client gives up.
-                        let mut sink = Vec::new();
-                        let _ = reader.read_to_end(&mut sink);
-                        return;
-                    }
-                    _ => {}
-                }
-                out.write_all(format!("DATA {len}\n").as_bytes())
-                    .and_then(|()| out.write_all(&piece))
-            }
-            _ => out.write_all(b"ERR unknown-verb fake peer\n"),
-        };
-        if ok.is_err() {
-            return;
-        }
     }
 }
 
