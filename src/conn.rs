@@ -92,10 +92,18 @@ impl Trace {
                 .elapsed()
                 .as_secs_f64()
                 * 1000.0;
+            // A trace must never take the process down: a closed stdout (`| head`) or a full
+            // disk loses trace lines, nothing else.
             if TRACE_TO_STDOUT.load(Ordering::Relaxed) {
-                println!("  [{ms:9.3} ms] {label} {arrow} {who}  {text}");
+                let _ = writeln!(
+                    io::stdout().lock(),
+                    "  [{ms:9.3} ms] {label} {arrow} {who}  {text}"
+                );
             } else {
-                eprintln!("trace [{ms:9.3} ms] {label} {arrow} {who}  {text}");
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "trace [{ms:9.3} ms] {label} {arrow} {who}  {text}"
+                );
             }
         }
     }
@@ -325,6 +333,8 @@ impl Conn {
     /// Send `DATA <len>` and the bytes.
     pub fn send_data(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.send_line(&Reply::Data(bytes.len() as u64).to_string())?;
+        // Traced before the bytes leave, as every sent line is, so a trace never shows the
+        // other end receiving something before we sent it.
         self.trace_bytes(bytes.len() as u64, ">");
         (&*self.stream).write_all(bytes)
     }
@@ -334,6 +344,8 @@ impl Conn {
     /// the connection is out of step: the error says so and the caller must close it.
     pub fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<()> {
         self.send_line(&Reply::Data(len).to_string())?;
+        // Traced before the bytes leave (see `send_data`); a short send is an error below.
+        self.trace_bytes(len, ">");
         let mut sent = sendfile::send(file, &self.stream, offset, len)?;
         if sent < len && !sendfile::ended(file, offset + sent)? {
             // No zero-copy here: copy through a buffer from where it stopped.
@@ -341,7 +353,6 @@ impl Conn {
             reader.seek(SeekFrom::Start(offset + sent))?;
             sent += io::copy(&mut reader.take(len - sent), &mut &*self.stream)?;
         }
-        self.trace_bytes(sent, ">");
         if sent < len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -20,7 +20,7 @@ use crate::conn::Trace;
 use crate::peer::download::DownloadError;
 use crate::peer::{Peer, PeerConfig};
 use crate::tracker::{Tracker, TrackerConfig};
-use crate::util::Rng;
+use crate::util::{Rng, say};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -141,7 +141,7 @@ fn start_peer_with(
 fn classic(config: &SimConfig) -> Result<String, String> {
     let say = |text: &str| {
         if config.narrate {
-            println!("{text}");
+            crate::util::say(&text);
         }
     };
     Trace::to_stdout(config.narrate);
@@ -295,7 +295,7 @@ impl SwarmResult {
 pub fn swarm_run(config: &SimConfig, quiet: bool) -> Result<SwarmResult, String> {
     let say = |text: String| {
         if !quiet {
-            println!("{text}");
+            crate::util::say(&text);
         }
     };
     let root = config.root.join("swarm");
@@ -398,28 +398,31 @@ pub fn swarm_run(config: &SimConfig, quiet: bool) -> Result<SwarmResult, String>
 fn swarm(config: &SimConfig) -> Result<String, String> {
     let r = swarm_run(config, false)?;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("{:<8} {:>12} {:>12}  fed", "peer", "down MiB", "up MiB");
-    println!(
+    say(&format!(
+        "{:<8} {:>12} {:>12}  fed",
+        "peer", "down MiB", "up MiB"
+    ));
+    say(&format!(
         "{:<8} {:>12} {:>12.1}  {}",
         "seed",
         "-",
         mib(r.seeder_upload),
         r.seeder_fed.join(" ")
-    );
+    ));
     for (name, down, up, fed) in &r.peers {
-        println!(
+        say(&format!(
             "{name:<8} {:>12.1} {:>12.1}  {}",
             mib(*down),
             mib(*up),
             fed.join(" ")
-        );
+        ));
     }
-    println!(
+    say(&format!(
         "(down: bytes this peer downloaded; up: bytes it served; fed: who it served)\n\
          == the folders are in {}: seed, peer1 ... peer{} (the next swarm run clears them)",
         r.root.display(),
         r.peers.len()
-    );
+    ));
     let mut out = String::new();
     let _ = write!(
         out,

@@ -66,3 +66,10 @@ pub fn plural(n: u64, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
+
+/// Print a line on stdout, ignoring a closed stdout (`torrentphile sim | head`): narration is
+/// worth nothing to nobody, and must not take the process down with a panic.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}

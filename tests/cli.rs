@@ -263,3 +263,64 @@ fn sim_refuses_a_folder_it_did_not_make_and_clears_its_own() {
     }
     assert!(root.join("moved/thesis.tex").exists());
 }
+
+#[test]
+fn the_sims_narration_never_shows_a_receive_before_its_send() {
+    let root = temp_dir("cli-sim-order");
+    let out = run(&[
+        "sim",
+        "--root",
+        root.to_str().expect("utf-8"),
+        "--tracker-port",
+        "0",
+        "--base-port",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Between peers both ends are traced: every line received must have been sent before.
+    // (The tracker is not traced in the simulation, so its lines are left out.)
+    let peer_to_peer = [
+        "HELLO ",
+        "HAVE ",
+        "PIECE ",
+        "HASHES ",
+        "ACK hello",
+        "BITFIELD ",
+        "DATA ",
+        "<",
+    ];
+    let mut sent: std::collections::HashMap<String, i64> = Default::default();
+    let mut checked = 0;
+    for line in text.lines() {
+        // `  [   12.345 ms] 10002 > 127.0.0.1:40933  PIECE test1.txt 0`
+        let Some((_, rest)) = line.split_once(" ms] ") else {
+            continue;
+        };
+        let mut words = rest.splitn(3, ' ');
+        let (_label, arrow) = (words.next(), words.next());
+        let Some((_, body)) = words.next().and_then(|r| r.split_once("  ")) else {
+            continue;
+        };
+        if !peer_to_peer.iter().any(|p| body.starts_with(p)) {
+            continue;
+        }
+        let count = sent.entry(body.to_string()).or_default();
+        match arrow {
+            Some(">") => *count += 1,
+            Some("<") => {
+                *count -= 1;
+                assert!(
+                    *count >= 0,
+                    "{body:?} was received before it was sent:\n{text}"
+                );
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} peer-to-peer lines in:\n{text}"
+    );
+}

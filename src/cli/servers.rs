@@ -173,6 +173,6 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
         random: m.opt_present("random"),
     };
     let summary = sim::run(scenario, &config).map_err(|e| Fail(e, 1))?;
-    println!("{summary}");
+    crate::util::say(&summary);
     Ok(())
 }
