@@ -141,7 +141,7 @@ fn start_peer_with(
 fn classic(config: &SimConfig) -> Result<String, String> {
     let say = |text: &str| {
         if config.narrate {
-            crate::util::say(&text);
+            crate::util::say(text);
         }
     };
     Trace::to_stdout(config.narrate);
