@@ -19,6 +19,8 @@
 //! - [`peer`]: a peer. `store` is its folder, `server` answers other peers, `link` is its one
 //!   connection to the tracker, `picker` chooses pieces, `download` fetches from all holders
 //!   at once, `shell` is the prompt.
+//! - [`raft`]: the Raft consensus algorithm as a pure state machine (no I/O, no clock) and its
+//!   messages as protocol lines; the replicated journal behind several trackers.
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
@@ -29,6 +31,7 @@
 pub mod conn;
 pub mod peer;
 pub mod protocol;
+pub mod raft;
 pub mod relay;
 pub mod server;
 pub mod sim;
