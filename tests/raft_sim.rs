@@ -267,3 +267,143 @@ fn everyone_crashes_and_restarts_from_disk() {
     }
     sim.check_converged(20 * ELECTION_MS);
 }
+
+/// Figure 8 of the paper, step by step, with no ticks: the test decides who campaigns. An entry
+/// of an old term stored on a majority must not be committed by counting replicas, because a
+/// later leader may still overwrite it.
+#[test]
+fn figure_8_an_old_term_entry_on_a_majority_is_not_committed() {
+    // No lease (nothing ticks here, so every follower would still "hear" its old leader), and
+    // one entry per APPEND, so the old entry can arrive without the new one.
+    let config = Config { check_quorum: false, max_batch: 1, ..Config::default() };
+    let mut sim = Sim::with_config(5, seed(900), config);
+    let quiet = |s: &mut Sim| while s.deliver_next() {};
+    // (a) S1 leads term 1 and replicates "A" (index 2) to S2 only.
+    sim.campaign(1);
+    quiet(&mut sim);
+    sim.partition(&[&[1, 2], &[3, 4, 5]]);
+    if sim.propose(1, "A").map(|p| (p.index, p.term)) != Some((2, 1)) {
+        sim.fail("S1 should lead term 1 and put A at index 2");
+    }
+    quiet(&mut sim);
+    // (b) S1 crashes; S5 wins term 2 with S3 and S4, writes index 2 and 3, and crashes.
+    sim.crash(1);
+    sim.campaign(5);
+    sim.deliver_until(|s| s.node(5).is_leader());
+    sim.partition(&[&[2], &[3, 4], &[5]]);
+    sim.propose(5, "B");
+    quiet(&mut sim);
+    sim.crash(5);
+    // (c) S1 restarts and wins term 3 with S2, S3 (S4 cut off), and sends "A" to S3.
+    sim.restart(1);
+    sim.partition(&[&[1, 2, 3], &[4], &[5]]);
+    sim.campaign(1);
+    quiet(&mut sim); // S3 and S4 are in term 2, so S1 first learns term 2 from their refusals
+    sim.campaign(1);
+    sim.deliver_until(|s| s.disk(3).log.len() >= 2);
+    sim.crash(3); // its "I have index 2" reply is already on its way to S1
+    quiet(&mut sim);
+    let old = |s: &Sim, id: NodeId| s.disk(id).log.get(1).map(|e| (e.term, e.command.clone()));
+    for id in [1, 2, 3] {
+        if old(&sim, id) != Some((1, "A".to_string())) {
+            sim.fail(&format!("S{id} should store A (term 1) at index 2"));
+        }
+    }
+    if sim.node(1).term() != 3 || !sim.node(1).is_leader() {
+        sim.fail("S1 should lead term 3");
+    }
+    if sim.node(1).commit_index() >= 2 {
+        sim.fail("S1 committed index 2 of term 1 by counting replicas (Figure 8)");
+    }
+    // (d) S1 crashes; S5 comes back, wins term 4 (S3, S4 vote) and overwrites index 2.
+    sim.crash(1);
+    sim.restart(3);
+    sim.restart(5);
+    sim.partition(&[&[2, 3, 4, 5], &[1]]);
+    for _ in 0..3 {
+        sim.campaign(5);
+        quiet(&mut sim);
+    }
+    if !sim.node(5).is_leader() {
+        sim.fail("S5 should win term 4 with S3 and S4");
+    }
+    for id in [3, 4, 5] {
+        if old(&sim, id).map(|(term, _)| term) != Some(2) {
+            sim.fail(&format!("S{id} should hold S5's term-2 entry at index 2"));
+        }
+    }
+    // Healed and ticking: everyone converges on S5's history; "A" was never acknowledged.
+    sim.check_converged(20 * ELECTION_MS);
+    if sim.applied(1).get(1).is_some_and(|c| c == "A") {
+        sim.fail("A survived");
+    }
+}
+
+/// The lab's Figure 8 (unreliable) test: leaders crash and restart at random while commands
+/// stream in over a lossy, reordering network; at the end everything acknowledged is there.
+#[test]
+fn figure_8_random_leader_crashes_on_an_unreliable_network() {
+    for tag in 0..10 {
+        let mut sim = Sim::new(5, seed(1000 + tag));
+        let mut rng = torrentphile::util::Rng::new(sim.seed);
+        sim.faults = UNRELIABLE;
+        let mut k = 0;
+        for _ in 0..60 {
+            for leader in sim.leaders_now() {
+                sim.propose(leader, &format!("f8-{k}"));
+                k += 1;
+            }
+            sim.run(if rng.below(10) < 3 { rng.below(ELECTION_MS as usize) as u64 } else { 5 });
+            if let Some(&leader) = sim.leaders_now().first() {
+                if rng.below(2) == 0 {
+                    sim.crash(leader);
+                }
+            }
+            let down: Vec<NodeId> = sim.ids().into_iter().filter(|&id| !sim.is_up(id)).collect();
+            if down.len() > 2 || (!down.is_empty() && rng.below(3) == 0) {
+                sim.restart(down[rng.below(down.len())]);
+            }
+        }
+        sim.check_converged(40 * ELECTION_MS);
+    }
+}
+
+/// Hundreds of random schedules: 3 or 5 nodes, a reliable or lossy network, random partitions,
+/// crashes and restarts, commands offered to whoever leads. Safety must hold in every one;
+/// after healing, every acknowledged command must be on every node.
+#[test]
+fn random_schedules_never_lose_an_acknowledged_write() {
+    let (mut acked, mut elections) = (0, 0);
+    for tag in 0..200 {
+        let mut sim = Sim::new(if tag % 2 == 0 { 3 } else { 5 }, seed(2000 + tag));
+        let mut rng = torrentphile::util::Rng::new(sim.seed);
+        sim.faults = if rng.below(2) == 0 { RELIABLE } else { UNRELIABLE };
+        let ids = sim.ids();
+        let mut k = 0;
+        for _ in 0..30 {
+            let id = ids[rng.below(ids.len())];
+            match rng.below(8) {
+                0 => sim.crash(id),
+                1 | 2 => sim.restart(id),
+                3 => {
+                    let mut order = ids.clone();
+                    rng.shuffle(&mut order);
+                    let cut = 1 + rng.below(order.len() - 1);
+                    sim.partition(&[&order[..cut], &order[cut..]]);
+                }
+                4 => sim.heal(),
+                _ => {}
+            }
+            for leader in sim.leaders_now() {
+                sim.propose(leader, &format!("r{tag}-{k}"));
+                k += 1;
+            }
+            sim.run(10 + rng.below(60) as u64);
+        }
+        sim.check_converged(40 * ELECTION_MS);
+        acked += sim.acked.len();
+        elections += sim.leaders.len();
+    }
+    eprintln!("200 schedules: {acked} acknowledged writes, {elections} terms with a leader");
+    assert!(acked > 2000 && elections > 400, "too little happened: {acked} acks, {elections} leaders");
+}

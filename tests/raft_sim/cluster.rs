@@ -245,6 +245,38 @@ impl Sim {
         done(self)
     }
 
+    /// Deliver the message due first (ignoring its time); false when none is in flight. With
+    /// no ticks, a test decides exactly who campaigns and when (the Figure 8 walk-through).
+    pub fn deliver_next(&mut self) -> bool {
+        let Some(k) = (0..self.flights.len()).min_by_key(|&k| self.flights[k].at) else {
+            return false;
+        };
+        let f = self.flights.remove(k);
+        self.deliver(f);
+        true
+    }
+
+    /// Deliver messages one by one until `done` holds; false if the network ran dry first.
+    pub fn deliver_until(&mut self, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        for _ in 0..100_000 {
+            if done(self) {
+                return true;
+            }
+            if !self.deliver_next() {
+                return false;
+            }
+        }
+        self.fail("the network never went quiet")
+    }
+
+    /// Make node `id` start an election now.
+    pub fn campaign(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes[id as usize - 1].as_mut() {
+            node.campaign();
+            self.process(id);
+        }
+    }
+
     fn deliver(&mut self, f: Flight) {
         if !self.linked(f.from, f.to) {
             return;
