@@ -375,15 +375,23 @@ fn figure_8_random_leader_crashes_on_an_unreliable_network() {
 fn random_schedules_never_lose_an_acknowledged_write() {
     let (mut acked, mut elections) = (0, 0);
     for tag in 0..200 {
-        let mut sim = Sim::new(if tag % 2 == 0 { 3 } else { 5 }, seed(2000 + tag));
+        // Half the schedules run plain Figure 2 (no PreVote, no check-quorum), so that the
+        // RequestVote rules alone must keep them safe.
+        let plain = tag % 4 >= 2;
+        let config = Config { pre_vote: !plain, check_quorum: !plain, ..Config::default() };
+        let mut sim = Sim::with_config(if tag % 2 == 0 { 3 } else { 5 }, seed(2000 + tag), config);
         let mut rng = torrentphile::util::Rng::new(sim.seed);
         sim.faults = if rng.below(2) == 0 { RELIABLE } else { UNRELIABLE };
         let ids = sim.ids();
         let mut k = 0;
         for _ in 0..30 {
             let id = ids[rng.below(ids.len())];
-            match rng.below(8) {
+            match rng.below(9) {
                 0 => sim.crash(id),
+                5 => {
+                    sim.crash(id);
+                    sim.restart(id);
+                }
                 1 | 2 => sim.restart(id),
                 3 => {
                     let mut order = ids.clone();
@@ -405,5 +413,5 @@ fn random_schedules_never_lose_an_acknowledged_write() {
         elections += sim.leaders.len();
     }
     eprintln!("200 schedules: {acked} acknowledged writes, {elections} terms with a leader");
-    assert!(acked > 2000 && elections > 400, "too little happened: {acked} acks, {elections} leaders");
+    assert!(acked > 2000 && elections > 300, "too little happened: {acked} acks, {elections} leaders");
 }

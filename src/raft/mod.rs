@@ -44,6 +44,8 @@ mod node;
 
 #[cfg(test)]
 mod message_tests;
+#[cfg(test)]
+mod node_tests;
 
 pub use message::{MAX_COMMAND, MAX_ENTRIES, Message, ParseError, escape, lines_after, parse};
 pub use node::{Config, Node, Role};
