@@ -543,16 +543,22 @@ impl Node {
             if match_index > last {
                 return; // More than we ever sent: not a real reply.
             }
+            let before = p.next;
             p.matched = p.matched.max(match_index);
             p.next = p.next.max(p.matched + 1);
-            let lagging = p.next <= last;
+            // Send more at once only when this reply moved us: a duplicated or late reply
+            // must not start a second stream of APPENDs (the heartbeat retries anyway).
+            let more = p.next > before && p.next <= last;
             self.maybe_commit();
-            if lagging {
+            if more {
                 self.send_append(from);
             }
         } else {
+            let before = p.next;
             p.next = (p.next - 1).min(match_index + 1).max(p.matched + 1);
-            self.send_append(from);
+            if p.next < before {
+                self.send_append(from);
+            }
         }
     }
 

@@ -297,6 +297,9 @@ impl Sim {
         if !self.linked(from, to) || self.rng.below(1000) < self.faults.drop {
             return;
         }
+        if self.flights.len() > 100_000 {
+            self.fail("a message storm: more than 100000 messages in flight");
+        }
         let copies = if self.rng.below(1000) < self.faults.duplicate {
             2
         } else {
