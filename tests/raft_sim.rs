@@ -275,7 +275,11 @@ fn everyone_crashes_and_restarts_from_disk() {
 fn figure_8_an_old_term_entry_on_a_majority_is_not_committed() {
     // No lease (nothing ticks here, so every follower would still "hear" its old leader), and
     // one entry per APPEND, so the old entry can arrive without the new one.
-    let config = Config { check_quorum: false, max_batch: 1, ..Config::default() };
+    let config = Config {
+        check_quorum: false,
+        max_batch: 1,
+        ..Config::default()
+    };
     let mut sim = Sim::with_config(5, seed(900), config);
     let quiet = |s: &mut Sim| while s.deliver_next() {};
     // (a) S1 leads term 1 and replicates "A" (index 2) to S2 only.
@@ -353,11 +357,15 @@ fn figure_8_random_leader_crashes_on_an_unreliable_network() {
                 sim.propose(leader, &format!("f8-{k}"));
                 k += 1;
             }
-            sim.run(if rng.below(10) < 3 { rng.below(ELECTION_MS as usize) as u64 } else { 5 });
-            if let Some(&leader) = sim.leaders_now().first() {
-                if rng.below(2) == 0 {
-                    sim.crash(leader);
-                }
+            sim.run(if rng.below(10) < 3 {
+                rng.below(ELECTION_MS as usize) as u64
+            } else {
+                5
+            });
+            if let Some(&leader) = sim.leaders_now().first()
+                && rng.below(2) == 0
+            {
+                sim.crash(leader);
             }
             let down: Vec<NodeId> = sim.ids().into_iter().filter(|&id| !sim.is_up(id)).collect();
             if down.len() > 2 || (!down.is_empty() && rng.below(3) == 0) {
@@ -378,10 +386,18 @@ fn random_schedules_never_lose_an_acknowledged_write() {
         // Half the schedules run plain Figure 2 (no PreVote, no check-quorum), so that the
         // RequestVote rules alone must keep them safe.
         let plain = tag % 4 >= 2;
-        let config = Config { pre_vote: !plain, check_quorum: !plain, ..Config::default() };
+        let config = Config {
+            pre_vote: !plain,
+            check_quorum: !plain,
+            ..Config::default()
+        };
         let mut sim = Sim::with_config(if tag % 2 == 0 { 3 } else { 5 }, seed(2000 + tag), config);
         let mut rng = torrentphile::util::Rng::new(sim.seed);
-        sim.faults = if rng.below(2) == 0 { RELIABLE } else { UNRELIABLE };
+        sim.faults = if rng.below(2) == 0 {
+            RELIABLE
+        } else {
+            UNRELIABLE
+        };
         let ids = sim.ids();
         let mut k = 0;
         for _ in 0..30 {
@@ -413,5 +429,8 @@ fn random_schedules_never_lose_an_acknowledged_write() {
         elections += sim.leaders.len();
     }
     eprintln!("200 schedules: {acked} acknowledged writes, {elections} terms with a leader");
-    assert!(acked > 2000 && elections > 300, "too little happened: {acked} acks, {elections} leaders");
+    assert!(
+        acked > 2000 && elections > 300,
+        "too little happened: {acked} acks, {elections} leaders"
+    );
 }

@@ -64,7 +64,10 @@ fn a_single_node_elects_itself_and_commits_alone() {
     let p = node.propose("ADD alice".into()).expect("leader");
     assert_eq!((p.index, p.term), (2, 1));
     let ready = node.ready();
-    assert_eq!(ready.persist.append, vec![entry(1, 1, ""), entry(2, 1, "ADD alice")]);
+    assert_eq!(
+        ready.persist.append,
+        vec![entry(1, 1, ""), entry(2, 1, "ADD alice")]
+    );
     assert_eq!(ready.committed, ready.persist.append);
     assert!(ready.send.is_empty());
     assert!(node.ready().is_empty());

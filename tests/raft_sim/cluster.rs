@@ -224,11 +224,11 @@ impl Sim {
             }
             for id in self.ids.clone() {
                 let i = id as usize - 1;
-                if (self.now + 3 * i as u64) % TICK_MS == 0 {
-                    if let Some(node) = self.nodes[i].as_mut() {
-                        node.tick();
-                        self.process(id);
-                    }
+                if (self.now + 3 * i as u64).is_multiple_of(TICK_MS)
+                    && let Some(node) = self.nodes[i].as_mut()
+                {
+                    node.tick();
+                    self.process(id);
                 }
             }
         }
