@@ -21,6 +21,8 @@
 //!   at once, `shell` is the prompt.
 //! - [`cli`]: the command line (getopts per subcommand); it checks every value and calls the
 //!   modules above. `main.rs` only hands it the arguments.
+//! - [`raft`]: the Raft consensus algorithm as a pure state machine (no I/O, no clock) and its
+//!   messages as protocol lines; the replicated journal behind several trackers.
 //! - [`sim`]: the simulations `make sim` and `make swarm` run.
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
@@ -39,6 +41,7 @@ pub mod cli;
 pub mod conn;
 pub mod peer;
 pub mod protocol;
+pub mod raft;
 pub mod relay;
 pub mod server;
 pub mod sha1;
