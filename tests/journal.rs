@@ -69,10 +69,17 @@ fn a_damaged_middle_record_stops_the_start_naming_the_line() {
     j.append(&lines(&["first", "second", "third"])).unwrap();
     drop(j);
     let path = dir.join(JOURNAL);
-    let text = fs::read_to_string(&path).unwrap().replace("second", "secomd");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("second", "secomd");
     fs::write(&path, text).unwrap();
-    let err = Journal::open(&dir).err().expect("a damaged journal must not open");
-    assert!(err.contains("journal: line 2 is damaged (checksum mismatch)"), "{err}");
+    let err = Journal::open(&dir)
+        .err()
+        .expect("a damaged journal must not open");
+    assert!(
+        err.contains("journal: line 2 is damaged (checksum mismatch)"),
+        "{err}"
+    );
     let _ = fs::remove_dir_all(dir);
 }
 
@@ -103,7 +110,9 @@ fn compaction_keeps_the_state_and_numbering_goes_on() {
     let snap = dir.join(SNAPSHOT);
     let text = fs::read_to_string(&snap).unwrap().replace("x 3", "x 4");
     fs::write(&snap, text).unwrap();
-    let err = Journal::open(&dir).err().expect("a corrupt snapshot must not open");
+    let err = Journal::open(&dir)
+        .err()
+        .expect("a corrupt snapshot must not open");
     assert!(err.contains("snapshot"), "{err}");
     let _ = fs::remove_dir_all(dir);
 }

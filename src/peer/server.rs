@@ -113,6 +113,19 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
         Request::Bye => Answer::bye(),
         // `line_loop` answers these before they get here (`check_verb`); a caller that hands
         // one over directly gets the same answer.
+        // A ticket is answered by `groups::intercept` before it gets here; without a login
+        // there is nothing it could open.
+        Request::Account(crate::protocol::AccountRequest::Ticket(_)) => {
+            return Err(ProtoError::new(
+                ErrCode::TicketForged,
+                "this peer serves no group files now",
+            ));
+        }
+        Request::Account(other) => {
+            let line = other.to_string();
+            let verb = line.split(' ').next().unwrap_or_default();
+            return Err(Role::Peer.foreign_verb(verb));
+        }
         Request::Register { .. }
         | Request::Upload(_)
         | Request::Partial { .. }
@@ -315,7 +328,7 @@ mod tests {
         );
         assert_eq!(
             line(ask(&store, &mut c, "HELP")),
-            "ACK peer verbs: HELLO GET PIECE HAVE HASHES PING HELP BYE"
+            "ACK peer verbs: HELLO GET PIECE HAVE HASHES TICKET PING HELP BYE"
         );
         assert!(matches!(ask(&store, &mut c, "BYE"), Answer::Close(_)));
         let _ = fs::remove_dir_all(dir);
