@@ -37,6 +37,30 @@ pub fn serve_connection(store: &Arc<Store>, conn: &mut Conn) {
     conn.trace_event("disconnected");
 }
 
+/// Serve one connection that may present tickets for group files (`peer::groups`): those
+/// requests are answered by the groups, everything else as by `serve_connection`.
+pub fn serve_connection_with(
+    store: &Arc<Store>,
+    groups: &crate::peer::groups::Groups,
+    conn: &mut Conn,
+) {
+    let mut client = Client {
+        who: conn.remote().to_string(),
+    };
+    let ip = conn.remote().ip().to_string();
+    let mut grants = crate::peer::groups::GroupConn::default();
+    conn.trace_event("connected");
+    line_loop(conn, Role::Peer, |conn: &mut Conn, request| {
+        let answer = match groups.intercept(&mut grants, &mut client, &ip, &request) {
+            Some(answer) => answer,
+            None => handle(store, &mut client, request),
+        };
+        conn.set_name(&client.who);
+        answer
+    });
+    conn.trace_event("disconnected");
+}
+
 /// Decide the answer to one request from the store alone; for file bytes, open the file and
 /// check it is still the one announced.
 pub fn handle(store: &Arc<Store>, client: &mut Client, request: Request) -> Answer {
