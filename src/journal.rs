@@ -147,6 +147,9 @@ pub struct Opened {
     pub warnings: Vec<String>,
 }
 
+/// What the leader leaves a caller: the seq of its last record, or why the write failed.
+type Outcome = Result<u64, (io::ErrorKind, String)>;
+
 struct Inner {
     file: File,
     /// Bytes of the journal file that hold durable records.
@@ -156,7 +159,7 @@ struct Inner {
     /// Records waiting for a leader: (the caller's id, its lines).
     queue: Vec<(u64, Vec<String>)>,
     /// Outcomes the leader left for callers, by id.
-    done: Vec<(u64, Result<u64, (io::ErrorKind, String)>)>,
+    done: Vec<(u64, Outcome)>,
     writing: bool,
     next_id: u64,
 }
