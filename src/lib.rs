@@ -31,6 +31,8 @@
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
 //! - [`sha1`]: SHA-1 on the CPU's SHA extensions when it has them, `sha1_smol` otherwise.
 //! - [`util`]: a small random number generator (std has none).
+//! - [`journal`]: the tracker's append-only journal of record lines (checksummed, fsynced in
+//!   batches, replayed at start, compacted into a snapshot).
 //! - [`auth`]: accounts and groups (pure state changed by replayable records) and the crypto
 //!   under them: HMAC-SHA1, PBKDF2, base64, the SCRAM-SHA-1 login. No sockets.
 //!
@@ -39,6 +41,7 @@
 pub mod auth;
 pub mod cli;
 pub mod conn;
+pub mod journal;
 pub mod peer;
 pub mod protocol;
 pub mod raft;

@@ -13,6 +13,9 @@ use std::str::FromStr;
 
 pub use crate::sha1::Digest;
 
+mod accounts;
+pub use accounts::AccountRequest;
+
 /// The longest request line a server accepts, not counting its `\n`. Longer lines get
 /// `ERR too-long`.
 pub const MAX_LINE: usize = 4096;
@@ -131,6 +134,8 @@ pub enum Request {
     Help,
     /// `BYE`: close this connection (and, on the tracker, forget this peer).
     Bye,
+    /// Accounts, groups, group files and tickets (`protocol/accounts.rs`).
+    Account(AccountRequest),
 }
 
 /// Every reply line.
@@ -167,9 +172,30 @@ pub enum ErrCode {
     Busy,
     Timeout,
     Internal,
+    // Accounts and groups (issue 9).
+    NotLoggedIn,
+    LoggedIn,
+    SlowDown,
+    InvalidProof,
+    BadLogin,
+    Exists,
+    NoUser,
+    NoGroup,
+    NotMember,
+    NotAdmin,
+    NoRequest,
+    AdminStays,
+    NotOwner,
+    Storage,
+    TicketForged,
+    TicketExpired,
+    TicketAddress,
+    TicketFile,
+    TicketGroup,
+    TicketRevoked,
 }
 
-const ERR_CODES: [(ErrCode, &str); 12] = [
+const ERR_CODES: [(ErrCode, &str); 32] = [
     (ErrCode::BadRequest, "bad-request"),
     (ErrCode::UnknownVerb, "unknown-verb"),
     (ErrCode::BadName, "bad-name"),
@@ -182,6 +208,26 @@ const ERR_CODES: [(ErrCode, &str); 12] = [
     (ErrCode::Busy, "busy"),
     (ErrCode::Timeout, "timeout"),
     (ErrCode::Internal, "internal"),
+    (ErrCode::NotLoggedIn, "not-logged-in"),
+    (ErrCode::LoggedIn, "logged-in"),
+    (ErrCode::SlowDown, "slow-down"),
+    (ErrCode::InvalidProof, "invalid-proof"),
+    (ErrCode::BadLogin, "bad-login"),
+    (ErrCode::Exists, "exists"),
+    (ErrCode::NoUser, "no-user"),
+    (ErrCode::NoGroup, "no-group"),
+    (ErrCode::NotMember, "not-member"),
+    (ErrCode::NotAdmin, "not-admin"),
+    (ErrCode::NoRequest, "no-request"),
+    (ErrCode::AdminStays, "admin-stays"),
+    (ErrCode::NotOwner, "not-owner"),
+    (ErrCode::Storage, "storage"),
+    (ErrCode::TicketForged, "ticket-forged"),
+    (ErrCode::TicketExpired, "ticket-expired"),
+    (ErrCode::TicketAddress, "ticket-address"),
+    (ErrCode::TicketFile, "ticket-file"),
+    (ErrCode::TicketGroup, "ticket-group"),
+    (ErrCode::TicketRevoked, "ticket-revoked"),
 ];
 
 impl ErrCode {
@@ -406,6 +452,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
         "HELP" => Request::Help,
         "BYE" | "QUIT" => Request::Bye,
         other => {
+            if let Some(parsed) = accounts::parse(other, args) {
+                return parsed;
+            }
             return Err(ProtoError::new(
                 ErrCode::UnknownVerb,
                 format!("unknown verb {:?}; try HELP", truncate(other, 32)),
@@ -429,11 +478,37 @@ impl Role {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Role::Tracker => &[
-                "REGISTER", "UPLOAD", "PARTIAL", "REMOVE", "WHOHAS", "INFO", "LIST", "PING",
-                "HELP", "BYE",
+                "REGISTER",
+                "UPLOAD",
+                "PARTIAL",
+                "REMOVE",
+                "WHOHAS",
+                "INFO",
+                "LIST",
+                "SALT",
+                "CREATE-USER",
+                "LOGIN",
+                "PROOF",
+                "LOGOUT",
+                "CREATE-GROUP",
+                "JOIN",
+                "LEAVE",
+                "REQUESTS",
+                "ACCEPT",
+                "GROUPS",
+                "FILES",
+                "GUPLOAD",
+                "GREMOVE",
+                "GWHOHAS",
+                "GINFO",
+                "GRANT",
+                "VOUCH",
+                "PING",
+                "HELP",
+                "BYE",
             ],
             Role::Peer => &[
-                "HELLO", "GET", "PIECE", "HAVE", "HASHES", "PING", "HELP", "BYE",
+                "HELLO", "GET", "PIECE", "HAVE", "HASHES", "TICKET", "PING", "HELP", "BYE",
             ],
         }
     }
@@ -498,14 +573,20 @@ pub fn parse_request_for(line: &[u8], role: Role) -> Result<Request, ProtoError>
 }
 
 /// Request fields that must never be printed, by verb: the word positions (after the verb)
-/// that `redacted` replaces. Today no request carries a secret, so the table is empty; a verb
-/// that brings one (a password, a token, a MAC) adds its row here, and every `--trace` line,
-/// in either direction, is printed through `redacted`.
-const SECRET_ARGS: &[(&str, &[usize])] = &[];
+/// that `redacted` replaces. The account verbs bring them (keys, SCRAM proofs and signatures,
+/// ticket MACs: `protocol/accounts.rs`); every `--trace` line, in either direction, is printed
+/// through `redacted`.
+const SECRET_ARGS: &[(&str, &[usize])] = accounts::SECRETS;
 
 /// What a trace may print of `line`: the line, with every secret argument (see
-/// `SECRET_ARGS`) replaced by `<redacted>`.
+/// `SECRET_ARGS`) replaced by `<redacted>`. A reply `ACK <words>` is redacted as if its
+/// words were a request (the tracker's ticket and login replies start with a secret's verb).
 pub fn redacted(line: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(rest) = line.strip_prefix("ACK ")
+        && let std::borrow::Cow::Owned(clean) = redact_with(rest, SECRET_ARGS)
+    {
+        return format!("ACK {clean}").into();
+    }
     redact_with(line, SECRET_ARGS)
 }
 
@@ -617,6 +698,7 @@ impl fmt::Display for Request {
             Request::Ping => write!(f, "PING"),
             Request::Help => write!(f, "HELP"),
             Request::Bye => write!(f, "BYE"),
+            Request::Account(request) => write!(f, "{request}"),
         }
     }
 }
@@ -760,13 +842,17 @@ mod tests {
         }
         assert_eq!(
             Role::Peer.help(),
-            "peer verbs: HELLO GET PIECE HAVE HASHES PING HELP BYE"
+            "peer verbs: HELLO GET PIECE HAVE HASHES TICKET PING HELP BYE"
         );
     }
 
     #[test]
     fn redaction_replaces_secret_words_and_nothing_else() {
         assert_eq!(redacted("REGISTER 9000"), "REGISTER 9000");
+        assert_eq!(
+            redacted("ACK 127.0.0.1:9000 heartbeat=10"),
+            "ACK 127.0.0.1:9000 heartbeat=10"
+        );
         let table: &[(&str, &[usize])] = &[("LOGIN", &[1])];
         assert_eq!(
             redact_with("LOGIN alice hunter2", table),

@@ -12,6 +12,8 @@
 //!   replayable secret crosses the wire.
 //! - [`accounts`]: users, groups, join requests and per-group file lists as one plain value,
 //!   changed only by [`accounts::Record`]s, so a journal can replay it exactly.
+//! - [`ticket`]: the tracker's permission to fetch one group file from one holder, MACed with
+//!   a key derived from that holder's SCRAM session.
 //!
 //! What is *not* here, by design: the protocol verbs, the tracker and peer wiring, the journal
 //! on disk, randomness (salts and nonces are passed in by the caller).
@@ -22,3 +24,4 @@ pub mod ct;
 pub mod hmac;
 pub mod pbkdf2;
 pub mod scram;
+pub mod ticket;

@@ -167,6 +167,28 @@ fn ready(listener: &TcpListener) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The tracker's `--state` and `--iterations`; `TORRENTPHILE_TEST_SEED` (tests only) makes
+/// salts and nonces reproducible.
+fn accounts_config(m: &Matches) -> Result<crate::tracker::accounts::AccountsConfig, Fail> {
+    use crate::tracker::accounts::{AccountsConfig, DEFAULT_ITERATIONS};
+    let iterations = number(m, "iterations", DEFAULT_ITERATIONS)?;
+    if iterations == 0 || iterations > crate::auth::scram::MAX_ITERATIONS {
+        return Err(usage("--iterations must be 1 to 10000000"));
+    }
+    let test_seed = match std::env::var("TORRENTPHILE_TEST_SEED") {
+        Ok(seed) => Some(seed.parse().map_err(|_| {
+            usage("TORRENTPHILE_TEST_SEED must be a number (and is for tests only)")
+        })?),
+        Err(_) => None,
+    };
+    Ok(AccountsConfig {
+        state: m.opt_str("state").map(std::path::PathBuf::from),
+        iterations,
+        test_seed,
+        ..AccountsConfig::default()
+    })
+}
+
 fn trace(m: &Matches, label: &str) -> Trace {
     if m.opt_present("trace") {
         Trace::on(label)

@@ -38,6 +38,18 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         "N",
     );
     opts.optflag("", "trace", "print every protocol line to stderr");
+    opts.optopt(
+        "",
+        "state",
+        "keep accounts and groups in a journal in DIR (default: in memory only)",
+        "DIR",
+    );
+    opts.optopt(
+        "",
+        "iterations",
+        "PBKDF2 iterations for new users' passwords (default 100000)",
+        "N",
+    );
     let Some(m) = parse(&mut opts, args, "usage: torrentphile tracker [options]")? else {
         return Ok(());
     };
@@ -50,6 +62,7 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         max_conns,
         idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
         trace: trace(&m, "tracker"),
+        accounts: super::accounts_config(&m)?,
     };
     let listener = bind(&m, 8000)?;
     ready(&listener)?;

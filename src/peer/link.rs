@@ -22,6 +22,10 @@ pub enum Answer {
     Data(Vec<u8>),
 }
 
+/// Run on the link's thread right after each (re)registration, on its connection (the peer
+/// logs in again there). Cloned out of its mutex before it runs: no lock is held across I/O.
+pub type OnConnect = Arc<dyn Fn(&mut Conn) + Send + Sync>;
+
 enum Cmd {
     Call(Request, Sender<Result<Answer, String>>),
     Stop,
@@ -41,6 +45,7 @@ pub struct Link {
     status: Arc<(Mutex<Status>, Condvar)>,
     tracker: String,
     thread: Option<JoinHandle<()>>,
+    on_connect: Arc<Mutex<Option<OnConnect>>>,
 }
 
 /// Largest data block accepted from the tracker (a `LIST`).
@@ -59,6 +64,8 @@ impl Link {
         let (tx, rx) = mpsc::channel();
         let status: Arc<(Mutex<Status>, Condvar)> = Arc::default();
         let (status2, tracker2) = (status.clone(), tracker.to_string());
+        let on_connect: Arc<Mutex<Option<OnConnect>>> = Arc::default();
+        let on_connect2 = on_connect.clone();
         let thread = thread::Builder::new()
             .name("tracker-link".into())
             .spawn(move || {
@@ -70,6 +77,7 @@ impl Link {
                     trace,
                     label,
                     status: status2,
+                    on_connect: on_connect2,
                 };
                 link.run(&rx);
             })
@@ -79,7 +87,35 @@ impl Link {
             status,
             tracker: tracker.to_string(),
             thread,
+            on_connect,
         }
+    }
+
+    /// Run `hook` after every registration from now on (the peer logs in again there after a
+    /// tracker restart).
+    pub fn set_on_connect(&self, hook: OnConnect) {
+        *self
+            .on_connect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Like `caller`, but shareable between threads (a server thread asking the tracker).
+    pub fn shared_caller(&self) -> Arc<dyn Fn(Request) -> Result<Reply, String> + Send + Sync> {
+        let tx = Mutex::new(self.tx.clone());
+        Arc::new(move |request| {
+            let (reply_tx, reply_rx) = mpsc::channel();
+            let sender = tx.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            sender
+                .send(Cmd::Call(request, reply_tx))
+                .map_err(|_| "the tracker link has stopped".to_string())?;
+            match reply_rx.recv() {
+                Ok(Ok(Answer::Line(reply))) => Ok(reply),
+                Ok(Ok(Answer::Data(_))) => Err("unexpected data block from the tracker".into()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("the tracker link has stopped".into()),
+            }
+        })
     }
 
     /// Wait until registered; returns this peer's id (`ip:port` as the tracker sees it).
@@ -183,6 +219,7 @@ struct Worker {
     trace: Trace,
     label: String,
     status: Arc<(Mutex<Status>, Condvar)>,
+    on_connect: Arc<Mutex<Option<OnConnect>>>,
 }
 
 enum Ended {
@@ -292,6 +329,14 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) => return Err(e.to_string()),
             }
+        }
+        let hook = self
+            .on_connect
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            hook(&mut conn);
         }
         self.set_status(|s| {
             s.id = Some(id.clone());

@@ -10,9 +10,12 @@
 //! - `watch.rs`: looks at the folder every few seconds and announces what changed.
 //! - `events.rs`: the peer's messages to its user, printed and kept.
 //! - `shell.rs`: the interactive prompt.
+//! - `groups/`: group files in `DIR/.groups/<group>/`, served only against a ticket; the
+//!   account commands (login, groups, group uploads and downloads).
 
 pub mod download;
 pub mod events;
+pub mod groups;
 pub mod link;
 pub mod picker;
 pub mod server;
@@ -82,6 +85,7 @@ pub struct Peer {
     downloads: Mutex<BTreeMap<String, Arc<Progress>>>,
     events: Arc<Events>,
     watcher: Option<Watcher>,
+    groups: Arc<groups::Groups>,
 }
 
 impl Peer {
@@ -97,10 +101,12 @@ impl Peer {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let groups = Arc::new(groups::Groups::open(&config.dir, config.piece_size));
         let (store2, timeouts, trace) = (store.clone(), config.timeouts, config.trace.clone());
+        let groups2 = groups.clone();
         let server = Server::spawn(listener, "peer", config.max_conns, move |stream| {
             if let Ok(mut conn) = Conn::new(stream, timeouts, trace.clone()) {
-                server::serve_connection(&store2, &mut conn);
+                server::serve_connection_with(&store2, &groups2, &mut conn);
             }
         })
         .map_err(|e| format!("cannot start the server: {e}"))?;
@@ -112,6 +118,9 @@ impl Peer {
             config.trace.clone(),
             config.label.clone(),
         );
+        groups.set_ask(link.shared_caller());
+        let groups3 = groups.clone();
+        link.set_on_connect(Arc::new(move |conn| groups::relogin(&groups3, conn)));
         let post = link.poster();
         let events2 = events.clone();
         store.on_change(Box::new(move |name| {
@@ -132,6 +141,7 @@ impl Peer {
             downloads: Mutex::default(),
             events,
             watcher,
+            groups,
         })
     }
 

@@ -37,6 +37,30 @@ pub fn serve_connection(store: &Arc<Store>, conn: &mut Conn) {
     conn.trace_event("disconnected");
 }
 
+/// Serve one connection that may present tickets for group files (`peer::groups`): those
+/// requests are answered by the groups, everything else as by `serve_connection`.
+pub fn serve_connection_with(
+    store: &Arc<Store>,
+    groups: &crate::peer::groups::Groups,
+    conn: &mut Conn,
+) {
+    let mut client = Client {
+        who: conn.remote().to_string(),
+    };
+    let ip = conn.remote().ip().to_string();
+    let mut grants = crate::peer::groups::GroupConn::default();
+    conn.trace_event("connected");
+    line_loop(conn, Role::Peer, |conn: &mut Conn, request| {
+        let answer = match groups.intercept(&mut grants, &mut client, &ip, &request) {
+            Some(answer) => answer,
+            None => handle(store, &mut client, request),
+        };
+        conn.set_name(&client.who);
+        answer
+    });
+    conn.trace_event("disconnected");
+}
+
 /// Decide the answer to one request from the store alone; for file bytes, open the file and
 /// check it is still the one announced.
 pub fn handle(store: &Arc<Store>, client: &mut Client, request: Request) -> Answer {
@@ -113,6 +137,19 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
         Request::Bye => Answer::bye(),
         // `line_loop` answers these before they get here (`check_verb`); a caller that hands
         // one over directly gets the same answer.
+        // A ticket is answered by `groups::intercept` before it gets here; without a login
+        // there is nothing it could open.
+        Request::Account(crate::protocol::AccountRequest::Ticket(_)) => {
+            return Err(ProtoError::new(
+                ErrCode::TicketForged,
+                "this peer serves no group files now",
+            ));
+        }
+        Request::Account(other) => {
+            let line = other.to_string();
+            let verb = line.split(' ').next().unwrap_or_default();
+            return Err(Role::Peer.foreign_verb(verb));
+        }
         Request::Register { .. }
         | Request::Upload(_)
         | Request::Partial { .. }
@@ -315,7 +352,7 @@ mod tests {
         );
         assert_eq!(
             line(ask(&store, &mut c, "HELP")),
-            "ACK peer verbs: HELLO GET PIECE HAVE HASHES PING HELP BYE"
+            "ACK peer verbs: HELLO GET PIECE HAVE HASHES TICKET PING HELP BYE"
         );
         assert!(matches!(ask(&store, &mut c, "BYE"), Answer::Close(_)));
         let _ = fs::remove_dir_all(dir);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::peer::Peer;
-use crate::protocol::{Request, check_name};
+use crate::protocol::{AccountRequest, Request, check_name};
 
 /// One shell command.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +26,22 @@ pub enum Command {
     Status,
     StopShare(String),
     Quit,
+    /// Mini-Torrent's account and group commands (`create_user`, `login`, ... ).
+    Group(GroupCommand),
+}
+
+/// The account and group commands, with Mini-Torrent's names and argument order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GroupCommand {
+    CreateUser(String, String),
+    Login(String, String),
+    Logout,
+    /// A one-line tracker verb: create_group, join_group, leave_group, list_requests,
+    /// accept_request, list_groups, list_files <group>.
+    Ask(AccountRequest),
+    Upload(PathBuf, String),
+    Download(String, String, PathBuf),
+    StopShare(String, String),
 }
 
 pub const HELP: &str = "\
@@ -36,7 +52,13 @@ commands:
   peers NAME        who holds NAME (WHOHAS)
   status            downloads in progress and finished (alias: show_downloads)
   stop_share NAME   stop sharing NAME (the file stays in the folder)
-  quit              leave the tracker and exit";
+  quit              leave the tracker and exit
+groups (Mini-Torrent's commands):
+  create_user USER PASSWORD          login USER PASSWORD        logout
+  create_group GROUP   join_group GROUP   leave_group GROUP   list_groups
+  list_requests GROUP                accept_request GROUP USER
+  list_files GROUP                   upload_file PATH GROUP
+  download_file GROUP NAME DEST      stop_share GROUP NAME      show_downloads";
 
 /// Parse one typed line; `Ok(None)` for a blank line.
 pub fn parse(line: &str) -> Result<Option<Command>, String> {
@@ -48,15 +70,65 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         [arg] => Ok(arg.to_string()),
         _ => Err(format!("error: {verb} takes {what} (usage: {verb} {what})")),
     };
+    let n = |k: usize, what: &str| {
+        if args.len() == k {
+            Ok(())
+        } else {
+            Err(format!("error: {verb} takes {what} (usage: {verb} {what})"))
+        }
+    };
+    let a = |i: usize| args[i].to_string();
+    use GroupCommand as G;
     let command = match verb {
         "help" | "?" => Command::Help,
+        "upload_file" if args.len() == 2 => Command::Group(G::Upload(PathBuf::from(args[0]), a(1))),
         "share" | "upload_file" => Command::Share(PathBuf::from(one("PATH")?)),
+        "download_file" if args.len() == 3 => {
+            Command::Group(G::Download(a(0), a(1), PathBuf::from(args[2])))
+        }
         "get" | "download_file" => Command::Get(one("NAME")?),
+        "list_files" if args.len() == 1 => {
+            Command::Group(G::Ask(AccountRequest::Files { group: a(0) }))
+        }
         "list" | "list_files" => Command::List,
         "peers" | "whohas" => Command::Peers(one("NAME")?),
         "status" | "show_downloads" => Command::Status,
+        "stop_share" if args.len() == 2 => Command::Group(G::StopShare(a(0), a(1))),
         "stop_share" => Command::StopShare(one("NAME")?),
-        "quit" | "exit" | "logout" => Command::Quit,
+        "quit" | "exit" => Command::Quit,
+        "create_user" => {
+            n(2, "USER PASSWORD")?;
+            Command::Group(G::CreateUser(a(0), a(1)))
+        }
+        "login" => {
+            n(2, "USER PASSWORD")?;
+            Command::Group(G::Login(a(0), a(1)))
+        }
+        "logout" => {
+            n(0, "")?;
+            Command::Group(G::Logout)
+        }
+        "create_group" | "join_group" | "leave_group" | "list_requests" => {
+            n(1, "GROUP")?;
+            let group = a(0);
+            Command::Group(G::Ask(match verb {
+                "create_group" => AccountRequest::CreateGroup { group },
+                "join_group" => AccountRequest::Join { group },
+                "leave_group" => AccountRequest::Leave { group },
+                _ => AccountRequest::Requests { group },
+            }))
+        }
+        "accept_request" => {
+            n(2, "GROUP USER")?;
+            Command::Group(G::Ask(AccountRequest::Accept {
+                group: a(0),
+                user: a(1),
+            }))
+        }
+        "list_groups" => {
+            n(0, "")?;
+            Command::Group(G::Ask(AccountRequest::Groups))
+        }
         other => return Err(format!("error: unknown command {other:?}; type help")),
     };
     Ok(Some(command))
@@ -143,7 +215,11 @@ fn execute(peer: &Arc<Peer>, command: Command) {
             for d in downloads {
                 println!("{}", d.line());
             }
+            for d in peer.groups().downloads() {
+                println!("{}", d.line());
+            }
         }
+        Command::Group(command) => println!("{}", run_group(peer, command)),
         Command::StopShare(name) => match peer.stop_share(&name) {
             Ok(()) => println!("stopped sharing {name}"),
             Err(e) => println!("error: stop_share {name}: {e}"),
@@ -170,6 +246,30 @@ fn refuse_get(peer: &Peer, name: &str) -> Result<(), String> {
     }
 }
 
+/// Run one group command; its one result line.
+pub fn run_group(peer: &Arc<Peer>, command: GroupCommand) -> String {
+    let result = match command {
+        GroupCommand::CreateUser(user, password) => peer.create_user(&user, &password),
+        GroupCommand::Login(user, password) => peer.login(&user, &password),
+        GroupCommand::Logout => peer.logout(),
+        GroupCommand::Ask(request) => peer.account(request),
+        GroupCommand::Upload(path, group) => peer.upload_group(&path, &group).map(|meta| {
+            format!(
+                "sharing {} in {group} as {} ({} bytes)",
+                path.display(),
+                meta.name,
+                meta.size
+            )
+        }),
+        GroupCommand::Download(group, name, dest) => peer.download_group(&group, &name, &dest),
+        GroupCommand::StopShare(group, name) => peer.stop_share_group(&group, &name),
+    };
+    match result {
+        Ok(line) => line,
+        Err(e) => format!("error: {e}"),
+    }
+}
+
 fn print_answer(answer: Result<String, String>) {
     match answer {
         Ok(text) if text.is_empty() => println!("(nothing)"),
@@ -192,6 +292,35 @@ mod tests {
             Ok(Some(Command::Share("/tmp/x".into())))
         );
         assert!(parse("get").is_err());
+        assert_eq!(
+            parse("upload_file /tmp/x g1"),
+            Ok(Some(Command::Group(GroupCommand::Upload(
+                "/tmp/x".into(),
+                "g1".into()
+            ))))
+        );
+        assert_eq!(
+            parse("download_file g1 a.txt /tmp"),
+            Ok(Some(Command::Group(GroupCommand::Download(
+                "g1".into(),
+                "a.txt".into(),
+                "/tmp".into()
+            ))))
+        );
+        assert_eq!(
+            parse("accept_request g1 bob"),
+            Ok(Some(Command::Group(GroupCommand::Ask(
+                AccountRequest::Accept {
+                    group: "g1".into(),
+                    user: "bob".into()
+                }
+            ))))
+        );
+        assert_eq!(
+            parse("logout"),
+            Ok(Some(Command::Group(GroupCommand::Logout)))
+        );
+        assert!(parse("login alice").is_err());
         assert!(parse("frobnicate").is_err());
     }
 }

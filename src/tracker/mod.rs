@@ -9,17 +9,21 @@
 //! heartbeats is closed and its peer forgotten, so a host that vanished without a FIN is
 //! noticed too.
 
+pub mod accounts;
 pub mod registry;
+pub mod sessions;
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
 use crate::server::{Answer, Server, line_loop};
+use accounts::{AccountsConfig, Auth, AuthConn};
 use registry::{PeerId, Registry, Session};
 
 /// How a tracker runs.
@@ -30,6 +34,8 @@ pub struct TrackerConfig {
     /// A connection silent this long is closed (three heartbeats).
     pub idle: Duration,
     pub trace: Trace,
+    /// Accounts and groups: the state folder, the iteration count (`accounts.rs`).
+    pub accounts: AccountsConfig,
 }
 
 impl Default for TrackerConfig {
@@ -38,6 +44,7 @@ impl Default for TrackerConfig {
             max_conns: 10_000,
             idle: Duration::from_secs(30),
             trace: Trace::off(),
+            accounts: AccountsConfig::default(),
         }
     }
 }
@@ -46,6 +53,7 @@ impl Default for TrackerConfig {
 pub struct Tracker {
     server: Server,
     registry: Arc<Mutex<Registry>>,
+    auth: Arc<Auth>,
 }
 
 impl Tracker {
@@ -53,6 +61,14 @@ impl Tracker {
     pub fn start(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
         let registry = Arc::new(Mutex::new(Registry::new()));
         let state = registry.clone();
+        // A damaged journal stops the start here, with the message naming the line.
+        let (auth, warnings) = Auth::open(config.accounts.clone()).map_err(io::Error::other)?;
+        for warning in warnings {
+            eprintln!("tracker: warning: {warning}");
+        }
+        let auth = Arc::new(auth);
+        let auth2 = auth.clone();
+        let serial = AtomicU64::new(0);
         let timeouts = Timeouts {
             idle: config.idle,
             line: Duration::from_secs(10).min(config.idle),
@@ -63,9 +79,21 @@ impl Tracker {
             let Ok(mut conn) = Conn::new(stream, timeouts, config.trace.clone()) else {
                 return;
             };
-            serve_connection(&state, &mut conn, heartbeat);
+            let mut client = Client::new(conn.remote().ip(), heartbeat);
+            let id = serial.fetch_add(1, Ordering::Relaxed) + 1;
+            client.account = Some((auth2.clone(), AuthConn::new(id)));
+            serve_connection(&state, &mut conn, client);
         })?;
-        Ok(Tracker { server, registry })
+        Ok(Tracker {
+            server,
+            registry,
+            auth,
+        })
+    }
+
+    /// The accounts service (tests and the simulation look at its state).
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -93,6 +121,8 @@ struct Client {
     ip: IpAddr,
     heartbeat: Duration,
     registered: Option<(PeerId, Session)>,
+    /// The accounts service and this connection's login (`None`: account verbs are refused).
+    account: Option<(Arc<Auth>, AuthConn)>,
 }
 
 impl Client {
@@ -101,12 +131,12 @@ impl Client {
             ip,
             heartbeat,
             registered: None,
+            account: None,
         }
     }
 }
 
-fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Duration) {
-    let mut client = Client::new(conn.remote().ip(), heartbeat);
+fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, mut client: Client) {
     conn.trace_event("connected");
     line_loop(conn, Role::Tracker, |conn: &mut Conn, request| {
         let answer = handle(registry, &mut client, request);
@@ -116,6 +146,9 @@ fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Dura
         answer
     });
     conn.trace_event("disconnected");
+    if let Some((auth, account)) = &mut client.account {
+        auth.end(account);
+    }
     if let Some((id, session)) = client.registered
         && let Some(files) = lock(registry).forget(&id, session)
     {
@@ -171,6 +204,13 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         Request::Ping => Ok(Reply::Pong),
         Request::Help => Ok(Reply::Ack(Role::Tracker.help())),
         Request::Bye => return Answer::bye(),
+        Request::Account(request) => {
+            let peer = client.registered.as_ref().map(|(id, _)| id.as_str());
+            return Answer::Line(match &mut client.account {
+                Some((auth, account)) => auth.handle(account, client.ip, peer, request),
+                None => Reply::Err(ErrCode::Internal, "accounts are off here".into()),
+            });
+        }
         // `line_loop` answers these before they get here (`check_verb`); a caller that hands
         // one over directly gets the same answer.
         Request::Hello { .. }
@@ -316,7 +356,11 @@ mod tests {
         );
         assert_eq!(
             w.ask(&mut c, "HELP"),
-            "ACK tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST PING HELP BYE"
+            concat!(
+                "ACK tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST SALT ",
+                "CREATE-USER LOGIN PROOF LOGOUT CREATE-GROUP JOIN LEAVE REQUESTS ACCEPT GROUPS ",
+                "FILES GUPLOAD GREMOVE GWHOHAS GINFO GRANT VOUCH PING HELP BYE"
+            )
         );
         let request = parse_request(b"BYE").expect("BYE parses");
         assert!(matches!(
