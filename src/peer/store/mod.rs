@@ -18,6 +18,7 @@
 //! a file appears under its final name only by `publish`, which never replaces a file.
 
 mod hashing;
+mod layout;
 mod pieces;
 mod scan;
 mod state_files;
@@ -33,6 +34,7 @@ use std::time::UNIX_EPOCH;
 use crate::protocol::{self, Digest, Meta, check_name};
 
 pub use hashing::{hash_file, hashes_text, parse_hashes, recheck};
+pub use layout::Layout;
 pub use pieces::PieceSet;
 pub use scan::Found;
 use state_files::StateDir;
@@ -56,6 +58,9 @@ pub struct Entry {
     pub holding: Holding,
     /// Which file on disk a complete file was when it was hashed (`None` for a part file).
     pub stamp: Option<FileStamp>,
+    /// A torrent's data, spread over the files that hold it (`None` for a plain file, which
+    /// is `DIR/<name>` or its part file).
+    pub layout: Option<Arc<Layout>>,
 }
 
 /// Identifies one version of one file on disk: its inode, size and modification time. A file
@@ -225,6 +230,7 @@ impl Store {
                 hashes: Arc::new(hashes),
                 holding: Holding::Complete,
                 stamp: Some(FileStamp::of(&md)),
+                layout: None,
             }),
         );
         self.remember_shared(name);
@@ -283,6 +289,7 @@ impl Store {
                 hashes,
                 holding: Holding::Partial(have),
                 stamp: None,
+                layout: None,
             }),
         );
     }
@@ -331,6 +338,7 @@ impl Store {
                 hashes: hashes.clone(),
                 holding: Holding::Complete,
                 stamp: Some(FileStamp::of(&md)),
+                layout: None,
             }),
         );
         self.remember_shared(&meta.name);
