@@ -20,6 +20,8 @@ use crate::protocol::{Request, check_name};
 pub enum Command {
     Help,
     Share(PathBuf),
+    /// `share --torrent FILE`: seed what a .torrent describes, from the data beside it.
+    ShareTorrent(PathBuf),
     Get(String),
     List,
     Peers(String),
@@ -31,6 +33,7 @@ pub enum Command {
 pub const HELP: &str = "\
 commands:
   share PATH        copy or link PATH into this peer's folder and share it
+  share --torrent FILE   seed what FILE describes, from the data beside it
   get NAME          download NAME from every peer that has it (in the background)
   list              every file the tracker knows
   peers NAME        who holds NAME (WHOHAS)
@@ -50,6 +53,10 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     };
     let command = match verb {
         "help" | "?" => Command::Help,
+        "share" if args.first() == Some(&"--torrent") => match args {
+            [_, file] => Command::ShareTorrent(PathBuf::from(file)),
+            _ => return Err("error: usage: share --torrent FILE".into()),
+        },
         "share" | "upload_file" => Command::Share(PathBuf::from(one("PATH")?)),
         "get" | "download_file" => Command::Get(one("NAME")?),
         "list" | "list_files" => Command::List,
@@ -105,6 +112,16 @@ fn prompt() {
 fn execute(peer: &Arc<Peer>, command: Command) {
     match command {
         Command::Help => println!("{HELP}"),
+        Command::ShareTorrent(path) => match peer.share_torrent(&path) {
+            Ok((t, meta)) => println!(
+                "seeding {} as {} ({} bytes, {} pieces, every one checked)",
+                t.name,
+                meta.name,
+                meta.size,
+                meta.pieces()
+            ),
+            Err(e) => println!("error: cannot seed {}: {e}", path.display()),
+        },
         Command::Share(path) => match peer.share(&path) {
             Ok(meta) => println!(
                 "sharing {} as {} ({} bytes, sha1 {})",
@@ -191,6 +208,11 @@ mod tests {
             parse("upload_file /tmp/x"),
             Ok(Some(Command::Share("/tmp/x".into())))
         );
+        assert_eq!(
+            parse("share --torrent a.torrent"),
+            Ok(Some(Command::ShareTorrent("a.torrent".into())))
+        );
+        assert!(parse("share --torrent").is_err());
         assert!(parse("get").is_err());
         assert!(parse("frobnicate").is_err());
     }

@@ -8,7 +8,9 @@
 //!   peers, decides when to stop;
 //! - `fetcher.rs`: a worker per holder, with its pipelined fetcher;
 //! - `verifier.rs`: the verifier pool, the flusher, the whole-file hasher;
-//! - `state.rs`: `Shared`, the state all those threads share.
+//! - `state.rs`: `Shared`, the state all those threads share;
+//! - `torrent.rs`: a download of what a .torrent describes: its own prepare and publish
+//!   around the same transfer.
 //!
 //! Dependencies point one way: this file → `prepare`, `coordinator` → `fetcher` →
 //! `verifier` → `state`; none of them imports this file. Nothing appears under the final name
@@ -18,6 +20,7 @@ mod coordinator;
 mod fetcher;
 mod prepare;
 mod state;
+mod torrent;
 mod verifier;
 
 use std::collections::BTreeMap;
@@ -35,6 +38,7 @@ use crate::protocol::{Meta, Request};
 use crate::util::{Rng, plural};
 use coordinator::{Plan, Tick};
 pub use fetcher::MIN_RATE;
+pub use torrent::{download_torrent, landing};
 use prepare::{Needs, Prepared, Ready};
 use state::{Shared, Tuning};
 use verifier::Pool;

@@ -10,7 +10,9 @@
 //! - `scan.rs`: finding the folder's files, at start and again and again while the peer runs;
 //! - `pieces.rs`: `PieceSet`, the verified pieces of one file;
 //! - `hashing.rs`: hashing files and checking piece-hash lists;
-//! - `state_files.rs`: the `.torrentphile/` folder.
+//! - `state_files.rs`: the `.torrentphile/` folder;
+//! - `layout.rs`: `Layout`, positioned reads and writes over the files a name's bytes lie in;
+//! - `torrent.rs`: seeding a .torrent's data, a torrent download's part files and publish.
 //!
 //! Invariants: a name is checked by `protocol::check_name` before it becomes a path, so the
 //! store never reads or writes outside `DIR`; hidden files and symlinks in `DIR` are never
@@ -22,6 +24,7 @@ mod layout;
 mod pieces;
 mod scan;
 mod state_files;
+mod torrent;
 
 use std::collections::HashMap;
 use std::fs;
@@ -39,6 +42,7 @@ pub use pieces::PieceSet;
 pub use scan::Found;
 use state_files::StateDir;
 pub use state_files::{LockError, NameLock, STATE_DIR};
+pub use torrent::{check_pieces, torrent_files};
 
 /// Most downloaders whose uploads are counted by name.
 pub const MAX_ACCOUNTS: usize = 1024;
