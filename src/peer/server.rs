@@ -144,7 +144,9 @@ fn file_answer(
     len: u64,
 ) -> Result<Answer, ProtoError> {
     if let Some(layout) = &entry.layout {
-        return crate::peer::torrent_serve::layout_answer(store, client, entry, layout, offset, len);
+        return crate::peer::torrent_serve::layout_answer(
+            store, client, entry, layout, offset, len,
+        );
     }
     let name = &entry.meta.name;
     let file = File::open(store.data_path(entry))

@@ -32,9 +32,8 @@ pub fn layout_answer(
     len: u64,
 ) -> Result<Answer, ProtoError> {
     let name = &entry.meta.name;
-    let internal = |e: std::io::Error| {
-        ProtoError::new(ErrCode::Internal, format!("cannot read {name}: {e}"))
-    };
+    let internal =
+        |e: std::io::Error| ProtoError::new(ErrCode::Internal, format!("cannot read {name}: {e}"));
     if let Some(opened) = layout.within_one(offset, len) {
         let (file, at, part) = opened.map_err(internal)?;
         let md = file.metadata().map_err(internal)?;

@@ -26,7 +26,10 @@ pub fn wire_name(info_hash: &[u8; 20]) -> String {
 /// Is `name` a torrent's wire name (`bt-` and 40 lowercase hex digits)?
 pub fn is_torrent_name(name: &str) -> bool {
     name.strip_prefix(PREFIX).is_some_and(|hex| {
-        hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 40
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -63,8 +66,12 @@ pub fn torrent_meta(t: &Metainfo) -> Result<Meta, String> {
         root: crate::sha1::Sha1::from(hashes_text(&hashes)).digest(),
     };
     // The line must be one the tracker accepts: round-trip it through the parser.
-    protocol::parse_request(protocol::Request::Upload(meta.clone()).to_string().as_bytes())
-        .map_err(|e| format!("{}: {}", t.name, e.message))?;
+    protocol::parse_request(
+        protocol::Request::Upload(meta.clone())
+            .to_string()
+            .as_bytes(),
+    )
+    .map_err(|e| format!("{}: {}", t.name, e.message))?;
     Ok(meta)
 }
 
@@ -117,8 +124,12 @@ mod tests {
 
     #[test]
     fn four_gib_at_32_kib_is_131072_pieces_and_travels() {
-        let t = Metainfo::parse(&torrent(4 << 30, 32 << 10, "http://127.0.0.1:6969/announce"))
-            .expect("a valid torrent");
+        let t = Metainfo::parse(&torrent(
+            4 << 30,
+            32 << 10,
+            "http://127.0.0.1:6969/announce",
+        ))
+        .expect("a valid torrent");
         assert_eq!(t.piece_count(), 131_072);
         let meta = torrent_meta(&t).expect("within the limits");
         assert_eq!(meta.pieces(), 131_072);
@@ -128,7 +139,10 @@ mod tests {
         assert_eq!(text.len(), 131_072 * 41);
         assert_eq!(crate::sha1::Sha1::from(&text).digest(), meta.root);
         let line = protocol::Reply::File(meta.clone()).to_string();
-        assert_eq!(protocol::parse_reply(line.as_bytes()), Ok(protocol::Reply::File(meta)));
+        assert_eq!(
+            protocol::parse_reply(line.as_bytes()),
+            Ok(protocol::Reply::File(meta))
+        );
         assert_eq!(announce_address(&t).as_deref(), Some("127.0.0.1:6969"));
     }
 
@@ -136,7 +150,10 @@ mod tests {
     fn piece_lengths_the_protocol_cannot_carry_are_refused_with_the_fix() {
         let t = Metainfo::parse(&torrent(1 << 20, 3000, "udp://x")).expect("valid bencode");
         let err = torrent_meta(&t).unwrap_err();
-        assert!(err.contains("not a power of two") && err.contains("mktorrent -l"), "{err}");
+        assert!(
+            err.contains("not a power of two") && err.contains("mktorrent -l"),
+            "{err}"
+        );
         let t = Metainfo::parse(&torrent(1 << 30, 1024, "udp://x")).expect("valid");
         let err = torrent_meta(&t).unwrap_err();
         assert!(err.contains("more than the"), "{err}");
@@ -146,7 +163,10 @@ mod tests {
     fn announce_urls_give_a_tracker_address() {
         for (url, want) in [
             ("http://127.0.0.1:8000/announce", Some("127.0.0.1:8000")),
-            ("http://tracker.example/announce", Some("tracker.example:80")),
+            (
+                "http://tracker.example/announce",
+                Some("tracker.example:80"),
+            ),
             ("udp://[::1]:6969", Some("[::1]:6969")),
             ("http://[::1]/a", Some("[::1]:80")),
             ("udp://host", None),

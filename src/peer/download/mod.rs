@@ -38,9 +38,9 @@ use crate::protocol::{Meta, Request};
 use crate::util::{Rng, plural};
 use coordinator::{Plan, Tick};
 pub use fetcher::MIN_RATE;
-pub use torrent::{download_torrent, landing};
 use prepare::{Needs, Prepared, Ready};
 use state::{Shared, Tuning};
+pub use torrent::{download_torrent, landing};
 use verifier::Pool;
 
 /// How a download shows its progress while it runs.

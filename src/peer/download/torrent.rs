@@ -96,9 +96,18 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
         .map(|i| meta.piece_range(i).1)
         .sum();
     // Our server reads the same part files through a layout of its own.
-    let paths: Vec<_> = part.parts().iter().map(|p| (p.path.clone(), p.length)).collect();
+    let paths: Vec<_> = part
+        .parts()
+        .iter()
+        .map(|p| (p.path.clone(), p.length))
+        .collect();
     let served = Layout::files(&paths, false).map_err(cannot)?;
-    store.insert_torrent(&meta, hashes.clone(), Holding::Partial(have.clone()), served);
+    store.insert_torrent(
+        &meta,
+        hashes.clone(),
+        Holding::Partial(have.clone()),
+        served,
+    );
     // Tell the tracker we serve what we have; a failure here only costs the swarm our pieces.
     let _ = ctx.link.call_line(Request::Partial { name: name.clone() });
 

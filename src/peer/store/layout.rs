@@ -111,7 +111,9 @@ impl Layout {
     /// that file, length). Empty files are never part of a range.
     pub fn spans(&self, offset: u64, len: u64) -> Vec<(usize, u64, u64)> {
         let end = offset.saturating_add(len).min(self.total);
-        let first = self.parts.partition_point(|p| p.offset + p.length <= offset);
+        let first = self
+            .parts
+            .partition_point(|p| p.offset + p.length <= offset);
         let mut spans = Vec::new();
         for (i, p) in self.parts.iter().enumerate().skip(first) {
             if p.offset >= end {

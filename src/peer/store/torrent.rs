@@ -51,11 +51,12 @@ pub fn check_pieces(layout: &Layout, meta: &Meta, hashes: &[Digest], have: &Piec
                     if first >= meta.pieces() as usize {
                         return;
                     }
-                    for i in first..(first + RUN).min(meta.pieces() as usize) {
+                    let last = (first + RUN).min(meta.pieces() as usize);
+                    for (i, want) in hashes.iter().enumerate().take(last).skip(first) {
                         let (offset, len) = meta.piece_range(i as u32);
                         let buf = &mut buf[..len as usize];
                         let ok = layout.read_exact_at(buf, offset).is_ok()
-                            && crate::sha1::Sha1::from(&*buf).digest() == hashes[i];
+                            && crate::sha1::Sha1::from(&*buf).digest() == *want;
                         if ok {
                             have.set(i as u32);
                         } else {
@@ -73,8 +74,12 @@ pub fn check_pieces(layout: &Layout, meta: &Meta, hashes: &[Digest], have: &Piec
 /// a peer shares no link); the first one that is not, in a sentence.
 fn check_files(files: &[(PathBuf, u64)]) -> Result<(), StoreError> {
     for (path, length) in files {
-        let md = fs::symlink_metadata(path)
-            .map_err(|e| format!("{}: {e}; the data must be beside the .torrent", path.display()))?;
+        let md = fs::symlink_metadata(path).map_err(|e| {
+            format!(
+                "{}: {e}; the data must be beside the .torrent",
+                path.display()
+            )
+        })?;
         if !md.is_file() {
             return Err(format!("{}: not a regular file", path.display()));
         }
@@ -183,8 +188,7 @@ impl Store {
             match fs::hard_link(&part, path) {
                 Ok(()) => {}
                 // Linked by an earlier attempt that stopped before the end: the same file.
-                Err(e)
-                    if e.kind() == io::ErrorKind::AlreadyExists && same_file(&part, path) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&part, path) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(format!(
                         "{} appeared while downloading; the verified download is kept in {}; \
