@@ -8,7 +8,7 @@
 //! The tracker is `--tracker`, or else the host and port of the .torrent's announce URL, or
 //! else 127.0.0.1:8000. No logic of the download lives here.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::Arc;
@@ -171,7 +171,10 @@ pub(super) fn seed_at_start(peer: &Peer, torrents: &[String]) -> Result<(), Fail
         let (t, meta) = peer
             .share_torrent(Path::new(path))
             .map_err(|e| Fail(format!("--torrent {path}: {e}"), 1))?;
-        println!(
+        // `let _ =`: a closed stdout (a test that read only the first line) must not stop a
+        // seed that is otherwise serving.
+        let _ = writeln!(
+            std::io::stdout(),
             "seeding {} as {} ({} bytes, {} pieces)",
             t.name,
             meta.name,
