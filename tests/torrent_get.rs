@@ -398,3 +398,42 @@ fn the_seed_projects_download_form_and_the_announce_url_as_tracker() {
         assert!(ok, "aria2c --check-integrity refused the download");
     }
 }
+
+/// 131,072 pieces (what a 4 GiB torrent has at 32 KiB) end to end: 128 MiB of zeros (a
+/// sparse file) at 1 KiB pieces, so bitfields, hash lists and the picker meet the piece count
+/// without moving 4 GiB.
+#[test]
+fn a_torrent_of_131072_pieces_seeds_and_downloads() {
+    use torrentphile::torrent::bencode::{Value, encode};
+    const PIECES: u64 = 131_072;
+    let tracker = tracker();
+    let src = temp_dir("tg-many");
+    let data = src.join("zeros.bin");
+    fs::File::create(&data)
+        .unwrap()
+        .set_len(PIECES * 1024)
+        .unwrap();
+    let one = torrentphile::sha1::Sha1::from(vec![0u8; 1024]).digest().bytes();
+    let pieces: Vec<u8> = (0..PIECES).flat_map(|_| one).collect();
+    let info = Value::Dict(vec![
+        (b"length".as_slice(), Value::Int((PIECES * 1024) as i64)),
+        (b"name".as_slice(), Value::Bytes(b"zeros.bin")),
+        (b"piece length".as_slice(), Value::Int(1024)),
+        (b"pieces".as_slice(), Value::Bytes(&pieces)),
+    ]);
+    let file = src.join("zeros.torrent");
+    fs::write(&file, encode(&Value::Dict(vec![(b"info".as_slice(), info)]))).unwrap();
+    let t = Metainfo::parse(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(t.piece_count(), 131_072);
+    let seed = peer(&tracker, &temp_dir("tg-many-seed"));
+    let (_, meta) = seed.share_torrent(&file).unwrap();
+    assert_eq!(meta.pieces(), 131_072);
+    let mut c = Client::connect(seed.addr());
+    let bits = c.ask(&format!("HAVE {}", meta.name));
+    assert_eq!(bits.len(), "BITFIELD ".len() + 131_072);
+    let dl = temp_dir("tg-many-dl");
+    let report = peer(&tracker, &dl).download_torrent(&t).unwrap();
+    assert_eq!(report.from.values().map(|(n, _)| *n as u64).sum::<u64>(), PIECES);
+    assert_eq!(fs::metadata(dl.join("zeros.bin")).unwrap().len(), PIECES * 1024);
+    assert_eq!(sha1_file(&dl.join("zeros.bin")), sha1_file(&data));
+}
