@@ -571,7 +571,8 @@ fn the_torrent_transcripts_replay_against_a_seeding_peer() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind peer");
     let peer = Peer::start(listener, config).expect("start peer");
     let peer_id = peer.wait_registered(REPLY_WAIT).expect("registers");
-    peer.share_torrent(&file).expect("the data beside notes.torrent verifies");
+    peer.share_torrent(&file)
+        .expect("the data beside notes.torrent verifies");
     let mut failures = Vec::new();
     let mut replayed = 0;
     for t in &transcripts(&doc) {

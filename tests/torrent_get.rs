@@ -413,7 +413,9 @@ fn a_torrent_of_131072_pieces_seeds_and_downloads() {
         .unwrap()
         .set_len(PIECES * 1024)
         .unwrap();
-    let one = torrentphile::sha1::Sha1::from(vec![0u8; 1024]).digest().bytes();
+    let one = torrentphile::sha1::Sha1::from(vec![0u8; 1024])
+        .digest()
+        .bytes();
     let pieces: Vec<u8> = (0..PIECES).flat_map(|_| one).collect();
     let info = Value::Dict(vec![
         (b"length".as_slice(), Value::Int((PIECES * 1024) as i64)),
@@ -422,7 +424,11 @@ fn a_torrent_of_131072_pieces_seeds_and_downloads() {
         (b"pieces".as_slice(), Value::Bytes(&pieces)),
     ]);
     let file = src.join("zeros.torrent");
-    fs::write(&file, encode(&Value::Dict(vec![(b"info".as_slice(), info)]))).unwrap();
+    fs::write(
+        &file,
+        encode(&Value::Dict(vec![(b"info".as_slice(), info)])),
+    )
+    .unwrap();
     let t = Metainfo::parse(&fs::read(&file).unwrap()).unwrap();
     assert_eq!(t.piece_count(), 131_072);
     let seed = peer(&tracker, &temp_dir("tg-many-seed"));
@@ -433,7 +439,13 @@ fn a_torrent_of_131072_pieces_seeds_and_downloads() {
     assert_eq!(bits.len(), "BITFIELD ".len() + 131_072);
     let dl = temp_dir("tg-many-dl");
     let report = peer(&tracker, &dl).download_torrent(&t).unwrap();
-    assert_eq!(report.from.values().map(|(n, _)| *n as u64).sum::<u64>(), PIECES);
-    assert_eq!(fs::metadata(dl.join("zeros.bin")).unwrap().len(), PIECES * 1024);
+    assert_eq!(
+        report.from.values().map(|(n, _)| *n as u64).sum::<u64>(),
+        PIECES
+    );
+    assert_eq!(
+        fs::metadata(dl.join("zeros.bin")).unwrap().len(),
+        PIECES * 1024
+    );
     assert_eq!(sha1_file(&dl.join("zeros.bin")), sha1_file(&data));
 }
