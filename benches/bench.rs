@@ -1099,6 +1099,81 @@ fn sim(b: &mut Bench, s: &mut Section) -> Res<()> {
     Ok(())
 }
 
+// ==== 9. .torrent create and get ==============================================================
+
+/// `torrent create` against mktorrent on one file (same run, alternating, 256 KiB pieces),
+/// then a download of the same bytes as a plain name and as a torrent from one seeder.
+fn torrent_case(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let size = b.scale.aria2;
+    let dir = TempDir::new(b.root.join("torrent"))?;
+    let seed_dir = dir.0.join("seed");
+    let (file, _, _) = random_file(&seed_dir, "big.bin", size)?;
+    let torrent = seed_dir.join("big.torrent");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for r in 0..b.scale.runs {
+        if which("mktorrent") {
+            let out = dir.0.join(format!("m{r}.torrent"));
+            let mut mk = Command::new("mktorrent");
+            mk.args(["-l", "18", "-o"]).arg(&out).arg(&file);
+            let t = Instant::now();
+            wait_bounded(
+                &mut mk.stdout(Stdio::null()).spawn()?,
+                Duration::from_secs(600),
+                |_| {},
+            )?;
+            theirs.push(secs(t));
+        }
+        let _ = fs::remove_file(&torrent);
+        let mut tp = Command::new(BIN);
+        tp.args(["torrent", "create", "-l", "18", "-o"])
+            .arg(&torrent)
+            .arg(&file);
+        let t = Instant::now();
+        wait_bounded(
+            &mut tp.stdout(Stdio::null()).spawn()?,
+            Duration::from_secs(600),
+            |_| {},
+        )?;
+        ours.push(secs(t));
+    }
+    let row = s.row("torrent create, 256 KiB pieces", "s", ours.clone());
+    if theirs.is_empty() {
+        s.note("mktorrent is not installed (apt-get install mktorrent): no baseline");
+    } else {
+        let ratio = median(&theirs) / median(&ours);
+        row.vs = format!("{ratio:.2}x mktorrent's speed");
+        row.target = target(">= 1x mktorrent", ratio >= 1.0);
+        s.row("mktorrent, 256 KiB pieces", "s", theirs);
+    }
+    let tracker = start_tracker()?;
+    let seeder = start_peer(tracker.addr(), &seed_dir)?;
+    let t = torrentphile::torrent::cli::load_torrent(&torrent)?;
+    seeder.share_torrent(&torrent)?;
+    let (mut plain, mut bt) = (Vec::new(), Vec::new());
+    for r in 0..b.scale.runs {
+        let (took, _) =
+            timed_download(tracker.addr(), &dir.0.join(format!("plain{r}")), "big.bin")?;
+        plain.push(rate(size, took));
+        let dl = dir.0.join(format!("bt{r}"));
+        let peer = start_peer(tracker.addr(), &dl)?;
+        let start = Instant::now();
+        peer.download_torrent(&t)
+            .map_err(|e| format!("download of the torrent: {e}"))?;
+        bt.push(rate(size, secs(start)));
+        drop(peer);
+        let _ = fs::remove_dir_all(&dl);
+    }
+    let ratio = median(&bt) / median(&plain);
+    s.row("get NAME (plain), 1 seeder", "MB/s", plain);
+    s.row("get --torrent, 1 seeder", "MB/s", bt).vs = format!("{ratio:.2}x plain get");
+    s.note(format!(
+        "{} MiB random file; create times are whole processes; both downloads verify every \
+         piece (the torrent against the .torrent's hashes)",
+        size / MIB
+    ));
+    Ok(())
+}
+
 // ==== main ====================================================================================
 
 type Case = fn(&mut Bench, &mut Section) -> Res<()>;
@@ -1123,7 +1198,7 @@ fn main() {
         root: PathBuf::from(format!("/tmp/torrentphile-bench-{}", std::process::id())),
         sha1_2t: None,
     };
-    let cases: [(&'static str, Case); 8] = [
+    let cases: [(&'static str, Case); 9] = [
         ("Transfer: one download from 1, 2, 4 holders", transfer),
         ("Swarm: 1 seeder, 8 and 16 downloaders", swarm),
         ("Latency: a download over a 50 ms RTT relay", latency),
@@ -1135,6 +1210,10 @@ fn main() {
         ("Memory: peak RSS of a downloading peer", memory),
         ("Comparison with aria2c", aria2),
         ("`make sim`: classic scenario wall time", sim),
+        (
+            ".torrent: create vs mktorrent, get --torrent vs get",
+            torrent_case,
+        ),
     ];
     let mut md = header(&b);
     print!("{md}");

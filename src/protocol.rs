@@ -23,8 +23,11 @@ pub const MAX_LINE: usize = 4096;
 pub const MAX_REPLY_LINE: usize = 1 << 20;
 /// Longest file name, in bytes.
 pub const MAX_NAME: usize = 255;
-/// Most pieces a file may have (bounds bitfields and hash lists).
-pub const MAX_PIECES: u64 = 1 << 16;
+/// Most pieces a file may have (bounds bitfields and hash lists): 262,144, so a torrent of
+/// 4 GiB in 32 KiB pieces (131,072) travels, a `BITFIELD` line stays under `MAX_REPLY_LINE`
+/// and a `HASHES` list under 11 MB. The tracker keeps no per-piece state, so its memory does
+/// not grow with it.
+pub const MAX_PIECES: u64 = 1 << 18;
 /// Smallest and largest piece size a holder may announce.
 pub const MIN_PIECE: u32 = 1 << 10;
 pub const MAX_PIECE: u32 = 1 << 26;

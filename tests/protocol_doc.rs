@@ -64,6 +64,10 @@ fn read_doc() -> String {
 enum Target {
     Tracker,
     Peer,
+    /// `transcript torrent-tracker` / `transcript torrent-peer`: the world of the "Torrents"
+    /// section (a tracker and a peer seeding `notes.torrent`), replayed by its own test.
+    TorrentTracker,
+    TorrentPeer,
 }
 
 #[derive(Debug)]
@@ -96,6 +100,8 @@ fn transcripts(doc: &str) -> Vec<Transcript> {
                 let target = match tag.trim() {
                     "tracker" => Target::Tracker,
                     "peer" => Target::Peer,
+                    "torrent-tracker" => Target::TorrentTracker,
+                    "torrent-peer" => Target::TorrentPeer,
                     other => panic!("PROTOCOL.md:{n}: unknown transcript target {other:?}"),
                 };
                 current = Some(Transcript {
@@ -331,6 +337,9 @@ impl World {
         match target {
             Target::Tracker => self.tracker.addr(),
             Target::Peer => self.peer.addr(),
+            Target::TorrentTracker | Target::TorrentPeer => {
+                panic!("the torrent transcripts run in their own world")
+            }
         }
     }
 
@@ -377,7 +386,10 @@ fn every_transcript_in_protocol_md_replays_against_live_servers() {
     let world = World::start();
 
     let mut failures = Vec::new();
-    for t in &transcripts {
+    for t in transcripts
+        .iter()
+        .filter(|t| matches!(t.target, Target::Tracker | Target::Peer))
+    {
         if let Err(e) = replay(world.addr(t.target), t, &world.peer_id) {
             failures.push(e);
         }
@@ -566,4 +578,67 @@ fn transcript_markup_is_parsed_as_documented() {
     assert_eq!(payload(&["ab".into()], 3, 1), Ok(b"ab\n".to_vec()));
     assert_eq!(payload(&["ab".into()], 2, 1), Ok(b"ab".to_vec()));
     assert!(payload(&["ab".into()], 5, 1).is_err());
+}
+
+/// `class notes/week 1.txt` (30690 bytes) and `class notes/week 2.txt` (2380 bytes), as the
+/// shell loops of PROTOCOL.md's "Torrents" write them.
+fn class_notes(root: &Path) -> PathBuf {
+    let dir = root.join("class notes");
+    fs::create_dir_all(&dir).expect("create class notes");
+    let week1: String = (1..=990)
+        .map(|i| format!("week 1, line {i:03} of 990: notes\n"))
+        .collect();
+    let week2: String = (1..=70)
+        .map(|i| format!("week 2, line {i:02} of 70: more notes\n"))
+        .collect();
+    fs::write(dir.join("week 1.txt"), week1).expect("write week 1");
+    fs::write(dir.join("week 2.txt"), week2).expect("write week 2");
+    dir
+}
+
+#[test]
+fn the_torrent_transcripts_replay_against_a_seeding_peer() {
+    use torrentphile::torrent::create::{self, CreateOptions, MKTORRENT_CREATED_BY, Style};
+    let doc = read_doc();
+    let dir = TempDir::new("protocol-doc-torrent");
+    let folder = class_notes(&dir.0);
+    // `mktorrent -l 15 -a http://127.0.0.1:8000/announce -o notes.torrent "class notes"`.
+    let opts = CreateOptions {
+        announce: vec![vec!["http://127.0.0.1:8000/announce".into()]],
+        piece_length_log2: Some(15),
+        private: false,
+        name: None,
+        comment: None,
+        creation_date: None,
+        created_by: MKTORRENT_CREATED_BY.into(),
+        style: Style::Mktorrent,
+        threads: 2,
+    };
+    let bytes = create::create(&folder, &opts).expect("create notes.torrent");
+    let file = dir.0.join("notes.torrent");
+    fs::write(&file, bytes).expect("write notes.torrent");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind tracker");
+    let tracker = Tracker::start(listener, TrackerConfig::default()).expect("start tracker");
+    let carol = dir.0.join("carol");
+    let config = PeerConfig::new(&tracker.addr().to_string(), &carol);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind peer");
+    let peer = Peer::start(listener, config).expect("start peer");
+    let peer_id = peer.wait_registered(REPLY_WAIT).expect("registers");
+    peer.share_torrent(&file)
+        .expect("the data beside notes.torrent verifies");
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    for t in &transcripts(&doc) {
+        let addr = match t.target {
+            Target::TorrentTracker => tracker.addr(),
+            Target::TorrentPeer => peer.addr(),
+            _ => continue,
+        };
+        replayed += 1;
+        if let Err(e) = replay(addr, t, &peer_id) {
+            failures.push(e);
+        }
+    }
+    assert!(replayed >= 2, "PROTOCOL.md has no torrent transcripts");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -6,9 +6,11 @@
 //!   stray words), each failure a `Fail` with its exit code (1 failure, 2 usage).
 //! - `peer.rs`: `peer` and `get` (and `get`'s progress line and Ctrl-C).
 //! - `servers.rs`: `tracker`, `relay`, `sim`.
+//! - `torrent_get.rs`: `get --torrent`, `download -o DEST FILE.torrent`, `peer --torrent`.
 
 mod peer;
 mod servers;
+mod torrent_get;
 
 use std::io::Write;
 use std::net::{TcpListener, ToSocketAddrs};
@@ -25,7 +27,8 @@ usage: torrentphile <command> [options]
 commands:
   tracker   run the tracker (the directory of who holds what)
   peer      run a peer: share a folder, download into it, answer other peers
-  get       download one file into a folder, then exit
+  get       download one file into a folder, then exit (--torrent FILE: what a .torrent describes)
+  download  download what a .torrent describes: download -o DEST FILE.torrent
   sim       run a simulation on this machine (classic or swarm)
   relay     forward TCP connections with added latency (to try a slow link)
   torrent   make a .torrent file (torrent create) or describe one (torrent show)
@@ -45,6 +48,7 @@ pub fn main(args: &[String]) -> ExitCode {
         Some("tracker") => servers::tracker(&args[1..]),
         Some("peer") => peer::peer(&args[1..]),
         Some("get") => peer::get(&args[1..]),
+        Some("download") => torrent_get::download(&args[1..]),
         Some("sim") => servers::simulate(&args[1..]),
         Some("relay") => servers::relay(&args[1..]),
         Some("torrent") => {

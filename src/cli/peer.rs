@@ -18,7 +18,7 @@ use crate::peer::{Peer, PeerConfig, shell};
 use crate::signal;
 
 /// Options shared by `peer` and `get`.
-fn peer_options(opts: &mut Options) {
+pub(super) fn peer_options(opts: &mut Options) {
     opts.optopt(
         "",
         "tracker",
@@ -69,7 +69,7 @@ fn peer_options(opts: &mut Options) {
     opts.optflag("", "trace", "print every protocol line to stderr");
 }
 
-fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> {
+pub(super) fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> {
     let dir: PathBuf = m
         .opt_str("dir")
         .ok_or_else(|| {
@@ -114,10 +114,16 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
         "shell",
         "read commands from stdin (a terminal or a pipe); without it the peer only serves",
     );
+    opts.optmulti(
+        "",
+        "torrent",
+        "seed what this .torrent describes, from the data beside it (repeatable)",
+        "FILE",
+    );
     let Some(m) = parse(
         &mut opts,
         args,
-        "usage: torrentphile peer --dir DIR [options]",
+        "usage: torrentphile peer --dir DIR [--torrent FILE]... [options]",
     )?
     else {
         return Ok(());
@@ -130,6 +136,11 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
     let config = peer_config(&m, &format!("peer {port}"))?;
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     println!("listening on {}", peer.addr());
+    let torrents = m.opt_strs("torrent");
+    if !torrents.is_empty() {
+        let _ = peer.wait_registered(peer_wait(&m)?);
+        super::torrent_get::seed_at_start(&peer, &torrents)?;
+    }
     let _ = std::io::stdout().flush();
     if m.opt_present("shell") {
         // A shell started with `&` must not be stopped by the terminal: reading then fails
@@ -148,13 +159,28 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
     }
 }
 
+/// How long `peer --torrent` waits for the tracker before seeding (the link announces later
+/// if it is not up yet).
+fn peer_wait(m: &Matches) -> Result<Duration, Fail> {
+    seconds(m, "timeout", 10.0)
+}
+
 pub(super) fn get(args: &[String]) -> Result<(), Fail> {
     let mut opts = Options::new();
     peer_options(&mut opts);
-    let brief = "usage: torrentphile get NAME --dir DIR [--tracker HOST:PORT] [options]";
+    opts.optopt(
+        "",
+        "torrent",
+        "download what this .torrent describes (no NAME then); the tracker defaults to its announce URL's host:port",
+        "FILE",
+    );
+    let brief = "usage: torrentphile get NAME --dir DIR [--tracker HOST:PORT] [options]\n       torrentphile get --torrent FILE --dir DIR [options]";
     let Some(m) = parse(&mut opts, args, brief)? else {
         return Ok(());
     };
+    if let Some(torrent) = m.opt_str("torrent") {
+        return super::torrent_get::get_torrent(&m, &torrent);
+    }
     let name = match m.free.as_slice() {
         [name] => name,
         [] => {
@@ -208,7 +234,7 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
 
 /// While `get` runs: draw the progress line on a terminal, and on Ctrl-C end that line, say
 /// what is kept for a resume, and exit 130 (the verified pieces are already on disk).
-fn watch_get(peer: &Peer, done: &AtomicBool, name: &str, dir: &Path, terminal: bool) {
+pub(super) fn watch_get(peer: &Peer, done: &AtomicBool, name: &str, dir: &Path, terminal: bool) {
     let mut drawn = false;
     let mut tick = 0u32;
     while !done.load(Ordering::Relaxed) {

@@ -2,7 +2,8 @@
 //! tracker told what it holds.
 //!
 //! - `store/`: the folder (complete files, part files, piece hashes); never a socket.
-//! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`).
+//! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`);
+//!   `torrent_serve.rs` sends the bytes of a torrent's entry, across its files.
 //! - `link.rs`: the one connection to the tracker, owned by one thread.
 //! - `picker.rs`: which piece to ask of which peer (pure).
 //! - `download/`: a download from start to publish (prepare, coordinator, fetchers,
@@ -21,6 +22,7 @@ pub mod picker;
 pub mod server;
 pub mod shell;
 pub mod store;
+pub mod torrent_serve;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -187,6 +189,66 @@ impl Peer {
             Err(e) => Err(e.to_string()),
         });
         result
+    }
+
+    /// Download what the .torrent `t` describes into the folder (`DIR/NAME` or
+    /// `DIR/NAME/...`), checking every piece against the .torrent; blocks until done or failed.
+    pub fn download_torrent(&self, t: &crate::torrent::Metainfo) -> Result<Report, DownloadError> {
+        let me = self
+            .link
+            .wait_registered(self.config.timeouts.idle)
+            .map_err(DownloadError::Failed)?;
+        let progress = Arc::new(Progress::new(&t.name));
+        self.downloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(t.name.clone(), progress.clone());
+        let ctx = Context {
+            store: &self.store,
+            link: &self.link,
+            me: &me,
+            options: &self.config.download,
+            progress: &progress,
+            events: &self.events,
+        };
+        let result = download::download_torrent(&ctx, t);
+        *progress
+            .outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(match &result {
+            Ok(report) => Ok(report.to_string()),
+            Err(e) => Err(e.to_string()),
+        });
+        result
+    }
+
+    /// Seed what the .torrent at `path` describes, from the data beside it (`NAME` in the
+    /// .torrent's folder): every piece is checked against the .torrent first, then the
+    /// torrent is announced as `bt-<info-hash>`. Returns the .torrent and its `FILE` line.
+    pub fn share_torrent(&self, path: &Path) -> Result<(crate::torrent::Metainfo, Meta), String> {
+        let t = crate::torrent::cli::load_torrent(path)?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let meta = self.store.share_torrent(&t, &base)?;
+        // Not connected yet: the link announces every entry when it registers.
+        let Ok(reply) = self.link.call_line(Request::Upload(meta.clone())) else {
+            return Ok((t, meta));
+        };
+        match reply {
+            Reply::Ack(_) => Ok((t, meta)),
+            Reply::Err(code, msg) => {
+                self.store.forget(&meta.name);
+                Err(format!(
+                    "the tracker refused {} ({}): {} {msg}",
+                    t.name,
+                    meta.name,
+                    code.as_str()
+                ))
+            }
+            other => Err(format!("the tracker answered {other}")),
+        }
     }
 
     /// Downloads started by this peer, running and finished.

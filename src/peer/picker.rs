@@ -53,6 +53,9 @@ pub struct Picker {
     /// Which worker is fetching which piece (a worker never asks twice for one piece).
     asked: HashSet<(usize, u32)>,
     remaining: u32,
+    /// Every piece below this index is done: scans start here, so a large file (131,072
+    /// pieces) filled front to back is not re-scanned from piece 0 at every pick.
+    low: usize,
     strategy: Strategy,
     /// This downloader's share of the seeders' pieces: (my index, downloaders).
     share: Option<(u32, u32)>,
@@ -70,6 +73,7 @@ impl Picker {
     pub fn new(pieces: u32, have: impl Fn(u32) -> bool, strategy: Strategy, seed: u64) -> Picker {
         let done: Vec<bool> = (0..pieces).map(have).collect();
         let remaining = done.iter().filter(|d| !**d).count() as u32;
+        let low = done.iter().position(|d| !*d).unwrap_or(done.len());
         Picker {
             done,
             inflight: vec![0; pieces as usize],
@@ -77,6 +81,7 @@ impl Picker {
             peers: HashMap::new(),
             asked: HashSet::new(),
             remaining,
+            low,
             strategy,
             share: None,
             strict: true,
@@ -171,7 +176,8 @@ impl Picker {
         let fresh = |i: usize| !self.done[i] && self.inflight[i] == 0 && view.bits[i];
         let pick = match self.strategy {
             Strategy::Random => {
-                let candidates: Vec<usize> = (0..self.done.len()).filter(|&i| fresh(i)).collect();
+                let candidates: Vec<usize> =
+                    (self.low..self.done.len()).filter(|&i| fresh(i)).collect();
                 (!candidates.is_empty()).then(|| candidates[self.rng.below(candidates.len())])
             }
             Strategy::RarestFirst if view.seed && self.strict && !self.settled => None,
@@ -180,7 +186,7 @@ impl Picker {
                 let in_share = |i: usize| self.share.is_none_or(|(k, n)| i as u32 % n == k);
                 let mut first: Vec<usize> = Vec::new();
                 let mut other: Vec<usize> = Vec::new();
-                for i in (0..self.done.len()).filter(|&i| unseen(i)) {
+                for i in (self.low..self.done.len()).filter(|&i| unseen(i)) {
                     let list = if in_share(i) { &mut first } else { &mut other };
                     if list.len() < TIE_WINDOW {
                         list.push(i);
@@ -199,7 +205,7 @@ impl Picker {
             Strategy::RarestFirst => {
                 let mut best: Vec<usize> = Vec::new();
                 let mut rarest = u16::MAX;
-                for i in (0..self.done.len()).filter(|&i| fresh(i)) {
+                for i in (self.low..self.done.len()).filter(|&i| fresh(i)) {
                     let a = self.avail[i];
                     if a < rarest {
                         rarest = a;
@@ -222,11 +228,11 @@ impl Picker {
     /// on the fewest peers (not one this worker is already fetching).
     fn endgame(&self, w: usize) -> Option<usize> {
         let view = self.peers.get(&w)?;
-        let unasked = (0..self.done.len()).any(|i| !self.done[i] && self.inflight[i] == 0);
+        let unasked = (self.low..self.done.len()).any(|i| !self.done[i] && self.inflight[i] == 0);
         if unasked {
             return None;
         }
-        (0..self.done.len())
+        (self.low..self.done.len())
             .filter(|&i| {
                 !self.done[i]
                     && view.bits[i]
@@ -247,6 +253,9 @@ impl Picker {
         if verified && !self.done[i] {
             self.done[i] = true;
             self.remaining -= 1;
+            while self.low < self.done.len() && self.done[self.low] {
+                self.low += 1;
+            }
             return true;
         }
         false

@@ -83,6 +83,12 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
         }
         Request::Get { name, range } => {
             let entry = lookup(&name)?;
+            if entry.layout.is_some() {
+                return Err(ProtoError::new(
+                    ErrCode::Unavailable,
+                    format!("{name} is a torrent's data, spread over its files; ask PIECE"),
+                ));
+            }
             if let Holding::Partial(_) = entry.holding {
                 return Err(ProtoError::new(
                     ErrCode::Unavailable,
@@ -174,6 +180,11 @@ fn file_answer(
     offset: u64,
     len: u64,
 ) -> Result<Answer, ProtoError> {
+    if let Some(layout) = &entry.layout {
+        return crate::peer::torrent_serve::layout_answer(
+            store, client, entry, layout, offset, len,
+        );
+    }
     let name = &entry.meta.name;
     let file = File::open(store.data_path(entry))
         .and_then(|f| Ok((f.metadata()?, f)))

@@ -20,6 +20,8 @@ use crate::protocol::{AccountRequest, Request, check_name};
 pub enum Command {
     Help,
     Share(PathBuf),
+    /// `share --torrent FILE`: seed what a .torrent describes, from the data beside it.
+    ShareTorrent(PathBuf),
     Get(String),
     List,
     Peers(String),
@@ -47,6 +49,7 @@ pub enum GroupCommand {
 pub const HELP: &str = "\
 commands:
   share PATH        copy or link PATH into this peer's folder and share it
+  share --torrent FILE   seed what FILE describes, from the data beside it
   get NAME          download NAME from every peer that has it (in the background)
   list              every file the tracker knows
   peers NAME        who holds NAME (WHOHAS)
@@ -82,6 +85,10 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     let command = match verb {
         "help" | "?" => Command::Help,
         "upload_file" if args.len() == 2 => Command::Group(G::Upload(PathBuf::from(args[0]), a(1))),
+        "share" if args.first() == Some(&"--torrent") => match args {
+            [_, file] => Command::ShareTorrent(PathBuf::from(file)),
+            _ => return Err("error: usage: share --torrent FILE".into()),
+        },
         "share" | "upload_file" => Command::Share(PathBuf::from(one("PATH")?)),
         "download_file" if args.len() == 3 => {
             Command::Group(G::Download(a(0), a(1), PathBuf::from(args[2])))
@@ -177,6 +184,16 @@ fn prompt() {
 fn execute(peer: &Arc<Peer>, command: Command) {
     match command {
         Command::Help => println!("{HELP}"),
+        Command::ShareTorrent(path) => match peer.share_torrent(&path) {
+            Ok((t, meta)) => println!(
+                "seeding {} as {} ({} bytes, {} pieces, every one checked)",
+                t.name,
+                meta.name,
+                meta.size,
+                meta.pieces()
+            ),
+            Err(e) => println!("error: cannot seed {}: {e}", path.display()),
+        },
         Command::Share(path) => match peer.share(&path) {
             Ok(meta) => println!(
                 "sharing {} as {} ({} bytes, sha1 {})",
@@ -291,6 +308,11 @@ mod tests {
             parse("upload_file /tmp/x"),
             Ok(Some(Command::Share("/tmp/x".into())))
         );
+        assert_eq!(
+            parse("share --torrent a.torrent"),
+            Ok(Some(Command::ShareTorrent("a.torrent".into())))
+        );
+        assert!(parse("share --torrent").is_err());
         assert!(parse("get").is_err());
         assert_eq!(
             parse("upload_file /tmp/x g1"),

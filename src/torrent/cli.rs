@@ -219,6 +219,11 @@ fn show_cmd(args: &[String]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Read and parse a .torrent; on any failure, a sentence naming the file.
+pub fn load_torrent(path: &Path) -> Result<Metainfo, String> {
+    read_torrent(path).map_err(|(msg, _)| msg)
+}
+
 /// Read and parse a .torrent, with a message naming the file on any failure.
 fn read_torrent(path: &Path) -> Result<Metainfo, Fail> {
     let file = fs::File::open(path)

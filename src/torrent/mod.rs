@@ -6,6 +6,7 @@
 //!   offsets, info-hash over the raw `info` bytes. What a download is driven by.
 //! - [`create`]: walk a file or folder, hash its pieces on every core, lay out the bytes.
 //! - [`cli`]: `torrentphile torrent create|show`.
+//! - [`wire`]: a torrent's name (`bt-<info-hash>`) and `FILE` line on Torrentphile's wire.
 //!
 //! Nothing here opens a socket; only `create` (reading the data) and `cli` touch the disk.
 
@@ -13,5 +14,6 @@ pub mod bencode;
 pub mod cli;
 pub mod create;
 pub mod metainfo;
+pub mod wire;
 
 pub use metainfo::{FileEntry, Metainfo, MetainfoError};

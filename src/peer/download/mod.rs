@@ -8,7 +8,9 @@
 //!   peers, decides when to stop;
 //! - `fetcher.rs`: a worker per holder, with its pipelined fetcher;
 //! - `verifier.rs`: the verifier pool, the flusher, the whole-file hasher;
-//! - `state.rs`: `Shared`, the state all those threads share.
+//! - `state.rs`: `Shared`, the state all those threads share;
+//! - `torrent.rs`: a download of what a .torrent describes: its own prepare and publish
+//!   around the same transfer.
 //!
 //! Dependencies point one way: this file → `prepare`, `coordinator` → `fetcher` →
 //! `verifier` → `state`; none of them imports this file. Nothing appears under the final name
@@ -18,6 +20,7 @@ mod coordinator;
 mod fetcher;
 mod prepare;
 mod state;
+mod torrent;
 mod verifier;
 
 use std::collections::BTreeMap;
@@ -37,6 +40,7 @@ use coordinator::{Plan, Tick};
 pub use fetcher::MIN_RATE;
 use prepare::{Needs, Prepared, Ready};
 use state::{Shared, Tuning};
+pub use torrent::{download_torrent, landing};
 use verifier::Pool;
 
 /// How a download shows its progress while it runs.

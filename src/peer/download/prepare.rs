@@ -10,14 +10,14 @@
 //! 5. the part file `.torrentphile/NAME.part`: whatever it already holds is re-hashed and only
 //!    pieces that match count (resume); then `PARTIAL` tells the tracker we serve them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::sync::Arc;
 
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::peer::link::Link;
 pub use crate::peer::store::NameLock as Lock;
-use crate::peer::store::{self, FileStamp, Holding, LockError, PieceSet, Store};
+use crate::peer::store::{self, FileStamp, Holding, Layout, LockError, PieceSet, Store};
 use crate::protocol::{Digest, ErrCode, Meta, Reply, Request, check_name};
 
 /// What `prepare` needs from its peer.
@@ -44,7 +44,7 @@ pub enum Ready {
 pub struct Prepared {
     pub meta: Meta,
     pub hashes: Arc<Vec<Digest>>,
-    pub part: File,
+    pub part: Layout,
     /// Pieces verified so far (resumed from an earlier run).
     pub have: Arc<PieceSet>,
     pub resumed_bytes: u64,
@@ -108,12 +108,14 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
         .open(&part_path)
         .map_err(|e| format!("cannot open {}: {e}", part_path.display()))?;
     let have = Arc::new(PieceSet::new(meta.pieces()));
-    if part.metadata().map_or(0, |m| m.len()) > 0 {
+    let started = part.metadata().map_or(0, |m| m.len()) > 0;
+    part.set_len(meta.size)
+        .map_err(|e| format!("cannot size {}: {e}", part_path.display()))?;
+    let part = Layout::single(&part_path, part, meta.size);
+    if started {
         store::recheck(&part, &meta, &hashes, &have)
             .map_err(|e| format!("cannot read {}: {e}", part_path.display()))?;
     }
-    part.set_len(meta.size)
-        .map_err(|e| format!("cannot size {}: {e}", part_path.display()))?;
     let resumed_bytes: u64 = (0..meta.pieces())
         .filter(|&i| have.has(i))
         .map(|i| meta.piece_range(i).1)

@@ -9,7 +9,6 @@
 //! Never does I/O itself, except shutting sockets down when the download ends.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 use crate::conn::{Timeouts, Trace};
 use crate::peer::picker::Picker;
-use crate::peer::store::PieceSet;
+use crate::peer::store::{Layout, PieceSet};
 use crate::protocol::{Digest, Meta};
 
 /// Most piece buffers kept for reuse.
@@ -36,7 +35,7 @@ pub struct Tuning {
 pub struct Start {
     pub meta: Meta,
     pub hashes: Arc<Vec<Digest>>,
-    pub part: File,
+    pub part: Layout,
     pub have: Arc<PieceSet>,
     pub picker: Picker,
     /// Bytes already verified (resumed).
@@ -50,7 +49,7 @@ pub struct Start {
 pub struct Shared {
     meta: Meta,
     hashes: Arc<Vec<Digest>>,
-    part: File,
+    part: Layout,
     have: Arc<PieceSet>,
     picker: Mutex<Picker>,
     /// Signalled (with `picker`) when a piece completes or returns, or the download stops.
@@ -112,8 +111,9 @@ impl Shared {
         self.hashes.clone()
     }
 
-    /// The part file (positioned reads and writes only: it is shared by every thread).
-    pub fn part(&self) -> &File {
+    /// The part file, or a torrent's part files (positioned reads and writes only: shared by
+    /// every thread).
+    pub fn part(&self) -> &Layout {
         &self.part
     }
 

@@ -12,7 +12,6 @@
 //! the next piece (the Rust Book's thread-pool pattern). No verifier holds the picker lock
 //! while it hashes or writes.
 
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::peer::store::layout::Layout;
 use crate::peer::store::pieces::PieceSet;
 use crate::protocol::{Digest, Meta};
 
@@ -91,7 +91,7 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Check which pieces of a part file already match their hashes (a resumed download trusts
 /// nothing it cannot verify).
-pub fn recheck(file: &File, meta: &Meta, hashes: &[Digest], have: &PieceSet) -> io::Result<()> {
+pub fn recheck(file: &Layout, meta: &Meta, hashes: &[Digest], have: &PieceSet) -> io::Result<()> {
     let mut buf = vec![0u8; meta.piece_size as usize];
     for i in 0..meta.pieces() {
         let (offset, len) = meta.piece_range(i);

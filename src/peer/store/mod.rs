@@ -10,7 +10,9 @@
 //! - `scan.rs`: finding the folder's files, at start and again and again while the peer runs;
 //! - `pieces.rs`: `PieceSet`, the verified pieces of one file;
 //! - `hashing.rs`: hashing files and checking piece-hash lists;
-//! - `state_files.rs`: the `.torrentphile/` folder.
+//! - `state_files.rs`: the `.torrentphile/` folder;
+//! - `layout.rs`: `Layout`, positioned reads and writes over the files a name's bytes lie in;
+//! - `torrent.rs`: seeding a .torrent's data, a torrent download's part files and publish.
 //!
 //! Invariants: a name is checked by `protocol::check_name` before it becomes a path, so the
 //! store never reads or writes outside `DIR`; hidden files and symlinks in `DIR` are never
@@ -18,9 +20,11 @@
 //! a file appears under its final name only by `publish`, which never replaces a file.
 
 mod hashing;
+mod layout;
 mod pieces;
 mod scan;
 mod state_files;
+mod torrent;
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,10 +37,12 @@ use std::time::UNIX_EPOCH;
 use crate::protocol::{self, Digest, Meta, check_name};
 
 pub use hashing::{hash_file, hashes_text, parse_hashes, recheck};
+pub use layout::Layout;
 pub use pieces::PieceSet;
 pub use scan::Found;
 use state_files::StateDir;
 pub use state_files::{LockError, NameLock, STATE_DIR};
+pub use torrent::{check_pieces, torrent_files};
 
 /// Most downloaders whose uploads are counted by name.
 pub const MAX_ACCOUNTS: usize = 1024;
@@ -56,6 +62,9 @@ pub struct Entry {
     pub holding: Holding,
     /// Which file on disk a complete file was when it was hashed (`None` for a part file).
     pub stamp: Option<FileStamp>,
+    /// A torrent's data, spread over the files that hold it (`None` for a plain file, which
+    /// is `DIR/<name>` or its part file).
+    pub layout: Option<Arc<Layout>>,
 }
 
 /// Identifies one version of one file on disk: its inode, size and modification time. A file
@@ -225,6 +234,7 @@ impl Store {
                 hashes: Arc::new(hashes),
                 holding: Holding::Complete,
                 stamp: Some(FileStamp::of(&md)),
+                layout: None,
             }),
         );
         self.remember_shared(name);
@@ -283,6 +293,7 @@ impl Store {
                 hashes,
                 holding: Holding::Partial(have),
                 stamp: None,
+                layout: None,
             }),
         );
     }
@@ -331,6 +342,7 @@ impl Store {
                 hashes: hashes.clone(),
                 holding: Holding::Complete,
                 stamp: Some(FileStamp::of(&md)),
+                layout: None,
             }),
         );
         self.remember_shared(&meta.name);

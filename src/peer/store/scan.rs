@@ -95,7 +95,11 @@ impl Store {
         let here: HashSet<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         for entry in self.entries() {
             let name = &entry.meta.name;
-            if matches!(entry.holding, Holding::Complete) && !here.contains(name.as_str()) {
+            // A torrent's data is not a file of that name in the folder: not the scan's.
+            if matches!(entry.holding, Holding::Complete)
+                && entry.layout.is_none()
+                && !here.contains(name.as_str())
+            {
                 self.forget(name);
                 found.push(Found::Gone(name.clone()));
             }
