@@ -648,9 +648,7 @@ fn spawn_tracker(max_conns: usize) -> Res<(Proc, SocketAddr)> {
     cmd.arg(&n);
     cmd.args(["--max-conns-per-addr", &n, "--max-peers-per-addr", &n]);
     cmd.args(["--max-files-per-addr", "100000000"]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
     let out = child.stdout.take().ok_or("no stdout")?;
     let proc = Proc(child);
     let mut line = String::new();
