@@ -10,8 +10,10 @@
 //! Slots rotate: a worker whose peer has given no verified piece for `probation` while some
 //! listed holder waits for a slot is cut (no strike: it may be a partial holder with nothing
 //! for us yet) and the slot goes to the holder tried least. Holders that answered `HASHES`
-//! (`Plan::preferred`) are tried first. So fake holders that stall or refuse cost a slot a
-//! couple of seconds at most, and every listed holder gets its turn.
+//! (`Plan::preferred`) are tried first, and while fewer than `workers` holders have delivered,
+//! up to `PROBE_FACTOR × workers` are tried at once. So fake holders that stall or refuse cost
+//! a slot a couple of seconds at most, and every listed holder gets its turn. The download
+//! gives up for lack of progress only once every listed holder has been tried.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,6 +33,9 @@ use crate::util::{Rng, plural};
 const RELAX_AFTER: Duration = Duration::from_secs(1);
 /// Strikes that put a failing peer out of this download.
 const MAX_STRIKES: u32 = 3;
+/// While fewer than `workers` holders have delivered a piece, up to this many times
+/// `workers` are tried at once, so fake holders are got past in a round or two.
+const PROBE_FACTOR: usize = 4;
 
 /// What the coordinator works with.
 pub struct Plan<'a> {
@@ -54,6 +59,8 @@ struct Running {
     since: Instant,
     /// Cut for giving nothing while others waited (its end is no strike).
     cut: bool,
+    /// Its holder has delivered a verified piece to this worker.
+    proven: bool,
 }
 
 /// How long a worker may go without a verified piece while other holders wait for a slot:
@@ -94,6 +101,7 @@ pub fn coordinate(
     let mut liars: HashSet<String> = HashSet::new();
     let mut tries: HashMap<String, u32> = HashMap::new();
     let mut waiting_holders = false;
+    let mut untried_waiting = false;
     let probation = probation(shared.meta().piece_size);
     let mut errors: Vec<String> = Vec::new();
     let mut next_worker = 0usize;
@@ -125,7 +133,7 @@ pub fn coordinate(
             // The other downloaders are not delivering their shares: take them from seeders.
             shared.picker().relax_share();
         }
-        if last_progress.1.elapsed() > stall_limit && !running.is_empty() {
+        if last_progress.1.elapsed() > stall_limit && !running.is_empty() && !untried_waiting {
             break Err(format!(
                 "no piece arrived for {}s from {}; keeping the {} verified",
                 stall_limit.as_secs(),
@@ -158,10 +166,11 @@ pub fn coordinate(
                         let tried = tries.get(&h.addr).copied().unwrap_or(0);
                         (tried, !plan.preferred.contains(&h.addr), h.partial)
                     });
-                    let free = plan.workers.max(1).saturating_sub(running.len());
+                    let free = slots(plan.workers, &running).saturating_sub(running.len());
                     waiting_holders = eligible.len() > free;
+                    untried_waiting = eligible.iter().any(|h| !tries.contains_key(&h.addr));
                     for holder in eligible {
-                        if running.len() >= plan.workers.max(1) {
+                        if running.len() >= slots(plan.workers, &running) {
                             break;
                         }
                         let (shared2, events2, addr, jobs) = (
@@ -186,6 +195,7 @@ pub fn coordinate(
                                 pieces,
                                 since: Instant::now(),
                                 cut: false,
+                                proven: false,
                             };
                             running.insert(holder.addr.clone(), run);
                         }
@@ -212,9 +222,7 @@ pub fn coordinate(
                 Err(_) => {}
             }
         }
-        if waiting_holders {
-            rotate(shared, &mut running, probation);
-        }
+        rotate(shared, &mut running, probation, waiting_holders);
         on_tick(&tick(running.len(), last_progress.1));
         if let Ok((addr, end)) = events.recv_timeout(refresh_every.min(Duration::from_millis(100)))
         {
@@ -262,26 +270,35 @@ pub fn coordinate(
     result.map(|()| corrupt.into_iter().collect())
 }
 
-/// Other holders wait for a slot: cut the workers whose peer has verified nothing for
-/// `probation` (one per call, so slots turn over gradually).
-fn rotate(shared: &Shared, running: &mut HashMap<String, Running>, probation: Duration) {
+/// How many workers may run: `workers`, or up to `PROBE_FACTOR` times that while fewer than
+/// `workers` of the running ones have delivered.
+fn slots(workers: usize, running: &HashMap<String, Running>) -> usize {
+    let workers = workers.max(1);
+    if running.values().filter(|r| r.proven).count() >= workers {
+        workers
+    } else {
+        workers * PROBE_FACTOR
+    }
+}
+
+/// Note which workers delivered; when other holders wait for a slot, cut every worker whose
+/// peer has verified nothing for `probation`.
+fn rotate(
+    shared: &Shared,
+    running: &mut HashMap<String, Running>,
+    probation: Duration,
+    waiting: bool,
+) {
     let from = shared.from();
-    let mut idlest: Option<(&String, Duration)> = None;
     for (addr, run) in running.iter_mut() {
         let pieces = from.get(addr).map_or(0, |p| p.0);
         if pieces != run.pieces {
-            (run.pieces, run.since) = (pieces, Instant::now());
+            (run.pieces, run.since, run.proven) = (pieces, Instant::now(), true);
         }
-        let quiet = run.since.elapsed();
-        if !run.cut && quiet > probation && idlest.is_none_or(|(_, q)| quiet > q) {
-            idlest = Some((addr, quiet));
+        if waiting && !run.cut && run.since.elapsed() > probation {
+            run.cut = true;
+            shared.drop_worker(run.w);
         }
-    }
-    if let Some(addr) = idlest.map(|(a, _)| a.clone())
-        && let Some(run) = running.get_mut(&addr)
-    {
-        run.cut = true;
-        shared.drop_worker(run.w);
     }
 }
 
