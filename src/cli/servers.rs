@@ -67,7 +67,7 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     let defaults = TrackerConfig::default();
     let at_least_one = |flag: &str, n: usize| {
         if n == 0 {
-            Err(usage(&format!("--{flag} must be at least 1")))
+            Err(usage(format!("--{flag} must be at least 1")))
         } else {
             Ok(n)
         }

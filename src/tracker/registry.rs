@@ -498,4 +498,53 @@ mod tests {
         assert_eq!(r.remove("a:1", a, "g").unwrap_err().code, ErrCode::NotFound);
         assert_eq!(r.file_count(), 1);
     }
+
+    #[test]
+    fn quotas_count_announcements_and_give_them_back() {
+        let mut r = Registry::with_limits(Limits {
+            peers_per_addr: 2,
+            files_per_peer: 3,
+            files_per_addr: 4,
+            files_total: 4,
+        });
+        let a = r.register("h:1").unwrap();
+        let b = r.register("h:2").unwrap();
+        assert_eq!(r.register("h:3").unwrap_err().code, ErrCode::Limit);
+        for n in 0..3 {
+            r.upload("h:1", a, &meta(&format!("f{n}"), 1)).unwrap();
+        }
+        // Announcing a held file again costs nothing.
+        r.upload("h:1", a, &meta("f0", 1)).unwrap();
+        r.partial("h:1", a, "f1").unwrap();
+        assert_eq!(
+            r.upload("h:1", a, &meta("x", 1)).unwrap_err().code,
+            ErrCode::Limit
+        );
+        r.partial("h:2", b, "f0").unwrap();
+        assert_eq!(r.partial("h:2", b, "f1").unwrap_err().code, ErrCode::Limit);
+        r.remove("h:1", a, "f2").unwrap();
+        r.partial("h:2", b, "f1").unwrap();
+        let c = r.register("[::1]:1").unwrap();
+        assert_eq!(
+            r.upload("[::1]:1", c, &meta("y", 1)).unwrap_err().code,
+            ErrCode::Limit
+        );
+        r.forget("h:2", b);
+        r.upload("[::1]:1", c, &meta("y", 1)).unwrap();
+        assert!(r.register("h:3").is_ok());
+    }
+
+    #[test]
+    fn list_pages_follow_the_names_in_order() {
+        let mut r = Registry::new();
+        let a = r.register("a:1").unwrap();
+        for n in [5, 1, 3, 2, 4] {
+            r.upload("a:1", a, &meta(&format!("f{n}"), 1)).unwrap();
+        }
+        let names = |l: Vec<Listing>| l.into_iter().map(|l| l.meta.name).collect::<Vec<_>>();
+        assert_eq!(names(r.list_page(None, 2)), ["f1", "f2"]);
+        assert_eq!(names(r.list_page(Some("f2"), 2)), ["f3", "f4"]);
+        assert_eq!(names(r.list_page(Some("f35"), 9)), ["f4", "f5"]);
+        assert!(r.list_page(Some("f5"), 9).is_empty());
+    }
 }
