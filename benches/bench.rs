@@ -293,7 +293,7 @@ fn start_tracker() -> Res<Tracker> {
     let idle = Duration::from_secs(300); // outlasts every case: no heartbeat needed
     let config = TrackerConfig {
         idle,
-        ..TrackerConfig::default()
+        ..TrackerConfig::one_host()
     };
     Ok(Tracker::start(TcpListener::bind("127.0.0.1:0")?, config)?)
 }

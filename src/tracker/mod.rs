@@ -52,6 +52,23 @@ impl Default for TrackerConfig {
     }
 }
 
+impl TrackerConfig {
+    /// Every client is this one machine (the simulations, the benchmarks): the per-address
+    /// caps are lifted to the totals, which stay.
+    pub fn one_host() -> TrackerConfig {
+        let config = TrackerConfig::default();
+        TrackerConfig {
+            max_conns_per_addr: config.max_conns,
+            limits: Limits {
+                peers_per_addr: config.max_conns,
+                files_per_addr: config.limits.files_total,
+                ..config.limits
+            },
+            ..config
+        }
+    }
+}
+
 /// A running tracker. Dropping it stops it.
 pub struct Tracker {
     server: Server,
