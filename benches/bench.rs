@@ -30,7 +30,7 @@ use torrentphile::protocol::{Digest, Meta, Request, default_piece_size};
 use torrentphile::relay::Relay;
 use torrentphile::sha1::{Backend, Sha1};
 use torrentphile::sim::{SimConfig, sha1_file, swarm_run, write_random};
-use torrentphile::tracker::registry::Registry;
+use torrentphile::tracker::registry::{Limits, Registry};
 use torrentphile::tracker::{Tracker, TrackerConfig};
 use torrentphile::util::Rng;
 
@@ -293,7 +293,7 @@ fn start_tracker() -> Res<Tracker> {
     let idle = Duration::from_secs(300); // outlasts every case: no heartbeat needed
     let config = TrackerConfig {
         idle,
-        ..TrackerConfig::default()
+        ..TrackerConfig::one_host()
     };
     Ok(Tracker::start(TcpListener::bind("127.0.0.1:0")?, config)?)
 }
@@ -643,10 +643,12 @@ fn latency(b: &mut Bench, s: &mut Section) -> Res<()> {
 fn spawn_tracker(max_conns: usize) -> Res<(Proc, SocketAddr)> {
     let mut cmd = Command::new(BIN);
     cmd.args(["tracker", "--port", "0", "--timeout", "600", "--max-conns"]);
-    let mut child = cmd
-        .arg(max_conns.to_string())
-        .stdout(Stdio::piped())
-        .spawn()?;
+    // Every bench client comes from 127.0.0.1: lift the per-address caps to the global one.
+    let n = max_conns.to_string();
+    cmd.arg(&n);
+    cmd.args(["--max-conns-per-addr", &n, "--max-peers-per-addr", &n]);
+    cmd.args(["--max-files-per-addr", "100000000"]);
+    let mut child = cmd.stdout(Stdio::piped()).spawn()?;
     let out = child.stdout.take().ok_or("no stdout")?;
     let proc = Proc(child);
     let mut line = String::new();
@@ -779,7 +781,7 @@ fn tracker_whohas(b: &mut Bench, s: &mut Section) -> Res<()> {
         .parse()
         .map_err(|_| "digest")?;
     // The registry alone, without sockets: the ceiling for the server.
-    let mut reg = Registry::new();
+    let mut reg = Registry::with_limits(Limits::unlimited());
     for p in 0..want {
         let id = format!("127.0.0.1:{}", 20_000 + p);
         let session = reg.register(&id).map_err(|e| e.message)?;

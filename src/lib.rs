@@ -13,7 +13,8 @@
 //!   The only place that turns socket bytes into lines.
 //! - [`server`]: the accept loop both servers share: a thread per connection, a connection
 //!   cap answered with `ERR busy`, and a stop that never hangs; plus the per-connection
-//!   read-parse-answer loop.
+//!   read-parse-answer loop. [`admission`] decides who gets a connection slot (a cap per
+//!   remote address; at the global cap the heaviest address's longest-idle connection goes).
 //! - [`tracker`]: the directory. `tracker::registry` is its state (pure maps and rules);
 //!   `tracker` wires it to the server, holding the registry's one mutex only inside `handle`.
 //! - [`peer`]: a peer. `store` is its folder, `server` answers other peers, `link` is its one
@@ -38,6 +39,7 @@
 //!
 //! ARCHITECTURE.md draws the map and lists the invariants.
 
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod conn;

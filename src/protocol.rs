@@ -116,8 +116,10 @@ pub enum Request {
     WhoHas { name: String },
     /// `INFO <name>`: what the file is (size, piece size, hashes).
     Info { name: String },
-    /// `LIST`: every file the tracker knows, as a data block.
+    /// `LIST`: the first page of the files the tracker knows, as a data block.
     List,
+    /// `LIST <after>`: the next page, the files whose names sort after `after`.
+    ListAfter { after: String },
     /// `HELLO <peer-id>`: a downloader tells a peer who it is (for upload accounting).
     Hello { id: String },
     /// `GET <name> [<offset> <length>]`: the whole file, or a byte range of it.
@@ -196,9 +198,12 @@ pub enum ErrCode {
     TicketFile,
     TicketGroup,
     TicketRevoked,
+    /// A quota of the tracker: registrations per address, files per peer, per address or in
+    /// all. The connection goes on.
+    Limit,
 }
 
-const ERR_CODES: [(ErrCode, &str); 32] = [
+const ERR_CODES: [(ErrCode, &str); 33] = [
     (ErrCode::BadRequest, "bad-request"),
     (ErrCode::UnknownVerb, "unknown-verb"),
     (ErrCode::BadName, "bad-name"),
@@ -231,6 +236,7 @@ const ERR_CODES: [(ErrCode, &str); 32] = [
     (ErrCode::TicketFile, "ticket-file"),
     (ErrCode::TicketGroup, "ticket-group"),
     (ErrCode::TicketRevoked, "ticket-revoked"),
+    (ErrCode::Limit, "limit"),
 ];
 
 impl ErrCode {
@@ -406,10 +412,13 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
                 name: name(args[0])?,
             }
         }
-        "LIST" => {
-            arity(0, "LIST")?;
-            Request::List
-        }
+        "LIST" => match args[..] {
+            [] => Request::List,
+            [after] => Request::ListAfter {
+                after: name(after)?,
+            },
+            _ => return Err(ProtoError::bad("usage: LIST [<after>]")),
+        },
         "HELLO" => {
             arity(1, "HELLO <peer-id>")?;
             Request::Hello {
@@ -689,6 +698,7 @@ impl fmt::Display for Request {
             Request::WhoHas { name } => write!(f, "WHOHAS {name}"),
             Request::Info { name } => write!(f, "INFO {name}"),
             Request::List => write!(f, "LIST"),
+            Request::ListAfter { after } => write!(f, "LIST {after}"),
             Request::Hello { id } => write!(f, "HELLO {id}"),
             Request::Get { name, range: None } => write!(f, "GET {name}"),
             Request::Get {
@@ -741,6 +751,7 @@ mod tests {
             "WHOHAS test1.txt",
             "INFO x",
             "LIST",
+            "LIST test1.txt",
             "HELLO 127.0.0.1:10002",
             "GET test1.txt",
             "GET test1.txt 5 10",

@@ -2,9 +2,10 @@
 //! connections, and a stop that never hangs.
 //!
 //! Thread-per-connection is the simplest server there is, and its known weakness is that a
-//! flood of connections is a flood of threads. So the loop counts open connections and answers
-//! the one past `max_conns` with `ERR busy` and a close, and each thread gets a small, explicit
-//! stack. Stopping a blocking `accept()` is done the tiny-http way: set a flag, then connect to
+//! flood of connections is a flood of threads. So the loop counts open connections, per remote
+//! address and in total (`admission.rs` decides: an address past its cap gets `ERR busy` and a
+//! close; at the global cap the heaviest address's longest-idle connection is closed to make
+//! room), and each thread gets a small, explicit stack. Stopping a blocking `accept()` is done the tiny-http way: set a flag, then connect to
 //! ourselves once so `accept()` returns and sees it; then every open socket is shut down and
 //! every connection thread joined, so a stopped server has no thread left behind.
 //!
@@ -16,12 +17,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::admission::{self, ConnLimits, Decision, Table};
 use crate::conn::{Conn, ConnError};
 use crate::protocol::{ErrCode, MAX_LINE, Reply, Request, Role, parse_request_for};
 
@@ -39,16 +41,19 @@ struct Slot {
 /// The connections of a server. A thread that ends moves its serial number to `ended`; its
 /// slot stays until someone joins its thread: the accept loop at its next accept, or `stop`.
 /// So the map holds at most the open connections plus those that ended since the last accept.
+/// `table` counts the connections being served (not those ended or evicted): the caps.
 #[derive(Default)]
 struct Conns {
     slots: HashMap<u64, Slot>,
     ended: Vec<u64>,
+    table: Table,
 }
 
 impl Conns {
     /// Connections still being served (what the cap counts).
+    #[cfg(test)]
     fn live(&self) -> usize {
-        self.slots.len().saturating_sub(self.ended.len())
+        self.table.len()
     }
 
     /// Take the slots of ended connections, to be joined outside the lock.
@@ -91,6 +96,24 @@ impl Server {
     where
         F: Fn(Arc<TcpStream>) + Send + Sync + 'static,
     {
+        let limits = ConnLimits {
+            total: max_conns,
+            per_addr: max_conns,
+        };
+        Server::spawn_limited(listener, name, limits, handler)
+    }
+
+    /// Like `spawn`, with a cap per remote address too, and eviction at the global cap (see
+    /// `admission.rs` for the policy).
+    pub fn spawn_limited<F>(
+        listener: TcpListener,
+        name: &str,
+        limits: ConnLimits,
+        handler: F,
+    ) -> io::Result<Server>
+    where
+        F: Fn(Arc<TcpStream>) + Send + Sync + 'static,
+    {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let open: OpenConns = Arc::default();
@@ -98,7 +121,7 @@ impl Server {
         let (stop2, open2, name2) = (stop.clone(), open.clone(), name.to_string());
         let accept = thread::Builder::new()
             .name(format!("{name}-accept"))
-            .spawn(move || accept_loop(listener, &name2, max_conns, &stop2, &open2, handler))?;
+            .spawn(move || accept_loop(listener, &name2, limits, &stop2, &open2, handler))?;
         Ok(Server {
             addr,
             stop,
@@ -149,7 +172,7 @@ impl Drop for Server {
 fn accept_loop<F>(
     listener: TcpListener,
     name: &str,
-    max_conns: usize,
+    limits: ConnLimits,
     stop: &AtomicBool,
     open: &OpenConns,
     handler: Arc<F>,
@@ -179,32 +202,51 @@ fn accept_loop<F>(
         }
         serial += 1;
         let id = serial;
-        let stream = Arc::new(stream);
-        let admitted = {
-            let mut conns = lock(open);
-            let room = conns.live() < max_conns;
-            if room {
-                let slot = Slot {
-                    stream: Some(stream.clone()),
-                    thread: None,
-                };
-                conns.slots.insert(id, slot);
-            }
-            room
+        let ip = match stream.peer_addr() {
+            Ok(addr) => addr.ip(),
+            Err(_) => continue, // reset before we looked: nothing to serve
         };
-        if !admitted {
-            refuse(&stream, max_conns);
-            continue;
+        let stream = Arc::new(stream);
+        let (decision, activity, victim) = {
+            let mut conns = lock(open);
+            let decision = conns.table.admit(ip, limits);
+            let mut victim = None;
+            if let Decision::Evict(old) = decision {
+                victim = conns.slots.get(&old).and_then(|s| s.stream.clone());
+            }
+            let activity = match decision {
+                Decision::Admit | Decision::Evict(_) => {
+                    let slot = Slot {
+                        stream: Some(stream.clone()),
+                        thread: None,
+                    };
+                    conns.slots.insert(id, slot);
+                    Some(conns.table.add(id, ip))
+                }
+                Decision::RefuseAddr | Decision::RefuseFull => None,
+            };
+            (decision, activity, victim)
+        };
+        // The evicted connection's thread sees its socket end and returns, like at a stop.
+        if let Some(victim) = victim {
+            let _ = victim.shutdown(Shutdown::Both);
         }
+        let Some(activity) = activity else {
+            let count = lock(open).table.count(ip);
+            refuse(&stream, &decision, ip, count, limits);
+            continue;
+        };
         let (handler, open2) = (handler.clone(), open.clone());
         let spawned = thread::Builder::new()
             .name(format!("{name}-conn"))
             .stack_size(CONN_STACK)
             .spawn(move || {
+                admission::serve_as(activity);
                 handler(stream);
                 let mut conns = lock(&open2);
                 let stream = conns.slots.get_mut(&id).and_then(|s| s.stream.take());
                 conns.ended.push(id);
+                conns.table.remove(id);
                 drop(conns);
                 // The last reference to the socket: dropping it closes the connection.
                 drop(stream);
@@ -221,17 +263,24 @@ fn accept_loop<F>(
                 // is closed with it; forget it.
                 eprintln!("{name}: cannot start a connection thread: {e}");
                 conns.slots.remove(&id);
+                conns.table.remove(id);
             }
         }
     }
 }
 
-fn refuse(stream: &TcpStream, max_conns: usize) {
+fn refuse(stream: &TcpStream, why: &Decision, ip: IpAddr, count: usize, limits: ConnLimits) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let reply = Reply::Err(
-        ErrCode::Busy,
-        format!("server is at its limit of {max_conns} connections; try again later"),
-    );
+    let message = match why {
+        Decision::RefuseAddr => format!(
+            "{ip} already has {count} connections open here, the most one address may have; close one and try again"
+        ),
+        _ => format!(
+            "server is at its limit of {} connections; try again later",
+            limits.total
+        ),
+    };
+    let reply = Reply::Err(ErrCode::Busy, message);
     let _ = (&*stream).write_all(format!("{reply}\n").as_bytes());
 }
 
@@ -323,10 +372,14 @@ pub fn line_loop(
 ) {
     loop {
         let answer = match conn.read_line(MAX_LINE) {
-            Ok(line) => match parse_request_for(&line, role) {
-                Ok(request) => handle(conn, request),
-                Err(e) => Answer::Line(e.into_reply()),
-            },
+            Ok(line) => {
+                // A request line: this connection is in use (eviction spares it longest).
+                admission::touch();
+                match parse_request_for(&line, role) {
+                    Ok(request) => handle(conn, request),
+                    Err(e) => Answer::Line(e.into_reply()),
+                }
+            }
             Err(ConnError::TooLong) => Answer::err(
                 ErrCode::TooLong,
                 format!("lines are limited to {MAX_LINE} bytes"),
@@ -430,16 +483,20 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_counts_connections_not_yet_joined_as_ended() {
+    fn the_cap_counts_served_connections_not_slots_waiting_to_be_joined() {
         let mut conns = Conns::default();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         for id in 0..3 {
             let slot = Slot {
                 stream: None,
                 thread: Some(thread::spawn(|| {})),
             };
             conns.slots.insert(id, slot);
+            conns.table.add(id, ip);
         }
+        // Connection 1's thread ended: it leaves the table at once, its slot at the next accept.
         conns.ended.push(1);
+        conns.table.remove(1);
         assert_eq!(conns.live(), 2);
         let ended = conns.take_ended();
         assert_eq!((ended.len(), conns.slots.len(), conns.live()), (1, 2, 2));

@@ -103,7 +103,8 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 fn start_tracker(port: u16) -> Result<Tracker, String> {
-    Tracker::start(listen(port)?, TrackerConfig::default()).map_err(|e| format!("tracker: {e}"))
+    // Every peer of a simulation is this machine, 127.0.0.1: no per-address caps.
+    Tracker::start(listen(port)?, TrackerConfig::one_host()).map_err(|e| format!("tracker: {e}"))
 }
 
 fn start_peer(
@@ -126,6 +127,8 @@ fn start_peer_with(
 ) -> Result<Peer, String> {
     let mut config = PeerConfig::new(tracker, dir);
     config.label = label.to_string();
+    // Every downloader of a simulation is 127.0.0.1: no per-address cap.
+    config.max_conns_per_addr = config.max_conns;
     if random {
         config.download.strategy = crate::peer::picker::Strategy::Random;
     }

@@ -3,6 +3,10 @@
 //! connection cap. Every read has a timeout and every wait a generous bound: these are hang
 //! detectors, never speed tests.
 
+#[path = "hostile/attacks.rs"]
+mod attacks;
+#[path = "hostile/bind.rs"]
+mod bind;
 mod common;
 
 use std::fs;
@@ -283,8 +287,10 @@ fn a_thousand_clients_at_once_are_each_served_or_told_busy() {
         eprintln!("open files limit {limit}: flooding with {total} clients instead of 1000");
     }
     let cap = total / 2;
+    // All from 127.0.0.1: the per-address cap is the one met (the global cap would evict).
     let tracker = tracker_with(TrackerConfig {
-        max_conns: cap,
+        max_conns: total,
+        max_conns_per_addr: cap,
         idle: Duration::from_secs(300),
         ..TrackerConfig::default()
     });

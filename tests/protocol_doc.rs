@@ -526,11 +526,12 @@ fn all_error_codes() -> Vec<ErrCode> {
         TicketFile,
         TicketGroup,
         TicketRevoked,
+        Limit,
     ];
     for code in &all {
         match code {
             BadRequest | UnknownVerb | BadName | TooLong | NotFound | Conflict | NotRegistered
-            | Range | Unavailable | Busy | Timeout | Internal => {}
+            | Range | Unavailable | Busy | Timeout | Internal | Limit => {}
             NotLoggedIn | LoggedIn | SlowDown | InvalidProof | BadLogin | Exists | NoUser
             | NoGroup | NotMember | NotAdmin | NoRequest | AdminStays | NotOwner | Storage => {}
             TicketForged | TicketExpired | TicketAddress | TicketFile | TicketGroup

@@ -276,6 +276,7 @@ fn a_killed_peer_process_disappears_from_whohas() {
 fn the_connection_cap_answers_err_busy() {
     let tracker = tracker_with(TrackerConfig {
         max_conns: 2,
+        max_conns_per_addr: 2,
         ..TrackerConfig::default()
     });
     let mut a = Client::connect(tracker.addr());

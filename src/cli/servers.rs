@@ -37,6 +37,24 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         "most open connections; the next gets ERR busy (default 10000)",
         "N",
     );
+    opts.optopt(
+        "",
+        "max-conns-per-addr",
+        "most open connections from one IP address; the next gets ERR busy (default 64)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "max-peers-per-addr",
+        "most peers registered from one IP address; the next gets ERR limit (default 16)",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "max-files-per-addr",
+        "most files the peers of one IP address may announce (default 100000)",
+        "N",
+    );
     opts.optflag("", "trace", "print every protocol line to stderr");
     opts.optopt(
         "",
@@ -58,8 +76,27 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     if max_conns == 0 {
         return Err(usage("--max-conns must be at least 1"));
     }
+    let defaults = TrackerConfig::default();
+    let at_least_one = |flag: &str, n: usize| {
+        if n == 0 {
+            Err(usage(format!("--{flag} must be at least 1")))
+        } else {
+            Ok(n)
+        }
+    };
+    let mut limits = defaults.limits;
+    limits.peers_per_addr = at_least_one(
+        "max-peers-per-addr",
+        number(&m, "max-peers-per-addr", limits.peers_per_addr)?,
+    )?;
+    limits.files_per_addr = number(&m, "max-files-per-addr", limits.files_per_addr)?;
     let config = TrackerConfig {
         max_conns,
+        max_conns_per_addr: at_least_one(
+            "max-conns-per-addr",
+            number(&m, "max-conns-per-addr", defaults.max_conns_per_addr)?,
+        )?,
+        limits,
         idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
         trace: trace(&m, "tracker"),
         accounts: super::accounts_config(&m)?,

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::admission::ConnLimits;
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{Meta, Reply, Request};
 use crate::server::Server;
@@ -49,6 +50,8 @@ pub struct PeerConfig {
     pub dir: PathBuf,
     /// Most connections its server accepts at once.
     pub max_conns: usize,
+    /// Most connections its server accepts at once from one remote address.
+    pub max_conns_per_addr: usize,
     /// Timeouts of its server's connections and of its tracker link.
     pub timeouts: Timeouts,
     pub download: DownloadOptions,
@@ -68,6 +71,7 @@ impl PeerConfig {
             tracker: tracker.to_string(),
             dir: dir.to_path_buf(),
             max_conns: 1024,
+            max_conns_per_addr: 32,
             timeouts: Timeouts::default(),
             download: DownloadOptions::default(),
             piece_size: None,
@@ -106,7 +110,11 @@ impl Peer {
         let groups = Arc::new(groups::Groups::open(&config.dir, config.piece_size));
         let (store2, timeouts, trace) = (store.clone(), config.timeouts, config.trace.clone());
         let groups2 = groups.clone();
-        let server = Server::spawn(listener, "peer", config.max_conns, move |stream| {
+        let limits = ConnLimits {
+            total: config.max_conns,
+            per_addr: config.max_conns_per_addr,
+        };
+        let server = Server::spawn_limited(listener, "peer", limits, move |stream| {
             if let Ok(mut conn) = Conn::new(stream, timeouts, trace.clone()) {
                 server::serve_connection_with(&store2, &groups2, &mut conn);
             }

@@ -162,7 +162,8 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
         | Request::Remove { .. }
         | Request::WhoHas { .. }
         | Request::Info { .. }
-        | Request::List => {
+        | Request::List
+        | Request::ListAfter { .. } => {
             let line = request.to_string();
             let verb = line.split(' ').next().unwrap_or_default();
             return Err(Role::Peer.foreign_verb(verb));

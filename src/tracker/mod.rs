@@ -20,17 +20,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::admission::ConnLimits;
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
 use crate::server::{Answer, Server, line_loop};
 use accounts::{AccountsConfig, Auth, AuthConn};
+pub use registry::Limits;
 use registry::{PeerId, Registry, Session};
 
 /// How a tracker runs.
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
-    /// Most connections open at once; the next one is answered `ERR busy`.
+    /// Most connections open at once; at the cap the heaviest address's longest-idle
+    /// connection is closed to make room (`admission.rs`).
     pub max_conns: usize,
+    /// Most connections open at once from one remote address; the next one is answered
+    /// `ERR busy`.
+    pub max_conns_per_addr: usize,
+    /// What one address, and everyone together, may register and announce.
+    pub limits: Limits,
     /// A connection silent this long is closed (three heartbeats).
     pub idle: Duration,
     pub trace: Trace,
@@ -42,9 +50,28 @@ impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
             max_conns: 10_000,
+            max_conns_per_addr: 64,
+            limits: Limits::default(),
             idle: Duration::from_secs(30),
             trace: Trace::off(),
             accounts: AccountsConfig::default(),
+        }
+    }
+}
+
+impl TrackerConfig {
+    /// Every client is this one machine (the simulations, the benchmarks): the per-address
+    /// caps are lifted to the totals, which stay.
+    pub fn one_host() -> TrackerConfig {
+        let config = TrackerConfig::default();
+        TrackerConfig {
+            max_conns_per_addr: config.max_conns,
+            limits: Limits {
+                peers_per_addr: config.max_conns,
+                files_per_addr: config.limits.files_total,
+                ..config.limits
+            },
+            ..config
         }
     }
 }
@@ -59,7 +86,7 @@ pub struct Tracker {
 impl Tracker {
     /// Serve on an already bound listener (bind `127.0.0.1:0` in tests).
     pub fn start(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
-        let registry = Arc::new(Mutex::new(Registry::new()));
+        let registry = Arc::new(Mutex::new(Registry::with_limits(config.limits)));
         let state = registry.clone();
         // A damaged journal stops the start here, with the message naming the line.
         let (auth, warnings) = Auth::open(config.accounts.clone()).map_err(io::Error::other)?;
@@ -75,7 +102,11 @@ impl Tracker {
             io: Duration::from_secs(10),
         };
         let heartbeat = (config.idle / 3).max(Duration::from_millis(100));
-        let server = Server::spawn(listener, "tracker", config.max_conns, move |stream| {
+        let conn_limits = ConnLimits {
+            total: config.max_conns,
+            per_addr: config.max_conns_per_addr,
+        };
+        let server = Server::spawn_limited(listener, "tracker", conn_limits, move |stream| {
             let Ok(mut conn) = Conn::new(stream, timeouts, config.trace.clone()) else {
                 return;
             };
@@ -189,18 +220,8 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         }),
         Request::WhoHas { name } => lock(registry).who_has(&name).map(Reply::Peers),
         Request::Info { name } => lock(registry).info(&name).map(Reply::File),
-        Request::List => {
-            let listing = lock(registry).list();
-            let mut text = String::new();
-            for l in listing {
-                let _ = writeln!(
-                    text,
-                    "{} {} {} full={} partial={}",
-                    l.meta.name, l.meta.size, l.meta.sha1, l.full, l.partial
-                );
-            }
-            return Answer::Data(text.into_bytes());
-        }
+        Request::List => return list(registry, None),
+        Request::ListAfter { after } => return list(registry, Some(&after)),
         Request::Ping => Ok(Reply::Pong),
         Request::Help => Ok(Reply::Ack(Role::Tracker.help())),
         Request::Bye => return Answer::bye(),
@@ -224,6 +245,22 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         }
     };
     Answer::Line(reply.unwrap_or_else(ProtoError::into_reply))
+}
+
+/// One page of `LIST`: the registry lock is held for the page only (at most
+/// `registry::LIST_PAGE` entries, found in the sorted map without touching the others), and the
+/// reply is built from the copies after it is released.
+fn list(registry: &Mutex<Registry>, after: Option<&str>) -> Answer {
+    let page = lock(registry).list_page(after, registry::LIST_PAGE);
+    let mut text = String::new();
+    for l in page {
+        let _ = writeln!(
+            text,
+            "{} {} {} full={} partial={}",
+            l.meta.name, l.meta.size, l.meta.sha1, l.full, l.partial
+        );
+    }
+    Answer::Data(text.into_bytes())
 }
 
 /// Seconds as a short decimal: `10`, `0.5`.

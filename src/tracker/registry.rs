@@ -12,9 +12,14 @@
 //!   name is free again;
 //! - a registration belongs to one connection (its `Session` token): when that connection
 //!   ends, the peer and all its holdings are forgotten, but a newer registration of the same id
-//!   (a restarted peer) is not touched by the old connection's end.
+//!   (a restarted peer) is not touched by the old connection's end;
+//! - memory is bounded by `Limits`: registrations per address, announcements per
+//!   registration, per address and in total, each refusal an `ERR limit`; and `LIST` reads one
+//!   page of at most `LIST_PAGE` names at a time (the files are kept sorted, so a page costs
+//!   its own length, never a sort of everything).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 
 use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
 
@@ -48,18 +53,147 @@ struct PeerEntry {
     files: HashSet<String>,
 }
 
-#[derive(Debug, Default)]
+/// What the registry lets one address, and everyone together, hold. The product of these is
+/// the tracker's memory bound (see ARCHITECTURE.md): every announcement costs at most
+/// `ANNOUNCE_BYTES`, so the registry stays under `files_total × ANNOUNCE_BYTES` whoever
+/// connects, and one address under `files_per_addr × ANNOUNCE_BYTES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Registrations (peers) at once from one IP address. A LAN host runs a handful of peers.
+    pub peers_per_addr: usize,
+    /// Files one registration may announce (`UPLOAD`, `PARTIAL`).
+    pub files_per_peer: usize,
+    /// Files all the registrations of one IP address may announce together.
+    pub files_per_addr: usize,
+    /// Announcements the tracker holds in all.
+    pub files_total: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            peers_per_addr: 16,
+            files_per_peer: MAX_FILES_PER_PEER,
+            files_per_addr: 100_000,
+            files_total: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// No limit at all (benchmarks that register thousands of peers from one address).
+    pub fn unlimited() -> Limits {
+        Limits {
+            peers_per_addr: usize::MAX,
+            files_per_peer: usize::MAX,
+            files_per_addr: usize::MAX,
+            files_total: usize::MAX,
+        }
+    }
+}
+
+/// The most one announcement costs the registry, a bound measured with 255-byte names (the
+/// name is kept in the file's entry and in its holder's set, with the holder's id, the `Meta`
+/// and the hash tables' slack): the unit of the memory bound.
+pub const ANNOUNCE_BYTES: usize = 1400;
+
+/// Most lines in one `LIST` reply; the next page starts after the last name of this one.
+pub const LIST_PAGE: usize = 100;
+
+/// What one IP address holds.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddrUse {
+    peers: usize,
+    files: usize,
+}
+
+#[derive(Debug)]
 pub struct Registry {
     /// Online peers by id.
     peers: HashMap<PeerId, PeerEntry>,
-    /// Known files by name.
-    files: HashMap<String, FileEntry>,
+    /// Known files by name, sorted (so `LIST` pages cost their own length).
+    files: BTreeMap<String, FileEntry>,
+    /// Registrations and announcements per IP address (the part of the id before the port).
+    per_addr: HashMap<String, AddrUse>,
+    /// Announcements in all (a file held by three peers counts three).
+    announced: usize,
+    limits: Limits,
     next_session: u64,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::with_limits(Limits::default())
+    }
+}
+
+/// The address part of a peer id `ip:port` (`[v6]:port` keeps its brackets).
+fn addr_of(id: &str) -> &str {
+    id.rsplit_once(':').map_or(id, |(ip, _)| ip)
+}
+
+fn limit(message: String) -> ProtoError {
+    ProtoError::new(ErrCode::Limit, message)
+}
+
 impl Registry {
+    /// A registry with the default `Limits`.
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    pub fn with_limits(limits: Limits) -> Registry {
+        Registry {
+            peers: HashMap::new(),
+            files: BTreeMap::new(),
+            per_addr: HashMap::new(),
+            announced: 0,
+            limits,
+            next_session: 0,
+        }
+    }
+
+    /// Room for one more announcement by `id` (which does not hold `name` yet)?
+    fn check_announce(&self, id: &str, name: &str) -> Result<(), ProtoError> {
+        let Some(peer) = self.peers.get(id) else {
+            return Ok(()); // `holdings` says not-registered
+        };
+        if peer.files.contains(name) {
+            return Ok(());
+        }
+        let l = &self.limits;
+        if peer.files.len() >= l.files_per_peer {
+            return Err(limit(format!(
+                "a peer may announce at most {} files",
+                l.files_per_peer
+            )));
+        }
+        let addr = addr_of(id);
+        let used = self.per_addr.get(addr).map_or(0, |u| u.files);
+        if used >= l.files_per_addr {
+            return Err(limit(format!(
+                "the peers of {addr} have announced {used} files, the most one address may"
+            )));
+        }
+        if self.announced >= l.files_total {
+            return Err(limit(format!(
+                "the tracker holds {} announcements, its limit; try again later",
+                self.announced
+            )));
+        }
+        Ok(())
+    }
+
+    /// Count (or uncount) one announcement of `id`'s.
+    fn count_file(&mut self, id: &str, up: bool) {
+        let u = self.per_addr.entry(addr_of(id).to_string()).or_default();
+        if up {
+            u.files += 1;
+            self.announced += 1;
+        } else {
+            u.files = u.files.saturating_sub(1);
+            self.announced = self.announced.saturating_sub(1);
+        }
     }
 
     /// A peer comes online. An id already registered by another live connection is refused:
@@ -75,6 +209,14 @@ impl Registry {
                 ),
             ));
         }
+        let addr = addr_of(id);
+        let peers = self.per_addr.get(addr).map_or(0, |u| u.peers);
+        if peers >= self.limits.peers_per_addr {
+            return Err(limit(format!(
+                "{addr} already has {peers} peers registered, the most one address may"
+            )));
+        }
+        self.per_addr.entry(addr.to_string()).or_default().peers += 1;
         self.next_session += 1;
         let session = Session(self.next_session);
         self.peers.insert(
@@ -100,7 +242,8 @@ impl Registry {
 
     /// `id` holds the whole of `meta`'s file.
     pub fn upload(&mut self, id: &str, session: Session, meta: &Meta) -> Result<(), ProtoError> {
-        check_room(self.holdings(id, session)?, &meta.name)?;
+        self.holdings(id, session)?;
+        self.check_announce(id, &meta.name)?;
         let entry = self
             .files
             .entry(meta.name.clone())
@@ -118,23 +261,30 @@ impl Registry {
             ));
         }
         entry.holders.insert(id.to_string(), true);
-        self.holdings(id, session)?.insert(meta.name.clone());
+        if self.holdings(id, session)?.insert(meta.name.clone()) {
+            self.count_file(id, true);
+        }
         Ok(())
     }
 
     /// `id` is downloading `name` and serves the pieces it has.
     pub fn partial(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
-        check_room(self.holdings(id, session)?, name)?;
+        self.holdings(id, session)?;
+        self.check_announce(id, name)?;
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         // A full holder stays full: a stale PARTIAL never demotes it.
         entry.holders.entry(id.to_string()).or_insert(false);
-        self.holdings(id, session)?.insert(name.to_string());
+        if self.holdings(id, session)?.insert(name.to_string()) {
+            self.count_file(id, true);
+        }
         Ok(())
     }
 
     /// `id` no longer holds `name`.
     pub fn remove(&mut self, id: &str, session: Session, name: &str) -> Result<(), ProtoError> {
-        self.holdings(id, session)?.remove(name);
+        if self.holdings(id, session)?.remove(name) {
+            self.count_file(id, false);
+        }
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         if entry.holders.remove(id).is_none() {
             return Err(ProtoError::new(
@@ -171,17 +321,27 @@ impl Registry {
             .ok_or_else(|| not_found(name))
     }
 
-    /// Every known file, sorted by name.
-    pub fn list(&self) -> Vec<Listing> {
-        let sorted: BTreeMap<&String, &FileEntry> = self.files.iter().collect();
-        sorted
-            .into_values()
-            .map(|e| Listing {
+    /// One page of the known files, sorted by name: at most `limit` (and at most
+    /// `LIST_PAGE`) of them, starting after `after`. Costs the page, not the registry.
+    pub fn list_page(&self, after: Option<&str>, limit: usize) -> Vec<Listing> {
+        let from = match after {
+            Some(name) => Bound::Excluded(name),
+            None => Bound::Unbounded,
+        };
+        self.files
+            .range::<str, _>((from, Bound::Unbounded))
+            .take(limit.min(LIST_PAGE))
+            .map(|(_, e)| Listing {
                 meta: e.meta.clone(),
                 full: e.holders.values().filter(|f| **f).count(),
                 partial: e.holders.values().filter(|f| !**f).count(),
             })
             .collect()
+    }
+
+    /// The first page of `list_page`.
+    pub fn list(&self) -> Vec<Listing> {
+        self.list_page(None, LIST_PAGE)
     }
 
     /// The connection of `session` ended: forget `id` and its files, unless it registered
@@ -192,6 +352,15 @@ impl Registry {
         }
         let peer = self.peers.remove(id)?;
         let count = peer.files.len();
+        let addr = addr_of(id);
+        if let Some(u) = self.per_addr.get_mut(addr) {
+            u.peers = u.peers.saturating_sub(1);
+            u.files = u.files.saturating_sub(count);
+            if u.peers == 0 && u.files == 0 {
+                self.per_addr.remove(addr);
+            }
+        }
+        self.announced = self.announced.saturating_sub(count);
         for name in peer.files {
             if let Some(entry) = self.files.get_mut(&name) {
                 entry.holders.remove(id);
@@ -212,18 +381,8 @@ impl Registry {
     }
 }
 
-/// Most files one peer may announce: the tracker's memory must not be one client's to fill.
+/// Most files one peer may announce by default (`Limits::files_per_peer`).
 pub const MAX_FILES_PER_PEER: usize = 100_000;
-
-fn check_room(files: &HashSet<String>, name: &str) -> Result<(), ProtoError> {
-    if files.len() >= MAX_FILES_PER_PEER && !files.contains(name) {
-        return Err(ProtoError::new(
-            ErrCode::Busy,
-            format!("a peer may announce at most {MAX_FILES_PER_PEER} files"),
-        ));
-    }
-    Ok(())
-}
 
 fn not_found(name: &str) -> ProtoError {
     ProtoError::new(ErrCode::NotFound, format!("no peer holds {name}"))
@@ -338,5 +497,54 @@ mod tests {
         r.remove("a:1", a, "g").unwrap();
         assert_eq!(r.remove("a:1", a, "g").unwrap_err().code, ErrCode::NotFound);
         assert_eq!(r.file_count(), 1);
+    }
+
+    #[test]
+    fn quotas_count_announcements_and_give_them_back() {
+        let mut r = Registry::with_limits(Limits {
+            peers_per_addr: 2,
+            files_per_peer: 3,
+            files_per_addr: 4,
+            files_total: 4,
+        });
+        let a = r.register("h:1").unwrap();
+        let b = r.register("h:2").unwrap();
+        assert_eq!(r.register("h:3").unwrap_err().code, ErrCode::Limit);
+        for n in 0..3 {
+            r.upload("h:1", a, &meta(&format!("f{n}"), 1)).unwrap();
+        }
+        // Announcing a held file again costs nothing.
+        r.upload("h:1", a, &meta("f0", 1)).unwrap();
+        r.partial("h:1", a, "f1").unwrap();
+        assert_eq!(
+            r.upload("h:1", a, &meta("x", 1)).unwrap_err().code,
+            ErrCode::Limit
+        );
+        r.partial("h:2", b, "f0").unwrap();
+        assert_eq!(r.partial("h:2", b, "f1").unwrap_err().code, ErrCode::Limit);
+        r.remove("h:1", a, "f2").unwrap();
+        r.partial("h:2", b, "f1").unwrap();
+        let c = r.register("[::1]:1").unwrap();
+        assert_eq!(
+            r.upload("[::1]:1", c, &meta("y", 1)).unwrap_err().code,
+            ErrCode::Limit
+        );
+        r.forget("h:2", b);
+        r.upload("[::1]:1", c, &meta("y", 1)).unwrap();
+        assert!(r.register("h:3").is_ok());
+    }
+
+    #[test]
+    fn list_pages_follow_the_names_in_order() {
+        let mut r = Registry::new();
+        let a = r.register("a:1").unwrap();
+        for n in [5, 1, 3, 2, 4] {
+            r.upload("a:1", a, &meta(&format!("f{n}"), 1)).unwrap();
+        }
+        let names = |l: Vec<Listing>| l.into_iter().map(|l| l.meta.name).collect::<Vec<_>>();
+        assert_eq!(names(r.list_page(None, 2)), ["f1", "f2"]);
+        assert_eq!(names(r.list_page(Some("f2"), 2)), ["f3", "f4"]);
+        assert_eq!(names(r.list_page(Some("f35"), 9)), ["f4", "f5"]);
+        assert!(r.list_page(Some("f5"), 9).is_empty());
     }
 }

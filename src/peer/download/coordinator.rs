@@ -5,7 +5,15 @@
 //!
 //! Peers that fail are struck: a closed, timed-out or nonsense-speaking peer is retried after
 //! a pause that grows with its strikes, and three strikes put it out; a peer that sent a piece
-//! failing its hash is out at once.
+//! failing its hash, or refused a piece it advertised, is out at once.
+//!
+//! Slots rotate: a worker whose peer has given no verified piece for `probation` while some
+//! listed holder waits for a slot is cut (no strike: it may be a partial holder with nothing
+//! for us yet) and the slot goes to the holder tried least. Holders that answered `HASHES`
+//! (`Plan::preferred`) are tried first, and while fewer than `workers` holders have delivered,
+//! up to `PROBE_FACTOR × workers` are tried at once. So fake holders that stall or refuse cost
+//! a slot a couple of seconds at most, and every listed holder gets its turn. The download
+//! gives up for lack of progress only once every listed holder has been tried.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +33,9 @@ use crate::util::{Rng, plural};
 const RELAX_AFTER: Duration = Duration::from_secs(1);
 /// Strikes that put a failing peer out of this download.
 const MAX_STRIKES: u32 = 3;
+/// While fewer than `workers` holders have delivered a piece, up to this many times
+/// `workers` are tried at once, so fake holders are got past in a round or two.
+const PROBE_FACTOR: usize = 4;
 
 /// What the coordinator works with.
 pub struct Plan<'a> {
@@ -35,6 +46,27 @@ pub struct Plan<'a> {
     pub workers: usize,
     /// The peers' I/O timeout: a download with nothing verified for 3 × this gives up.
     pub io_timeout: Duration,
+    /// Holders known to answer (they sent the piece hashes): tried first.
+    pub preferred: &'a [String],
+}
+
+/// A worker running on one holder.
+struct Running {
+    handle: thread::JoinHandle<()>,
+    w: usize,
+    /// Verified pieces credited to its holder when last seen changing, and when.
+    pieces: u32,
+    since: Instant,
+    /// Cut for giving nothing while others waited (its end is no strike).
+    cut: bool,
+    /// Its holder has delivered a verified piece to this worker.
+    proven: bool,
+}
+
+/// How long a worker may go without a verified piece while other holders wait for a slot:
+/// two seconds, plus the time a piece takes at 4 MiB/s.
+fn probation(piece_size: u32) -> Duration {
+    Duration::from_secs(2) + Duration::from_millis(u64::from(piece_size) * 1000 / (4 << 20))
 }
 
 /// How the download is doing, handed to `on_tick` about every 100 ms.
@@ -62,9 +94,15 @@ pub fn coordinate(
 ) -> Result<Vec<String>, String> {
     let name = &shared.meta().name;
     let (events_tx, events) = mpsc::channel::<(String, WorkerEnd)>();
-    let mut running: HashMap<String, thread::JoinHandle<()>> = HashMap::new();
+    let mut running: HashMap<String, Running> = HashMap::new();
     let mut strikes: HashMap<String, (u32, Instant)> = HashMap::new();
     let mut corrupt: HashSet<String> = HashSet::new();
+    // Dropped for refusing pieces they advertised.
+    let mut liars: HashSet<String> = HashSet::new();
+    let mut tries: HashMap<String, u32> = HashMap::new();
+    let mut waiting_holders = false;
+    let mut untried_waiting = false;
+    let probation = probation(shared.meta().piece_size);
     let mut errors: Vec<String> = Vec::new();
     let mut next_worker = 0usize;
     let mut last_refresh: Option<Instant> = None;
@@ -95,7 +133,7 @@ pub fn coordinate(
             // The other downloaders are not delivering their shares: take them from seeders.
             shared.picker().relax_share();
         }
-        if last_progress.1.elapsed() > stall_limit && !running.is_empty() {
+        if last_progress.1.elapsed() > stall_limit && !running.is_empty() && !untried_waiting {
             break Err(format!(
                 "no piece arrived for {}s from {}; keeping the {} verified",
                 stall_limit.as_secs(),
@@ -113,6 +151,7 @@ pub fn coordinate(
                     let mut eligible: Vec<&Holder> = holders
                         .iter()
                         .filter(|h| h.addr != plan.me && !corrupt.contains(&h.addr))
+                        .filter(|h| !liars.contains(&h.addr))
                         .filter(|h| !running.contains_key(&h.addr))
                         .filter(|h| {
                             strikes
@@ -120,11 +159,18 @@ pub fn coordinate(
                                 .is_none_or(|(n, until)| *n < MAX_STRIKES && now >= *until)
                         })
                         .collect();
-                    // Full holders first, then partial ones, each in random order.
+                    // The holder tried least first; among equals, those that answered HASHES,
+                    // then full holders before partial ones, each in random order.
                     Rng::from_time().shuffle(&mut eligible);
-                    eligible.sort_by_key(|h| h.partial);
+                    eligible.sort_by_key(|h| {
+                        let tried = tries.get(&h.addr).copied().unwrap_or(0);
+                        (tried, !plan.preferred.contains(&h.addr), h.partial)
+                    });
+                    let free = slots(plan.workers, &running).saturating_sub(running.len());
+                    waiting_holders = eligible.len() > free;
+                    untried_waiting = eligible.iter().any(|h| !tries.contains_key(&h.addr));
                     for holder in eligible {
-                        if running.len() >= plan.workers.max(1) {
+                        if running.len() >= slots(plan.workers, &running) {
                             break;
                         }
                         let (shared2, events2, addr, jobs) = (
@@ -141,12 +187,23 @@ pub fn coordinate(
                                 let _ = events2.send((addr, end));
                             });
                         if let Ok(handle) = spawned {
-                            running.insert(holder.addr.clone(), handle);
+                            *tries.entry(holder.addr.clone()).or_insert(0) += 1;
+                            let pieces = shared.from().get(&holder.addr).map_or(0, |p| p.0);
+                            let run = Running {
+                                handle,
+                                w,
+                                pieces,
+                                since: Instant::now(),
+                                cut: false,
+                                proven: false,
+                            };
+                            running.insert(holder.addr.clone(), run);
                         }
                     }
                     let waiting = holders.iter().any(|h| {
                         h.addr != plan.me
                             && !corrupt.contains(&h.addr)
+                            && !liars.contains(&h.addr)
                             && strikes.get(&h.addr).is_none_or(|(n, _)| *n < MAX_STRIKES)
                     });
                     if running.is_empty() && !waiting {
@@ -165,12 +222,20 @@ pub fn coordinate(
                 Err(_) => {}
             }
         }
+        rotate(shared, &mut running, probation, waiting_holders);
         on_tick(&tick(running.len(), last_progress.1));
         if let Ok((addr, end)) = events.recv_timeout(refresh_every.min(Duration::from_millis(100)))
         {
-            if let Some(handle) = running.remove(&addr) {
-                let _ = handle.join();
+            let mut cut = false;
+            if let Some(run) = running.remove(&addr) {
+                cut = run.cut;
+                let _ = run.handle.join();
             }
+            // A cut worker's end is the cut, not its peer's failure.
+            let end = match end {
+                WorkerEnd::Failed(_) if cut => WorkerEnd::Done,
+                end => end,
+            };
             match end {
                 WorkerEnd::Done => {}
                 WorkerEnd::Corrupt(piece) => {
@@ -179,6 +244,13 @@ pub fn coordinate(
                     );
                     errors.push(format!("{addr} sent a corrupt piece"));
                     corrupt.insert(addr);
+                }
+                WorkerEnd::Refused(piece) => {
+                    eprintln!(
+                        "{name}: {addr} advertised piece {piece}, then refused it; that peer is dropped from this download"
+                    );
+                    errors.push(format!("{addr} refused a piece it advertised"));
+                    liars.insert(addr);
                 }
                 WorkerEnd::Failed(e) if !shared.stopped() => {
                     let strike = strikes.entry(addr.clone()).or_insert((0, Instant::now()));
@@ -191,11 +263,43 @@ pub fn coordinate(
         }
     };
     shared.finish_all();
-    for (_, handle) in running.drain() {
-        let _ = handle.join();
+    for (_, run) in running.drain() {
+        let _ = run.handle.join();
     }
     on_tick(&tick(0, last_progress.1));
     result.map(|()| corrupt.into_iter().collect())
+}
+
+/// How many workers may run: `workers`, or up to `PROBE_FACTOR` times that while fewer than
+/// `workers` of the running ones have delivered.
+fn slots(workers: usize, running: &HashMap<String, Running>) -> usize {
+    let workers = workers.max(1);
+    if running.values().filter(|r| r.proven).count() >= workers {
+        workers
+    } else {
+        workers * PROBE_FACTOR
+    }
+}
+
+/// Note which workers delivered; when other holders wait for a slot, cut every worker whose
+/// peer has verified nothing for `probation`.
+fn rotate(
+    shared: &Shared,
+    running: &mut HashMap<String, Running>,
+    probation: Duration,
+    waiting: bool,
+) {
+    let from = shared.from();
+    for (addr, run) in running.iter_mut() {
+        let pieces = from.get(addr).map_or(0, |p| p.0);
+        if pieces != run.pieces {
+            (run.pieces, run.since, run.proven) = (pieces, Instant::now(), true);
+        }
+        if waiting && !run.cut && run.since.elapsed() > probation {
+            run.cut = true;
+            shared.drop_worker(run.w);
+        }
+    }
 }
 
 /// This downloader's share of the seeders' pieces: its place among the partial holders.

@@ -30,6 +30,9 @@ pub enum WorkerEnd {
     Done,
     /// Its peer sent this piece, and it failed its hash.
     Corrupt(u32),
+    /// Its peer advertised this piece (in `HAVE`), then answered `ERR unavailable` to it: a
+    /// holder that lies about what it has.
+    Refused(u32),
     /// Its peer failed: could not connect, timed out, closed, spoke nonsense.
     Failed(String),
 }
@@ -44,12 +47,13 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
     };
     shared.add_socket(w, conn.stream());
     let state = Arc::new(WorkerState::default());
+    let mut refused = None;
     let fetched = if shared.stopped() {
         Ok(())
     } else {
         hello(shared, &mut conn).and_then(|bits| {
             shared.picker().set_peer(w, bits);
-            fetch(shared, w, addr, &mut conn, &verifiers, &state)
+            fetch(shared, w, addr, &mut conn, &verifiers, &state, &mut refused)
         })
     };
     drop(verifiers);
@@ -65,6 +69,9 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
     shared.notify();
     match (state.corrupt_piece(), fetched) {
         (Some(bad), _) => WorkerEnd::Corrupt(bad),
+        (None, Err(_)) if refused.is_some() && !shared.stopped() => {
+            WorkerEnd::Refused(refused.unwrap_or_default())
+        }
         (_, Ok(())) => WorkerEnd::Done,
         (_, Err(_)) if shared.stopped() => WorkerEnd::Done,
         (_, Err(e)) => WorkerEnd::Failed(e.to_string()),
@@ -110,6 +117,7 @@ fn fetch(
     conn: &mut Conn,
     verifiers: &SyncSender<Job>,
     state: &Arc<WorkerState>,
+    refused: &mut Option<u32>,
 ) -> Result<(), ConnError> {
     let meta = shared.meta();
     let from: Arc<str> = addr.into();
@@ -176,10 +184,16 @@ fn fetch(
                     Ok(())
                 }
                 Ok(None) => {
+                    // We only ask a peer for pieces its `HAVE` listed, and a verified piece
+                    // never goes away: a refusal is a lie (or a file changed under it). Its
+                    // slot goes to another holder at once.
                     let mut picker = shared.picker();
                     picker.peer_lacks(w, i);
                     picker.finish(w, i, false);
-                    Ok(())
+                    *refused = Some(i);
+                    Err(ConnError::Protocol(format!(
+                        "advertised piece {i}, then refused it"
+                    )))
                 }
                 Err(e) => {
                     shared.picker().finish(w, i, false);

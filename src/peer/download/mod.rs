@@ -252,8 +252,9 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         Ready::NotFound(why) => return Err(DownloadError::NotFound(why)),
     };
     let resumed = prepared.have.count();
+    let preferred = prepared.responsive.clone();
     let (shared, lock) = transfer_state(ctx, prepared);
-    let corrupt = transfer(ctx, &shared)?;
+    let corrupt = transfer(ctx, &shared, &preferred)?;
     publish(ctx, &shared)?;
     drop(lock);
     Ok(Report {
@@ -314,7 +315,11 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
 
 /// Fetch and verify every missing piece: the verifier pool, then the coordinator until done.
 /// Returns the peers dropped as corrupt.
-fn transfer(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, DownloadError> {
+fn transfer(
+    ctx: &Context,
+    shared: &Arc<Shared>,
+    preferred: &[String],
+) -> Result<Vec<String>, DownloadError> {
     let meta = shared.meta().clone();
     let pool = Pool::start(shared, ctx.options.whole_file_check).map_err(failed)?;
     let plan = Plan {
@@ -322,6 +327,7 @@ fn transfer(ctx: &Context, shared: &Arc<Shared>) -> Result<Vec<String>, Download
         me: ctx.me,
         workers: ctx.options.workers,
         io_timeout: ctx.options.timeouts.io,
+        preferred,
     };
     let mut lines = Lines::new(ctx, &meta);
     let result = coordinator::coordinate(&plan, shared, pool.sender(), &mut |tick| {

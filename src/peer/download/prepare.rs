@@ -12,13 +12,16 @@
 
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
 
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::peer::link::Link;
 pub use crate::peer::store::NameLock as Lock;
 use crate::peer::store::{self, FileStamp, Holding, Layout, LockError, PieceSet, Store};
 use crate::protocol::{Digest, ErrCode, Meta, Reply, Request, check_name};
+use crate::util::Rng;
 
 /// What `prepare` needs from its peer.
 pub struct Needs<'a> {
@@ -50,6 +53,8 @@ pub struct Prepared {
     pub resumed_bytes: u64,
     /// Held until the download ends: no other download of the name into this folder meanwhile.
     pub lock: Lock,
+    /// The holder that sent the piece hashes (it answers): fetched from first.
+    pub responsive: Vec<String>,
 }
 
 /// Steps 1 to 5 above. An error is a sentence for the user.
@@ -87,10 +92,12 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
             ))
         };
     }
+    let mut responsive = Vec::new();
     let hashes = match needs.store.load_meta(name) {
         Some((cached, _, hashes)) if cached.same_content(&meta) => hashes,
         _ => {
-            let hashes = fetch_hashes(needs, &meta)?;
+            let (hashes, from) = fetch_hashes(needs, &meta)?;
+            responsive.push(from);
             needs
                 .store
                 .save_meta(&meta, 0, &hashes)
@@ -132,6 +139,7 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
         have,
         resumed_bytes,
         lock,
+        responsive,
     }))
 }
 
@@ -187,33 +195,51 @@ fn local_file(store: &Store, name: &str, tracker: &Meta) -> Result<Option<Meta>,
     Ok(Some(local))
 }
 
-/// Ask the holders for the piece-hash list until one gives a list that matches `meta.root`.
-fn fetch_hashes(needs: &Needs, meta: &Meta) -> Result<Vec<Digest>, String> {
-    let holders = needs.link.who_has(&meta.name)?;
-    let max = meta.pieces() as u64 * 41;
+/// Holders asked for `HASHES` at once.
+const HASHES_AT_ONCE: usize = 16;
+/// How long a holder may take to start answering `HASHES` (and to connect).
+const HASHES_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Ask the holders for the piece-hash list, `HASHES_AT_ONCE` at a time (in random order, each
+/// with a short deadline), until one gives a list that matches `meta.root`. Returns the list
+/// and who sent it. A holder that stalls costs the deadline once, not once per holder ahead
+/// of the honest one.
+fn fetch_hashes(needs: &Needs, meta: &Meta) -> Result<(Vec<Digest>, String), String> {
+    let mut holders: Vec<String> = needs
+        .link
+        .who_has(&meta.name)?
+        .into_iter()
+        .map(|h| h.addr)
+        .filter(|a| a != needs.me)
+        .collect();
+    Rng::from_time().shuffle(&mut holders);
+    let timeouts = Timeouts {
+        idle: needs.timeouts.idle.min(HASHES_DEADLINE),
+        io: needs.timeouts.io.min(HASHES_DEADLINE),
+        ..needs.timeouts
+    };
     let mut errors = Vec::new();
-    for holder in holders.iter().filter(|h| h.addr != needs.me) {
-        let got =
-            Conn::connect(&holder.addr, needs.timeouts, needs.trace.clone()).and_then(|mut c| {
-                c.request_data(
-                    &Request::Hashes {
-                        name: meta.name.clone(),
-                    },
-                    max,
-                )
+    for batch in holders.chunks(HASHES_AT_ONCE) {
+        let (tx, rx) = mpsc::channel();
+        for addr in batch {
+            let (tx, addr, meta, trace) =
+                (tx.clone(), addr.clone(), meta.clone(), needs.trace.clone());
+            // Each thread ends within its timeouts; one that is still waiting when another
+            // holder has answered finishes on its own, and its answer is dropped.
+            let spawned = thread::Builder::new().name("hashes".into()).spawn(move || {
+                let got = ask_hashes(&addr, &meta, timeouts, trace);
+                let _ = tx.send((addr, got));
             });
-        match got {
-            Ok(bytes) => match std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|t| store::parse_hashes(t, meta))
-            {
-                Some(hashes) => return Ok(hashes),
-                None => errors.push(format!(
-                    "{}: piece hashes do not match the tracker's root",
-                    holder.addr
-                )),
-            },
-            Err(e) => errors.push(format!("{}: {e}", holder.addr)),
+            if let Err(e) = spawned {
+                errors.push(format!("cannot start a thread: {e}"));
+            }
+        }
+        drop(tx);
+        for (addr, got) in rx {
+            match got {
+                Ok(hashes) => return Ok((hashes, addr)),
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
         }
     }
     if errors.is_empty() {
@@ -224,4 +250,24 @@ fn fetch_hashes(needs: &Needs, meta: &Meta) -> Result<Vec<Digest>, String> {
         meta.name,
         errors.join("; ")
     ))
+}
+
+/// `HASHES` of one holder, checked against `meta.root`.
+fn ask_hashes(
+    addr: &str,
+    meta: &Meta,
+    timeouts: Timeouts,
+    trace: Trace,
+) -> Result<Vec<Digest>, String> {
+    let max = meta.pieces() as u64 * 41;
+    let request = Request::Hashes {
+        name: meta.name.clone(),
+    };
+    let bytes = Conn::connect(addr, timeouts, trace)
+        .and_then(|mut c| c.request_data(&request, max))
+        .map_err(|e| e.to_string())?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| store::parse_hashes(t, meta))
+        .ok_or_else(|| "piece hashes do not match the tracker's root".to_string())
 }

@@ -181,6 +181,14 @@ impl Shared {
         lock(&self.sockets).insert(w, stream);
     }
 
+    /// Cut worker `w`'s connection (the coordinator gives its slot to another holder); the
+    /// worker sees its socket end and returns.
+    pub fn drop_worker(&self, w: usize) {
+        if let Some(s) = lock(&self.sockets).get(&w) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
     pub fn remove_socket(&self, w: usize) {
         lock(&self.sockets).remove(&w);
     }

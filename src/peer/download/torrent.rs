@@ -127,9 +127,11 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
         have,
         resumed_bytes,
         lock,
+        // The .torrent is the trust anchor: no holder answered HASHES first.
+        responsive: Vec::new(),
     };
     let (shared, lock) = super::transfer_state(&ctx, prepared);
-    let corrupt = super::transfer(&ctx, &shared)?;
+    let corrupt = super::transfer(&ctx, &shared, &[])?;
     let meta = shared.meta().clone();
     shared
         .part()
