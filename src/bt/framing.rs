@@ -176,7 +176,10 @@ impl Decoder {
                 let want = 1 + self.pieces.div_ceil(8);
                 exact(
                     u32::try_from(want).unwrap_or(u32::MAX),
-                    &format!("not {want} (1 + one bit for each of {} pieces)", self.pieces),
+                    &format!(
+                        "not {want} (1 + one bit for each of {} pieces)",
+                        self.pieces
+                    ),
                 )
             }
             id::PIECE if length < 9 => Err(WireError::BadLength {
@@ -196,7 +199,8 @@ impl Decoder {
     /// The whole frame is in `buf`, its length checked: build the message.
     fn parse(&self) -> Result<Message, WireError> {
         let body = &self.buf[5..];
-        let u32_at = |i: usize| u32::from_be_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_be_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
         Ok(match self.buf[4] {
             id::CHOKE => Message::Choke,
             id::UNCHOKE => Message::Unchoke,

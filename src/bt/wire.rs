@@ -88,12 +88,12 @@ impl Handshake {
 /// Check as much of the fixed prefix (19, "BitTorrent protocol") as `bytes` holds, so a
 /// wrong stream is refused at its first wrong byte, not after 68.
 pub(crate) fn check_handshake_prefix(bytes: &[u8]) -> Result<(), WireError> {
-    if let Some(&first) = bytes.first() {
-        if first != 19 {
-            return Err(WireError::BadHandshake(format!(
-                "first byte is {first}, not 19 (the length of \"BitTorrent protocol\")"
-            )));
-        }
+    if let Some(&first) = bytes.first()
+        && first != 19
+    {
+        return Err(WireError::BadHandshake(format!(
+            "first byte is {first}, not 19 (the length of \"BitTorrent protocol\")"
+        )));
     }
     let have = bytes.len().clamp(1, 20);
     if bytes.len() > 1 && bytes[1..have] != PROTOCOL[..have - 1] {
@@ -127,14 +127,29 @@ pub enum Message {
     NotInterested,
     Have(u32),
     Bitfield(Bitfield),
-    Request { index: u32, begin: u32, length: u32 },
-    Piece { index: u32, begin: u32, block: Vec<u8> },
-    Cancel { index: u32, begin: u32, length: u32 },
+    Request {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    Piece {
+        index: u32,
+        begin: u32,
+        block: Vec<u8>,
+    },
+    Cancel {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
     /// A DHT node's port (BEP 5); we run no DHT and ignore it.
     Port(u16),
     /// A message id we do not speak (extensions we never advertised). Bounded like every
     /// other message, then skipped.
-    Unknown { id: u8, payload: Vec<u8> },
+    Unknown {
+        id: u8,
+        payload: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -268,11 +283,7 @@ impl fmt::Display for WireError {
                 "message length {length} is over the limit of {max} bytes (16 KiB blocks)"
             ),
             WireError::BadLength { id, length, want } => {
-                write!(
-                    f,
-                    "message {} has length {length}, {want}",
-                    name_of(*id)
-                )
+                write!(f, "message {} has length {length}, {want}", name_of(*id))
             }
             WireError::BadBitfield(e) => write!(f, "{e}"),
         }
@@ -389,6 +400,9 @@ mod tests {
 
     #[test]
     fn peer_ids_print_as_one_token() {
-        assert_eq!(printable(b"A2-1-36-0-\x00\xff% x"), "A2-1-36-0-%00%FF%25%20x");
+        assert_eq!(
+            printable(b"A2-1-36-0-\x00\xff% x"),
+            "A2-1-36-0-%00%FF%25%20x"
+        );
     }
 }
