@@ -2,7 +2,7 @@
 //! flags, which pieces the other side has, and the blocks we asked for and still wait for.
 //!
 //! Owns the rules a message must follow to be accepted (a request inside a piece and at most
-//! 16 KiB, a block we actually asked for, a bitfield only first) and the bookkeeping of
+//! 16 KiB, a block we actually asked for, a `have` inside the torrent) and the bookkeeping of
 //! outstanding requests under a cap. It never touches a socket, a clock or the disk: the
 //! connection loop feeds it decoded messages and sends what it returns, and the download
 //! decides which blocks to ask for. A [`Violation`] is a reason to close the connection,
@@ -78,8 +78,6 @@ pub enum Violation {
         begin: u32,
         length: usize,
     },
-    /// A bitfield after other messages, or a second one.
-    LateBitfield,
 }
 
 impl fmt::Display for Violation {
@@ -94,7 +92,6 @@ impl fmt::Display for Violation {
                 begin,
                 length,
             } => write!(f, "block {index} {begin} {length} was never requested"),
-            Violation::LateBitfield => write!(f, "bitfield is allowed only as the first message"),
         }
     }
 }
@@ -135,7 +132,6 @@ pub struct Session {
     /// Blocks asked for and not yet received, oldest first.
     outstanding: Vec<Block>,
     max_outstanding: usize,
-    messages_seen: u64,
 }
 
 impl Session {
@@ -151,7 +147,6 @@ impl Session {
             their_pieces: Bitfield::new(geometry.pieces()),
             outstanding: Vec::new(),
             max_outstanding: max_outstanding.max(1),
-            messages_seen: 0,
         }
     }
 
@@ -238,8 +233,6 @@ impl Session {
 
     /// Apply one received message.
     pub fn receive(&mut self, msg: Message) -> Result<Event, Violation> {
-        self.messages_seen += 1;
-        let first = self.messages_seen == 1;
         Ok(match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown { .. } => Event::None,
             Message::Choke => {
@@ -268,11 +261,13 @@ impl Session {
                 Event::NewPiece(index)
             }
             Message::Bitfield(bits) => {
-                // The decoder checked its length against this torrent; only the order is left.
-                if !first || bits.len() != self.their_pieces.len() {
-                    return Err(Violation::LateBitfield);
+                // BEP 3 allows a bitfield only first, but aria2c, when it had nothing at the
+                // handshake, sends its first bitfield later (after some pieces, instead of
+                // `have`s). A peer never loses pieces, so any bitfield is merged in. Its
+                // length was checked against this torrent by the decoder.
+                for i in (0..bits.len()).filter(|&i| bits.get(i)) {
+                    self.their_pieces.set(i);
                 }
-                self.their_pieces = bits;
                 Event::None
             }
             Message::Request {
@@ -420,16 +415,16 @@ mod tests {
     }
 
     #[test]
-    fn bitfield_only_first_and_have_in_range() {
+    fn bitfields_merge_and_have_stays_in_range() {
         let mut s = Session::new(G, 2);
         let mut bits = Bitfield::new(4);
         bits.set(2);
         assert_eq!(s.receive(Message::Bitfield(bits.clone())), Ok(Event::None));
         assert!(s.their_pieces().get(2));
-        assert_eq!(
-            s.receive(Message::Bitfield(bits)),
-            Err(Violation::LateBitfield)
-        );
+        let mut later = Bitfield::new(4);
+        later.set(0);
+        assert_eq!(s.receive(Message::Bitfield(later)), Ok(Event::None));
+        assert_eq!(s.their_pieces().count(), 2);
         assert_eq!(s.receive(Message::Have(3)), Ok(Event::NewPiece(3)));
         assert!(s.receive(Message::Have(4)).is_err());
     }
