@@ -160,13 +160,22 @@ fn send(stream: &mut TcpStream, msg: &Message, trace: &mut Vec<String>) {
 }
 
 /// Read until the decoder yields at least one message.
-fn read_messages(stream: &mut TcpStream, dec: &mut Decoder, trace: &mut Vec<String>) -> Vec<Message> {
+fn read_messages(
+    stream: &mut TcpStream,
+    dec: &mut Decoder,
+    trace: &mut Vec<String>,
+) -> Vec<Message> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     while out.is_empty() {
         let n = stream.read(&mut buf).expect("read from aria2c");
-        assert!(n > 0, "aria2c closed the connection; trace:\n{}", trace.join("\n"));
-        dec.feed(&buf[..n], &mut out).expect("aria2c sent a bad frame");
+        assert!(
+            n > 0,
+            "aria2c closed the connection; trace:\n{}",
+            trace.join("\n")
+        );
+        dec.feed(&buf[..n], &mut out)
+            .expect("aria2c sent a bad frame");
         assert!(dec.buffered() <= dec.max_buffered());
     }
     for m in &out {
@@ -209,7 +218,11 @@ fn aria2c_seeds_to_our_wire_leecher() {
     let _aria = Aria2::start(
         &torrent,
         &dir,
-        &["--seed-ratio=0.0", "--check-integrity=true", "--bt-seed-unverified=false"],
+        &[
+            "--seed-ratio=0.0",
+            "--check-integrity=true",
+            "--bt-seed-unverified=false",
+        ],
     );
 
     // aria2c hashes the file, then announces as a seeder (left=0) with its listen port.
@@ -232,9 +245,15 @@ fn aria2c_seeds_to_our_wire_leecher() {
     let (theirs, rest) = handshake(&mut stream, &ours, true).expect("a plain handshake");
     trace.push(format!("< {theirs}"));
     assert_eq!(theirs.info_hash, meta.info_hash);
-    assert_eq!(theirs.peer_id, seen.peer_id, "same peer id on the wire as announced");
+    assert_eq!(
+        theirs.peer_id, seen.peer_id,
+        "same peer id on the wire as announced"
+    );
     assert!(theirs.peer_id.starts_with(b"A2-"), "aria2's peer id prefix");
-    println!("aria2c at {from}, handshake reserved bytes {:02x?}", theirs.reserved);
+    println!(
+        "aria2c at {from}, handshake reserved bytes {:02x?}",
+        theirs.reserved
+    );
 
     let geometry = Geometry {
         piece_length: meta.piece_length,
@@ -275,7 +294,10 @@ fn aria2c_seeds_to_our_wire_leecher() {
             send(&mut stream, &req, &mut trace);
         }
     }
-    assert!(session.their_pieces().is_complete(), "aria2c sent a full bitfield");
+    assert!(
+        session.their_pieces().is_complete(),
+        "aria2c sent a full bitfield"
+    );
     for (i, want) in meta.pieces.iter().enumerate() {
         let len = meta.piece_size(i) as usize;
         let at = i * meta.piece_length as usize;
@@ -402,5 +424,8 @@ fn aria2c_leeches_from_our_wire_seeder() {
         leech_dir.join("aria2c.log").display()
     );
     assert_eq!(fs::read(leech_dir.join("bt-data.bin")).unwrap(), data);
-    println!("trace of our seeder (first 12):\n{}", trace[..trace.len().min(12)].join("\n"));
+    println!(
+        "trace of our seeder (first 12):\n{}",
+        trace[..trace.len().min(12)].join("\n")
+    );
 }

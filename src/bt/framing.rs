@@ -92,6 +92,11 @@ impl Decoder {
         self.buf.len()
     }
 
+    /// Bytes of memory the buffer holds (its capacity); never over [`Decoder::max_buffered`].
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Decode what `bytes` completes. Every whole message goes to `out`, in order, even when
     /// a later one fails: the caller can still trace what came before the error. After an
     /// error every call returns it again.
@@ -130,6 +135,9 @@ impl Decoder {
                 }
             }
             let frame = 4 + length as usize;
+            // Exactly this frame, now that its length has passed every check: the buffer's
+            // capacity never grows past the largest frame allowed.
+            self.buf.reserve_exact(frame - self.buf.len());
             bytes = self.take(bytes, frame);
             if self.buf.len() < frame {
                 return Ok(());
@@ -274,7 +282,7 @@ mod tests {
         let mut out = Vec::new();
         for b in &bytes {
             d.feed(std::slice::from_ref(b), &mut out).unwrap();
-            assert!(d.buffered() <= d.max_buffered());
+            assert!(d.buffered() <= d.max_buffered() && d.held() <= d.max_buffered());
         }
         assert_eq!(out, msgs);
         assert_eq!(d.buffered(), 0);
