@@ -71,6 +71,8 @@ fn tracker(peers: Vec<SwarmPeer>) -> (SocketAddr, mpsc::Receiver<(Announce, Sock
                 }
             }
             let end = announce::head_end(&head).unwrap_or(head.len());
+            let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(end);
+            println!("tracker < {}", String::from_utf8_lossy(&head[..line_end]));
             let answer = announce::respond(&head[..end], |a| {
                 let _ = tx.send((a.clone(), from));
                 Ok(Reply {
