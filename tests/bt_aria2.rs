@@ -311,6 +311,8 @@ fn aria2c_seeds_to_our_wire_leecher() {
     }
     assert_eq!(got, data);
     println!("trace of our leecher:\n{}", trace.join("\n"));
+    drop(_aria);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -430,4 +432,5 @@ fn aria2c_leeches_from_our_wire_seeder() {
         "trace of our seeder (first 12):\n{}",
         trace[..trace.len().min(12)].join("\n")
     );
+    let _ = fs::remove_dir_all(&dir);
 }
