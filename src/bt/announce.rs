@@ -350,7 +350,3 @@ pub fn respond(head: &[u8], answer: impl FnOnce(&Announce) -> Result<Reply, Stri
     };
     http_response(&body)
 }
-
-#[cfg(test)]
-#[path = "announce_tests.rs"]
-mod tests;

@@ -1,6 +1,6 @@
 //! Tests of `announce`: the request format, its limits, and the exact bencoded answers.
 
-use super::*;
+use super::announce::*;
 
 const HASH: [u8; 20] =
     *b"\x12\x34\x56\x78\x9a\xbc\xde\xf1\x23\x45\x67\x89\xab\xcd\xef\x12\x34\x56\x78\x9a";

@@ -19,3 +19,8 @@ pub mod bitfield;
 pub mod framing;
 pub mod session;
 pub mod wire;
+
+#[cfg(test)]
+mod announce_tests;
+#[cfg(test)]
+mod session_tests;

@@ -318,7 +318,3 @@ impl Session {
         })
     }
 }
-
-#[cfg(test)]
-#[path = "session_tests.rs"]
-mod tests;

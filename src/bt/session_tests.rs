@@ -1,6 +1,8 @@
 //! Tests of `session`: block splitting, request checks, the pipeline cap, choke and bitfields.
 
-use super::*;
+use super::bitfield::Bitfield;
+use super::session::*;
+use super::wire::Message;
 
 // 3 pieces of 40,000 bytes and one of 10,000.
 const G: Geometry = Geometry {
