@@ -324,7 +324,7 @@ fn aria2c_leeches_from_our_wire_seeder() {
     let seeder_addr = seeder.local_addr().unwrap();
     let (tracker_addr, announces) = tracker(vec![SwarmPeer {
         addr: seeder_addr,
-        peer_id: OUR_PEER_ID,
+        peer_id: Some(OUR_PEER_ID),
     }]);
     let (dir, torrent, data, meta) = make_torrent("bt-aria2-leech", tracker_addr);
     let leech_dir = dir.join("leech");

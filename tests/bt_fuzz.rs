@@ -368,3 +368,59 @@ fn sniff_never_changes_its_mind() {
         }
     }
 }
+
+#[test]
+fn tracker_answers_round_trip_and_garbage_never_panics() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use torrentphile::bt::announce::{Reply, SwarmPeer};
+    use torrentphile::bt::announce_client::parse_reply;
+    let mut r = rng("replies");
+    let sample = "GET /announce?info_hash=%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00\
+        &peer_id=-TP0001-aaaaaaaaaaaa&port=1&uploaded=0&downloaded=0&left=0 HTTP/1.0\r\n\r\n";
+    let mut a = announce::parse_request(sample.as_bytes()).unwrap();
+    for _ in 0..STREAMS {
+        let peers = (0..r.below(20))
+            .map(|_| {
+                let ip = if r.below(2) == 0 {
+                    IpAddr::V4(Ipv4Addr::from(r.next_u64() as u32))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(
+                        (r.next_u64() as u128) << 64 | r.next_u64() as u128,
+                    ))
+                };
+                SwarmPeer {
+                    addr: SocketAddr::new(ip, r.next_u64() as u16),
+                    peer_id: Some(bytes(&mut r, 20).try_into().unwrap()),
+                }
+            })
+            .collect::<Vec<_>>();
+        let reply = Reply {
+            interval: r.next_u64() as u32,
+            complete: r.next_u64() as u32,
+            incomplete: r.next_u64() as u32,
+            peers,
+        };
+        a.compact = r.below(2) == 0;
+        let body = announce::reply_body(&reply, &a);
+        let back = parse_reply(&body).unwrap_or_else(|e| panic!("seed {}: {e}", seed()));
+        // Compact lists put IPv4 peers before IPv6 ones and carry no ids.
+        let mut want: Vec<_> = reply.peers.iter().map(|p| p.addr).collect();
+        if a.compact {
+            want.sort_by_key(|p| p.is_ipv6());
+        }
+        let got: Vec<_> = back.peers.iter().map(|p| p.addr).collect();
+        assert_eq!(got, want, "seed {}", seed());
+        assert_eq!(back.interval, reply.interval);
+        // The same body with a byte flipped or cut: an answer or an error, never a panic.
+        let mut bad = body.clone();
+        if !bad.is_empty() {
+            let at = r.below(bad.len());
+            if r.below(2) == 0 {
+                bad[at] ^= 1 << r.below(8);
+            } else {
+                bad.truncate(at);
+            }
+        }
+        let _ = parse_reply(&bad);
+    }
+}

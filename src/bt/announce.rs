@@ -262,7 +262,8 @@ pub fn percent_encode(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwarmPeer {
     pub addr: SocketAddr,
-    pub peer_id: [u8; 20],
+    /// Unknown for peers learned from a compact list.
+    pub peer_id: Option<[u8; 20]>,
 }
 
 /// What the tracker answers to a good announce.
@@ -310,8 +311,8 @@ pub fn reply_body(reply: &Reply, announce: &Announce) -> Vec<u8> {
             (&b"ip"[..], Value::Bytes(ip.as_bytes())),
             (b"port", Value::Int(i64::from(p.addr.port()))),
         ];
-        if !announce.no_peer_id {
-            d.push((b"peer id", Value::Bytes(&p.peer_id)));
+        if let (Some(id), false) = (&p.peer_id, announce.no_peer_id) {
+            d.push((b"peer id", Value::Bytes(id)));
         }
         list.push(Value::Dict(d));
     }

@@ -120,11 +120,11 @@ fn compact_replies_are_bep_23_bytes() {
         peers: vec![
             SwarmPeer {
                 addr: "127.0.0.1:6881".parse().unwrap(),
-                peer_id: [b'a'; 20],
+                peer_id: Some([b'a'; 20]),
             },
             SwarmPeer {
                 addr: "[::1]:258".parse().unwrap(),
-                peer_id: [b'b'; 20],
+                peer_id: Some([b'b'; 20]),
             },
         ],
     };

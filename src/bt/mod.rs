@@ -13,8 +13,11 @@
 //! - [`announce`]: `GET /announce?...` parsed, its bencoded answer built, and [`announce::sniff`]
 //!   telling an HTTP request, a BitTorrent handshake and one of our lines apart by their
 //!   first bytes.
+//! - [`announce_client`]: the client's half: the announce request, the tracker's answer read
+//!   back (compact or long peer lists, `failure reason`).
 
 pub mod announce;
+pub mod announce_client;
 pub mod bitfield;
 pub mod framing;
 pub mod session;
