@@ -84,7 +84,7 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, AnnounceError> {
 
 /// BEP 23 / BEP 7: `width` is 6 (IPv4) or 18 (IPv6) bytes per peer, port last.
 fn compact_peers(bytes: &[u8], width: usize) -> Result<Vec<SwarmPeer>, AnnounceError> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(AnnounceError(format!(
             "tracker answer: compact peers of {} bytes, not a multiple of {width}",
             bytes.len()
