@@ -132,6 +132,7 @@ fn the_transcript_torrent_has_the_info_hash_it_shows() {
         meta.info_hash_hex(),
         "f949b3affe52d057a659a33be0faa820116f8c08"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
