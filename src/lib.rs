@@ -28,6 +28,8 @@
 //! - [`relay`]: a TCP relay that adds latency, to see what a slow link does (used by the
 //!   benchmarks and the network tests too).
 //! - [`torrent`]: .torrent files: strict bencode, metainfo (BEP 3), create and show.
+//! - [`bt`]: the real BitTorrent protocol as pure values: the peer wire (BEP 3) with a bounded
+//!   incremental decoder, the HTTP announce (BEP 23 compact peers), one connection's state.
 //! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
 //! - [`sha1`]: SHA-1 on the CPU's SHA extensions when it has them, `sha1_smol` otherwise.
@@ -41,6 +43,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod bt;
 pub mod cli;
 pub mod conn;
 pub mod journal;
