@@ -167,9 +167,12 @@ pub enum ErrCode {
     Busy,
     Timeout,
     Internal,
+    /// A tracker that follows its cluster's leader refuses what only the leader may do; the
+    /// message starts with the leader's address (or `none`).
+    NotLeader,
 }
 
-const ERR_CODES: [(ErrCode, &str); 12] = [
+const ERR_CODES: [(ErrCode, &str); 13] = [
     (ErrCode::BadRequest, "bad-request"),
     (ErrCode::UnknownVerb, "unknown-verb"),
     (ErrCode::BadName, "bad-name"),
@@ -182,6 +185,7 @@ const ERR_CODES: [(ErrCode, &str); 12] = [
     (ErrCode::Busy, "busy"),
     (ErrCode::Timeout, "timeout"),
     (ErrCode::Internal, "internal"),
+    (ErrCode::NotLeader, "not-leader"),
 ];
 
 impl ErrCode {

@@ -9,6 +9,7 @@
 //! heartbeats is closed and its peer forgotten, so a host that vanished without a FIN is
 //! noticed too.
 
+pub mod cluster;
 pub mod registry;
 
 use std::fmt::Write as _;
