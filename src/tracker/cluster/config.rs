@@ -118,9 +118,7 @@ fn check_addr(addr: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{addr:?} is not host:port (e.g. 127.0.0.1:9101)"
-        ))
+        Err(format!("{addr:?} is not host:port (e.g. 127.0.0.1:9101)"))
     }
 }
 
@@ -130,7 +128,8 @@ mod tests {
 
     #[test]
     fn members_comments_and_blank_lines() {
-        let text = "# three trackers\n1 127.0.0.1:9101\n\n2 127.0.0.1:9102  # second\n3 127.0.0.1:9103\n";
+        let text =
+            "# three trackers\n1 127.0.0.1:9101\n\n2 127.0.0.1:9102  # second\n3 127.0.0.1:9103\n";
         let c = ClusterConfig::parse(text, "c.txt").unwrap();
         assert_eq!(c.members.len(), 3);
         assert_eq!(c.members[&2], "127.0.0.1:9102");
@@ -146,13 +145,34 @@ mod tests {
     #[test]
     fn bad_lines_are_named() {
         let cases = [
-            ("1 127.0.0.1:9101\n127.0.0.1:9102\n", "c line 2: \"127.0.0.1:9102\" is not `<id> <host:port>` (e.g. `1 127.0.0.1:9101`)"),
-            ("x 127.0.0.1:9101\n", "c line 1: the id \"x\" must be a whole number from 1 up"),
-            ("0 127.0.0.1:9101\n", "c line 1: the id \"0\" must be a whole number from 1 up"),
-            ("1 127.0.0.1:9101\n#\n1 127.0.0.1:9102\n", "c line 3: duplicate id 1 (line 1 has it already)"),
-            ("1 127.0.0.1:9101\n2 127.0.0.1:9101\n", "c line 2: 127.0.0.1:9101 is already member 1's address"),
-            ("1 localhost\n", "c line 1: \"localhost\" is not host:port (e.g. 127.0.0.1:9101)"),
-            ("# nothing\n", "c lists no member: write one `<id> <host:port>` line per tracker"),
+            (
+                "1 127.0.0.1:9101\n127.0.0.1:9102\n",
+                "c line 2: \"127.0.0.1:9102\" is not `<id> <host:port>` (e.g. `1 127.0.0.1:9101`)",
+            ),
+            (
+                "x 127.0.0.1:9101\n",
+                "c line 1: the id \"x\" must be a whole number from 1 up",
+            ),
+            (
+                "0 127.0.0.1:9101\n",
+                "c line 1: the id \"0\" must be a whole number from 1 up",
+            ),
+            (
+                "1 127.0.0.1:9101\n#\n1 127.0.0.1:9102\n",
+                "c line 3: duplicate id 1 (line 1 has it already)",
+            ),
+            (
+                "1 127.0.0.1:9101\n2 127.0.0.1:9101\n",
+                "c line 2: 127.0.0.1:9101 is already member 1's address",
+            ),
+            (
+                "1 localhost\n",
+                "c line 1: \"localhost\" is not host:port (e.g. 127.0.0.1:9101)",
+            ),
+            (
+                "# nothing\n",
+                "c lists no member: write one `<id> <host:port>` line per tracker",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(ClusterConfig::parse(text, "c").unwrap_err(), want);

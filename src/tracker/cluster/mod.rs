@@ -232,7 +232,10 @@ pub fn not_leader_message(e: &ProposeError) -> String {
         ProposeError::NotLeader { leader: Some(addr) } => {
             format!("not-leader {addr} leads this cluster; ask it")
         }
-        _ => "not-leader none: no leader is known yet (an election is under way); try again shortly".into(),
+        _ => {
+            "not-leader none: no leader is known yet (an election is under way); try again shortly"
+                .into()
+        }
     }
 }
 
@@ -283,7 +286,13 @@ impl Cluster {
             ..raft::Config::default()
         };
         let peers = config.peers_of(id);
-        let node = raft::Node::with_config(raft_config, id, &peers, persisted, Rng::from_time().next_u64());
+        let node = raft::Node::with_config(
+            raft_config,
+            id,
+            &peers,
+            persisted,
+            Rng::from_time().next_u64(),
+        );
         let (inbox, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             id,

@@ -108,7 +108,10 @@ impl Driver {
 
     fn propose(&mut self, commands: Vec<String>, done: Sender<Result<(), ProposeError>>) {
         if !self.node.is_leader() {
-            let leader = self.node.leader().and_then(|id| self.shared.client_addr_of(id));
+            let leader = self
+                .node
+                .leader()
+                .and_then(|id| self.shared.client_addr_of(id));
             let _ = done.send(Err(ProposeError::NotLeader { leader }));
             return;
         }

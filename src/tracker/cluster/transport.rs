@@ -151,7 +151,10 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             }
         }
     };
-    if conn.send_line(&format!("ACK cluster {}", shared.id)).is_err() {
+    if conn
+        .send_line(&format!("ACK cluster {}", shared.id))
+        .is_err()
+    {
         return;
     }
     conn.set_name(&format!("member {from}"));
@@ -235,7 +238,8 @@ fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
         line: IO * 2,
         io: IO,
     };
-    let mut conn = Conn::connect(addr, timeouts, shared.trace.clone()).map_err(|e| e.to_string())?;
+    let mut conn =
+        Conn::connect(addr, timeouts, shared.trace.clone()).map_err(|e| e.to_string())?;
     let client = shared.client_addr.as_deref().unwrap_or("-");
     let hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
     conn.send_line(&hello).map_err(|e| e.to_string())?;
