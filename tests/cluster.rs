@@ -52,11 +52,11 @@ fn three_members_elect_one_leader_and_replicate_in_order() {
         })
     );
     assert_eq!(
-        f.check_leader(),
-        Err(format!(
-            "not-leader {} leads this cluster; ask it",
+        f.check_leader().unwrap_err().into_reply().to_string(),
+        format!(
+            "ERR not-leader {} leads this cluster; ask it",
             client_addr(leader)
-        ))
+        )
     );
     assert_eq!(h.cluster(leader).check_leader(), Ok(()));
     // A batch commits whole, after what came before.
@@ -234,4 +234,127 @@ fn failover_time_over_20_runs() {
         p(0.99),
         gaps[gaps.len() - 1]
     );
+}
+
+mod peers {
+    //! Peers with several trackers: the list is tried until one works, and a follower's
+    //! `ERR not-leader ADDR` sends the peer to the leader, again after the leader dies.
+
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::harness::Harness;
+    use super::{ELECT, kill_leader_and_tracker};
+    use torrentphile::conn::Timeouts;
+    use torrentphile::peer::{Peer, PeerConfig};
+    use torrentphile::tracker::{Gate, Tracker, TrackerConfig};
+
+    fn temp(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "torrentphile-cluster-peer-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn peer(trackers: &str, dir: &std::path::Path) -> Peer {
+        let mut config = PeerConfig::new(trackers, dir);
+        config.timeouts = Timeouts::uniform(Duration::from_secs(3));
+        config.download.timeouts = config.timeouts;
+        Peer::start(TcpListener::bind("127.0.0.1:0").unwrap(), config).unwrap()
+    }
+
+    fn holders(tracker: &Tracker, name: &str) -> usize {
+        tracker.registry().who_has(name).map_or(0, |h| h.len())
+    }
+
+    #[test]
+    fn a_peer_fails_over_to_the_tracker_that_answers() {
+        let dead: Vec<String> = (0..3)
+            .map(|_| {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().to_string()
+            })
+            .collect();
+        let live = Tracker::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TrackerConfig::default(),
+        )
+        .unwrap();
+        let list = format!("{},{},{}", dead.join(","), live.addr(), dead[0]);
+        let dir = temp("failover");
+        std::fs::write(dir.join("f.txt"), b"hello").unwrap();
+        let p = peer(&list, &dir);
+        let id = p.wait_registered(Duration::from_secs(20)).unwrap();
+        assert!(id.starts_with("127.0.0.1:"), "{id}");
+        assert_eq!(holders(&live, "f.txt"), 1);
+        drop(p);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_follower_sends_the_peer_to_the_leader_and_the_new_leader_is_refilled() {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let clients: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let mut h = Harness::start_with(3, "peers", &clients);
+        let mut trackers: Vec<Option<Tracker>> = listeners
+            .into_iter()
+            .zip(&h.members)
+            .map(|(l, m)| {
+                let check = m.cluster.as_ref().unwrap().leader_check();
+                let config = TrackerConfig {
+                    gate: Gate(Some(Arc::new(check))),
+                    ..TrackerConfig::default()
+                };
+                Some(Tracker::start(l, config).unwrap())
+            })
+            .collect();
+        let leader = h.leader(ELECT);
+        let follower = (1..=3).find(|&id| id != leader).unwrap();
+        assert!(
+            h.cluster(follower)
+                .wait_for(ELECT, |_, l| l == Some(leader))
+        );
+        // The peer is told only of a follower: it is sent on to the leader.
+        let dir = temp("redirect");
+        std::fs::write(dir.join("f.txt"), b"hello").unwrap();
+        let p = peer(&clients[follower as usize - 1], &dir);
+        p.wait_registered(Duration::from_secs(20)).unwrap();
+        let on = |t: &Option<Tracker>| t.as_ref().map_or(0, |t| holders(t, "f.txt"));
+        assert_eq!(on(&trackers[leader as usize - 1]), 1);
+        assert_eq!(on(&trackers[follower as usize - 1]), 0);
+        // The leader dies: the peer finds the new one and announces its files again.
+        let new = kill_leader_and_tracker(&mut h, &mut trackers, leader);
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        while on(&trackers[new as usize - 1]) == 0 {
+            assert!(
+                std::time::Instant::now() < end,
+                "the new leader was not refilled"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(p);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Stop the leader's cluster member and tracker; returns the next leader.
+fn kill_leader_and_tracker(
+    h: &mut Harness,
+    trackers: &mut [Option<torrentphile::tracker::Tracker>],
+    leader: NodeId,
+) -> NodeId {
+    h.kill(leader);
+    if let Some(mut t) = trackers[leader as usize - 1].take() {
+        t.stop();
+    }
+    h.leader(ELECT)
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use getopts::Options;
 
-use super::{Fail, bind, no_free_args, number, parse, ready, seconds, trace, usage};
+use super::{Fail, bind, cluster, no_free_args, number, parse, ready, seconds, trace, usage};
 use crate::sim::{self, Scenario, SimConfig};
-use crate::tracker::{Tracker, TrackerConfig};
+use crate::tracker::{Gate, Tracker, TrackerConfig};
+use std::sync::Arc;
 
 pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     let mut opts = Options::new();
@@ -37,6 +38,19 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         "most open connections; the next gets ERR busy (default 10000)",
         "N",
     );
+    opts.optopt(
+        "",
+        "cluster",
+        "run as a member of the Raft cluster this file lists (`<id> <host:port>` a line)",
+        "FILE",
+    );
+    opts.optopt("", "id", "with --cluster: this tracker's id in FILE", "N");
+    opts.optopt(
+        "",
+        "state",
+        "with --cluster: this tracker's own folder for its Raft state",
+        "DIR",
+    );
     opts.optflag("", "trace", "print every protocol line to stderr");
     let Some(m) = parse(&mut opts, args, "usage: torrentphile tracker [options]")? else {
         return Ok(());
@@ -46,12 +60,20 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     if max_conns == 0 {
         return Err(usage("--max-conns must be at least 1"));
     }
-    let config = TrackerConfig {
+    let mut config = TrackerConfig {
         max_conns,
         idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
         trace: trace(&m, "tracker"),
+        ..TrackerConfig::default()
     };
     let listener = bind(&m, 8000)?;
+    let _cluster = match cluster::member(&m, &listener, &config.trace)? {
+        Some(member) => {
+            config.gate = Gate(Some(Arc::new(member.leader_check())));
+            Some(member)
+        }
+        None => None,
+    };
     ready(&listener)?;
     let _tracker =
         Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;

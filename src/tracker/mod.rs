@@ -31,6 +31,9 @@ pub struct TrackerConfig {
     /// A connection silent this long is closed (three heartbeats).
     pub idle: Duration,
     pub trace: Trace,
+    /// Asked before every request but `PING`, `HELP` and `BYE` (a cluster follower answers
+    /// `ERR not-leader ADDR` instead); a lone tracker has none.
+    pub gate: Gate,
 }
 
 impl Default for TrackerConfig {
@@ -39,7 +42,33 @@ impl Default for TrackerConfig {
             max_conns: 10_000,
             idle: Duration::from_secs(30),
             trace: Trace::off(),
+            gate: Gate::default(),
         }
+    }
+}
+
+/// A check run before a request is handled; `Err` is the reply instead. It must be quick and
+/// must not block (it reads a cluster member's published role).
+#[derive(Clone, Default)]
+pub struct Gate(pub Option<Arc<dyn Fn() -> Result<(), ProtoError> + Send + Sync>>);
+
+impl Gate {
+    fn refuse(&self, request: &Request) -> Option<ProtoError> {
+        let check = self.0.as_ref()?;
+        match request {
+            Request::Ping | Request::Help | Request::Bye => None,
+            _ => check().err(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Gate(on)"
+        } else {
+            "Gate(off)"
+        })
     }
 }
 
@@ -64,7 +93,7 @@ impl Tracker {
             let Ok(mut conn) = Conn::new(stream, timeouts, config.trace.clone()) else {
                 return;
             };
-            serve_connection(&state, &mut conn, heartbeat);
+            serve_connection(&state, &mut conn, heartbeat, &config.gate);
         })?;
         Ok(Tracker { server, registry })
     }
@@ -106,10 +135,13 @@ impl Client {
     }
 }
 
-fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Duration) {
+fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, heartbeat: Duration, gate: &Gate) {
     let mut client = Client::new(conn.remote().ip(), heartbeat);
     conn.trace_event("connected");
     line_loop(conn, Role::Tracker, |conn: &mut Conn, request| {
+        if let Some(refusal) = gate.refuse(&request) {
+            return Answer::Line(refusal.into_reply());
+        }
         let answer = handle(registry, &mut client, request);
         if let Some((id, _)) = &client.registered {
             conn.set_name(id);

@@ -17,6 +17,8 @@ pub type Applied = Arc<(Mutex<Vec<String>>, Condvar)>;
 pub struct Member {
     pub id: NodeId,
     pub addr: String,
+    /// The client address it announces (a tracker's, or a fake one).
+    pub client: String,
     pub dir: PathBuf,
     pub cluster: Option<Cluster>,
     pub applied: Applied,
@@ -34,6 +36,11 @@ pub fn client_addr(id: NodeId) -> String {
 
 impl Harness {
     pub fn start(n: u64, tag: &str) -> Harness {
+        Harness::start_with(n, tag, &(1..=n).map(client_addr).collect::<Vec<_>>())
+    }
+
+    /// `n` members announcing `clients[i]` as member `i + 1`'s client address.
+    pub fn start_with(n: u64, tag: &str, clients: &[String]) -> Harness {
         let listeners: Vec<TcpListener> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -56,6 +63,7 @@ impl Harness {
             h.members.push(Member {
                 id,
                 addr: h.config.members[&id].clone(),
+                client: clients[i].clone(),
                 dir,
                 cluster: None,
                 applied: Applied::default(),
@@ -72,7 +80,7 @@ impl Harness {
         m.applied = Applied::default();
         let applied = m.applied.clone();
         let options = Options {
-            client_addr: Some(client_addr(id)),
+            client_addr: Some(m.client.clone()),
             listener: Some(listener),
             ..Options::default()
         };

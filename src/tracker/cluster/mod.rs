@@ -33,6 +33,7 @@ pub use config::{ClusterConfig, MAX_MEMBERS};
 pub use node::Apply;
 
 use crate::conn::Trace;
+use crate::protocol::{ErrCode, ProtoError};
 use crate::raft::{self, NodeId, Role};
 use crate::util::Rng;
 use node::{Driver, Input};
@@ -207,36 +208,49 @@ impl Shared {
         match line.strip_prefix("NOTE ") {
             Some(text) if self.test_notes => match self.propose(vec![text.to_string()], Duration::from_secs(5)) {
                 Ok(()) => "ACK committed".to_string(),
-                Err(e) => not_committed(&e),
+                Err(e) => not_committed(&e).into_reply().to_string(),
             },
             _ => "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS".to_string(),
         }
     }
 }
 
-/// The `ERR` line for a proposal that was not acknowledged.
-pub fn not_committed(e: &ProposeError) -> String {
-    match e {
-        ProposeError::NotLeader { .. } => format!("ERR {}", not_leader_message(e)),
-        ProposeError::Timeout => "ERR timeout not committed in time (no majority reachable?); it may or may not take effect".into(),
-        ProposeError::Lost => "ERR unavailable a new leader overwrote it; try again".into(),
-        ProposeError::TooLong { len } => format!("ERR too-long the record is {len} bytes escaped; at most {}", raft::MAX_COMMAND),
-        ProposeError::Stopped => "ERR unavailable this tracker has left its cluster".into(),
-    }
+/// The `ERR` a tracker answers for a proposal that was not acknowledged.
+pub fn not_committed(e: &ProposeError) -> ProtoError {
+    let (code, message) = match e {
+        ProposeError::NotLeader { leader } => return not_leader(leader.as_deref()),
+        ProposeError::Timeout => (
+            ErrCode::Timeout,
+            "not committed in time (no majority reachable?); it may or may not take effect"
+                .to_string(),
+        ),
+        ProposeError::Lost => (
+            ErrCode::Unavailable,
+            "a new leader overwrote it; try again".to_string(),
+        ),
+        ProposeError::TooLong { len } => (
+            ErrCode::TooLong,
+            format!(
+                "the record is {len} bytes escaped; at most {}",
+                raft::MAX_COMMAND
+            ),
+        ),
+        ProposeError::Stopped => (
+            ErrCode::Unavailable,
+            "this tracker has left its cluster".to_string(),
+        ),
+    };
+    ProtoError::new(code, message)
 }
 
-/// `not-leader <address> ...`: the code and message of a follower's refusal. The first word of
-/// the message is the leader's client address, or `none` when no leader is known.
-pub fn not_leader_message(e: &ProposeError) -> String {
-    match e {
-        ProposeError::NotLeader { leader: Some(addr) } => {
-            format!("not-leader {addr} leads this cluster; ask it")
-        }
-        _ => {
-            "not-leader none: no leader is known yet (an election is under way); try again shortly"
-                .into()
-        }
-    }
+/// A follower's refusal, `ERR not-leader <address> ...`: the first word of the message is the
+/// leader's client address, or `none` when no leader is known (peers parse it).
+pub fn not_leader(leader: Option<&str>) -> ProtoError {
+    let message = match leader {
+        Some(addr) => format!("{addr} leads this cluster; ask it"),
+        None => "none: no leader is known yet (an election is under way); try again shortly".into(),
+    };
+    ProtoError::new(ErrCode::NotLeader, message)
 }
 
 /// A running cluster member.
@@ -371,15 +385,28 @@ impl Cluster {
         (s.term, s.commit)
     }
 
-    /// `Err` with the `ERR` line's code and message (`not-leader ADDR ...`) unless this member
-    /// leads: what the tracker answers a mutation sent to a follower.
-    pub fn check_leader(&self) -> Result<(), String> {
+    /// `Err(not-leader ADDR ...)` unless this member leads: what the tracker answers a
+    /// request sent to a follower.
+    pub fn check_leader(&self) -> Result<(), ProtoError> {
         if self.is_leader() {
             return Ok(());
         }
-        Err(not_leader_message(&ProposeError::NotLeader {
-            leader: self.leader(),
-        }))
+        Err(not_leader(self.leader().as_deref()))
+    }
+
+    /// A handle for other threads (the tracker's connections) to call [`Cluster::check_leader`]
+    /// without owning the cluster.
+    pub fn leader_check(&self) -> impl Fn() -> Result<(), ProtoError> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || {
+            let s = shared.status();
+            if s.role == Role::Leader {
+                return Ok(());
+            }
+            Err(not_leader(
+                s.leader.and_then(|l| shared.client_addr_of(l)).as_deref(),
+            ))
+        }
     }
 
     /// Wait until `f` holds for this member's status, or `timeout` passes; true if it held.
