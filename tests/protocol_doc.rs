@@ -465,11 +465,12 @@ fn all_error_codes() -> Vec<ErrCode> {
         Busy,
         Timeout,
         Internal,
+        NotLeader,
     ];
     for code in &all {
         match code {
             BadRequest | UnknownVerb | BadName | TooLong | NotFound | Conflict | NotRegistered
-            | Range | Unavailable | Busy | Timeout | Internal => {}
+            | Range | Unavailable | Busy | Timeout | Internal | NotLeader => {}
         }
     }
     all

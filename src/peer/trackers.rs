@@ -177,7 +177,7 @@ impl TrackerList {
     pub fn failed(&mut self) -> Duration {
         self.failures += 1;
         self.current = (self.current + 1) % self.addrs.len().max(1);
-        if self.failures % self.addrs.len().max(1) != 0 {
+        if !self.failures.is_multiple_of(self.addrs.len().max(1)) {
             return Duration::ZERO;
         }
         let wait = self
