@@ -201,9 +201,12 @@ pub enum ErrCode {
     /// A quota of the tracker: registrations per address, files per peer, per address or in
     /// all. The connection goes on.
     Limit,
+    /// A tracker that follows its cluster's leader refuses what only the leader may do; the
+    /// message starts with the leader's address (or `none`).
+    NotLeader,
 }
 
-const ERR_CODES: [(ErrCode, &str); 33] = [
+const ERR_CODES: [(ErrCode, &str); 34] = [
     (ErrCode::BadRequest, "bad-request"),
     (ErrCode::UnknownVerb, "unknown-verb"),
     (ErrCode::BadName, "bad-name"),
@@ -237,6 +240,7 @@ const ERR_CODES: [(ErrCode, &str); 33] = [
     (ErrCode::TicketGroup, "ticket-group"),
     (ErrCode::TicketRevoked, "ticket-revoked"),
     (ErrCode::Limit, "limit"),
+    (ErrCode::NotLeader, "not-leader"),
 ];
 
 impl ErrCode {

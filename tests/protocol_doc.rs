@@ -527,11 +527,12 @@ fn all_error_codes() -> Vec<ErrCode> {
         TicketGroup,
         TicketRevoked,
         Limit,
+        NotLeader,
     ];
     for code in &all {
         match code {
             BadRequest | UnknownVerb | BadName | TooLong | NotFound | Conflict | NotRegistered
-            | Range | Unavailable | Busy | Timeout | Internal | Limit => {}
+            | Range | Unavailable | Busy | Timeout | Internal | Limit | NotLeader => {}
             NotLoggedIn | LoggedIn | SlowDown | InvalidProof | BadLogin | Exists | NoUser
             | NoGroup | NotMember | NotAdmin | NoRequest | AdminStays | NotOwner | Storage => {}
             TicketForged | TicketExpired | TicketAddress | TicketFile | TicketGroup

@@ -7,7 +7,9 @@
 //! - `peer.rs`: `peer` and `get` (and `get`'s progress line and Ctrl-C).
 //! - `servers.rs`: `tracker`, `relay`, `sim`.
 //! - `torrent_get.rs`: `get --torrent`, `download -o DEST FILE.torrent`, `peer --torrent`.
+//! - `cluster.rs`: `tracker --cluster FILE --id N --state DIR`.
 
+mod cluster;
 mod peer;
 mod servers;
 mod torrent_get;
@@ -112,27 +114,48 @@ fn seconds(m: &Matches, name: &str, default: f64) -> Result<Duration, Fail> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `--tracker HOST:PORT`, checked now: a typo is a usage error at once, not ten seconds of
-/// retries against an address that cannot exist.
+/// `--tracker HOST:PORT` (repeatable) and, where the command has it, `--trackers FILE`,
+/// checked now: a typo is a usage error at once, not ten seconds of retries against an
+/// address that cannot exist. Several trackers come back separated by commas (what
+/// `PeerConfig::tracker` takes); none given means `127.0.0.1:8000`.
 fn tracker_address(m: &Matches) -> Result<String, Fail> {
-    let addr = m
-        .opt_str("tracker")
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
+    let mut addrs = Vec::new();
+    for addr in m.opt_strs("tracker") {
+        check_tracker(&addr, &format!("--tracker {addr:?}"))?;
+        addrs.push(addr);
+    }
+    if m.opt_defined("trackers")
+        && let Some(file) = m.opt_str("trackers")
+    {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| usage(format!("cannot read the trackers file {file}: {e}")))?;
+        let listed = crate::peer::trackers::parse_file(&text, &file).map_err(usage)?;
+        for addr in listed {
+            check_tracker(&addr, &format!("{file}: {addr:?}"))?;
+            addrs.push(addr);
+        }
+    }
+    if addrs.is_empty() {
+        addrs.push("127.0.0.1:8000".into());
+    }
+    Ok(addrs.join(","))
+}
+
+/// One tracker address: `HOST:PORT` that resolves. `what` names where it came from.
+fn check_tracker(addr: &str, what: &str) -> Result<(), Fail> {
     let port_ok = addr
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
     if !port_ok {
         return Err(usage(format!(
-            "--tracker {addr:?} must be HOST:PORT, e.g. 127.0.0.1:8000 or [::1]:8000"
+            "{what} must be HOST:PORT, e.g. 127.0.0.1:8000 or [::1]:8000"
         )));
     }
     match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
-        Ok(Some(_)) => Ok(addr),
-        Ok(None) => Err(usage(format!(
-            "--tracker {addr:?}: the name has no address"
-        ))),
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(usage(format!("{what}: the name has no address"))),
         Err(e) => Err(usage(format!(
-            "--tracker {addr:?}: cannot resolve the host ({e}); check the spelling"
+            "{what}: cannot resolve the host ({e}); check the spelling"
         ))),
     }
 }

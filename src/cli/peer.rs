@@ -19,11 +19,17 @@ use crate::signal;
 
 /// Options shared by `peer` and `get`.
 pub(super) fn peer_options(opts: &mut Options) {
-    opts.optopt(
+    opts.optmulti(
         "",
         "tracker",
-        "the tracker's address (default 127.0.0.1:8000)",
+        "a tracker's address (default 127.0.0.1:8000); repeat it for a cluster",
         "HOST:PORT",
+    );
+    opts.optopt(
+        "",
+        "trackers",
+        "a file of trackers, one HOST:PORT a line (or Mini-Torrent's tracker_info.txt)",
+        "FILE",
     );
     opts.optopt(
         "",

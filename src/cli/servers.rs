@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use getopts::Options;
 
-use super::{Fail, bind, no_free_args, number, parse, ready, seconds, trace, usage};
+use super::{Fail, bind, cluster, no_free_args, number, parse, ready, seconds, trace, usage};
 use crate::sim::{self, Scenario, SimConfig};
-use crate::tracker::{Tracker, TrackerConfig};
+use crate::tracker::{Gate, Tracker, TrackerConfig};
+use std::sync::Arc;
 
 pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     let mut opts = Options::new();
@@ -55,11 +56,18 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         "most files the peers of one IP address may announce (default 100000)",
         "N",
     );
+    opts.optopt(
+        "",
+        "cluster",
+        "run as a member of the Raft cluster this file lists (`<id> <host:port>` a line)",
+        "FILE",
+    );
+    opts.optopt("", "id", "with --cluster: this tracker's id in FILE", "N");
     opts.optflag("", "trace", "print every protocol line to stderr");
     opts.optopt(
         "",
         "state",
-        "keep accounts and groups in a journal in DIR (default: in memory only)",
+        "keep accounts and groups in a journal in DIR, and with --cluster its Raft state (default: in memory only)",
         "DIR",
     );
     opts.optopt(
@@ -90,7 +98,7 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         number(&m, "max-peers-per-addr", limits.peers_per_addr)?,
     )?;
     limits.files_per_addr = number(&m, "max-files-per-addr", limits.files_per_addr)?;
-    let config = TrackerConfig {
+    let mut config = TrackerConfig {
         max_conns,
         max_conns_per_addr: at_least_one(
             "max-conns-per-addr",
@@ -100,8 +108,16 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         idle: seconds(&m, "timeout", 30.0)?.max(Duration::from_millis(300)),
         trace: trace(&m, "tracker"),
         accounts: super::accounts_config(&m)?,
+        ..TrackerConfig::default()
     };
     let listener = bind(&m, 8000)?;
+    let _cluster = match cluster::member(&m, &listener, &config.trace)? {
+        Some(member) => {
+            config.gate = Gate(Some(Arc::new(member.leader_check())));
+            Some(member)
+        }
+        None => None,
+    };
     ready(&listener)?;
     let _tracker =
         Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;

@@ -5,6 +5,9 @@
 //! socket). When idle, the thread pings every heartbeat. When the connection breaks (or the
 //! tracker is not up yet) it reconnects with backoff, registers again and announces everything
 //! the store holds: the tracker's state is soft and refilled by its peers.
+//!
+//! With several trackers (a cluster), the link still talks to one at a time: `trackers.rs`
+//! says which, and the link tells it when a tracker fails or answers `ERR not-leader ADDR`.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -13,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::peer::store::{Holding, Store};
+use crate::peer::trackers::{self, TrackerList};
 use crate::protocol::{ErrCode, Holder, Reply, Request};
+use crate::util::Rng;
 
 /// A reply from the tracker: a line, or the data block that followed `DATA`.
 #[derive(Debug)]
@@ -52,7 +57,8 @@ pub struct Link {
 const MAX_LIST: u64 = 64 << 20;
 
 impl Link {
-    /// Start the link thread; it connects in the background.
+    /// Start the link thread; it connects in the background. `tracker` is one `host:port`, or
+    /// several separated by commas.
     pub fn start(
         tracker: &str,
         port: u16,
@@ -63,7 +69,11 @@ impl Link {
     ) -> Link {
         let (tx, rx) = mpsc::channel();
         let status: Arc<(Mutex<Status>, Condvar)> = Arc::default();
-        let (status2, tracker2) = (status.clone(), tracker.to_string());
+        let list = TrackerList::new(
+            tracker.split(',').map(str::to_string).collect(),
+            Rng::from_time(),
+        );
+        let (status2, tracker2) = (status.clone(), list.current().to_string());
         let on_connect: Arc<Mutex<Option<OnConnect>>> = Arc::default();
         let on_connect2 = on_connect.clone();
         let thread = thread::Builder::new()
@@ -71,6 +81,8 @@ impl Link {
             .spawn(move || {
                 let link = Worker {
                     tracker: tracker2,
+                    list,
+                    leader_hint: None,
                     port,
                     store,
                     timeouts,
@@ -212,7 +224,11 @@ impl Drop for Link {
 }
 
 struct Worker {
+    /// The tracker talked to now (`list.current()`).
     tracker: String,
+    list: TrackerList,
+    /// Set when a tracker answered `ERR not-leader`: where it said the leader is.
+    leader_hint: Option<Option<String>>,
     port: u16,
     store: Arc<Store>,
     timeouts: Timeouts,
@@ -234,13 +250,12 @@ impl Worker {
         cv.notify_all();
     }
 
-    fn run(&self, rx: &Receiver<Cmd>) {
-        let mut backoff = Duration::from_millis(50);
+    fn run(mut self, rx: &Receiver<Cmd>) {
         let mut said_waiting = false;
         loop {
             let error = match self.connect() {
                 Ok((conn, heartbeat)) => {
-                    backoff = Duration::from_millis(50);
+                    self.list.works();
                     said_waiting = false;
                     match self.serve(conn, heartbeat, rx) {
                         Ended::Stopped => break,
@@ -268,7 +283,12 @@ impl Worker {
                 s.id = None;
                 s.last_error = Some(error.clone());
             });
-            // Wait before reconnecting; requests that come meanwhile fail at once.
+            // Next tracker (or the leader named), after a backoff once a whole round failed;
+            // requests that come meanwhile fail at once.
+            let backoff = match self.leader_hint.take() {
+                Some(leader) => self.list.redirect(leader.as_deref()),
+                None => self.list.failed(),
+            };
             let until = Instant::now() + backoff;
             loop {
                 match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -285,7 +305,7 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            self.tracker = self.list.current().to_string();
         }
         self.set_status(|s| {
             s.id = None;
@@ -294,13 +314,14 @@ impl Worker {
     }
 
     /// Connect, register, announce every file the store holds.
-    fn connect(&self) -> Result<(Conn, Duration), String> {
+    fn connect(&mut self) -> Result<(Conn, Duration), String> {
         let mut conn = Conn::connect(&self.tracker, self.timeouts, self.trace.clone())
             .map_err(|e| e.to_string())?;
         let reply = conn
             .request(&Request::Register { port: self.port })
             .map_err(|e| e.to_string())?;
         let Reply::Ack(text) = reply else {
+            self.leader_hint = trackers::leader_hint(&reply);
             return Err(format!("REGISTER was answered {reply}"));
         };
         let mut words = text.split(' ');
@@ -346,13 +367,18 @@ impl Worker {
     }
 
     /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
-    fn serve(&self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
+    fn serve(&mut self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
         loop {
             match rx.recv_timeout(heartbeat) {
                 Ok(Cmd::Call(request, reply)) => {
                     let answer = call(&mut conn, &request);
                     let broken = match &answer {
                         Err(e) => Some(e.to_string()),
+                        Ok(Answer::Line(line)) => {
+                            // The tracker no longer leads its cluster: go to the one that does.
+                            self.leader_hint = trackers::leader_hint(line);
+                            self.leader_hint.as_ref().map(|_| line.to_string())
+                        }
                         Ok(_) => None,
                     };
                     let _ = reply.send(answer.map_err(|e| e.to_string()));

@@ -23,6 +23,7 @@ pub mod server;
 pub mod shell;
 pub mod store;
 pub mod torrent_serve;
+pub mod trackers;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -44,7 +45,8 @@ use watch::Watcher;
 /// How a peer runs.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
-    /// The tracker, `host:port`.
+    /// The tracker, `host:port`; or several, separated by commas, tried as `trackers.rs`
+    /// says (one at a time, the one that works kept, `ERR not-leader ADDR` followed).
     pub tracker: String,
     /// The folder it shares from and downloads into.
     pub dir: PathBuf,

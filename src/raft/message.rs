@@ -133,7 +133,7 @@ pub fn escape(command: &str) -> String {
 }
 
 /// Undo [`escape`]; `None` for a dangling `\`, a bad `\x`, or bytes that are not UTF-8.
-fn unescape(text: &str) -> Option<String> {
+pub fn unescape(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -47,7 +47,9 @@ mod message_tests;
 #[cfg(test)]
 mod node_tests;
 
-pub use message::{MAX_COMMAND, MAX_ENTRIES, Message, ParseError, escape, lines_after, parse};
+pub use message::{
+    MAX_COMMAND, MAX_ENTRIES, Message, ParseError, escape, lines_after, parse, unescape,
+};
 pub use node::{Config, Node, Role};
 
 /// A cluster member's id, as written in the cluster file (`0` is reserved for "nobody").

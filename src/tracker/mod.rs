@@ -10,6 +10,7 @@
 //! noticed too.
 
 pub mod accounts;
+pub mod cluster;
 pub mod registry;
 pub mod sessions;
 
@@ -44,6 +45,9 @@ pub struct TrackerConfig {
     pub trace: Trace,
     /// Accounts and groups: the state folder, the iteration count (`accounts.rs`).
     pub accounts: AccountsConfig,
+    /// Asked before every request but `PING`, `HELP` and `BYE` (a cluster follower answers
+    /// `ERR not-leader ADDR` instead); a lone tracker has none.
+    pub gate: Gate,
 }
 
 impl Default for TrackerConfig {
@@ -54,6 +58,7 @@ impl Default for TrackerConfig {
             limits: Limits::default(),
             idle: Duration::from_secs(30),
             trace: Trace::off(),
+            gate: Gate::default(),
             accounts: AccountsConfig::default(),
         }
     }
@@ -73,6 +78,31 @@ impl TrackerConfig {
             },
             ..config
         }
+    }
+}
+
+/// A check run before a request is handled; `Err` is the reply instead. It must be quick and
+/// must not block (it reads a cluster member's published role).
+#[derive(Clone, Default)]
+pub struct Gate(pub Option<Arc<dyn Fn() -> Result<(), ProtoError> + Send + Sync>>);
+
+impl Gate {
+    fn refuse(&self, request: &Request) -> Option<ProtoError> {
+        let check = self.0.as_ref()?;
+        match request {
+            Request::Ping | Request::Help | Request::Bye => None,
+            _ => check().err(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Gate(on)"
+        } else {
+            "Gate(off)"
+        })
     }
 }
 
@@ -113,7 +143,7 @@ impl Tracker {
             let mut client = Client::new(conn.remote().ip(), heartbeat);
             let id = serial.fetch_add(1, Ordering::Relaxed) + 1;
             client.account = Some((auth2.clone(), AuthConn::new(id)));
-            serve_connection(&state, &mut conn, client);
+            serve_connection(&state, &mut conn, client, &config.gate);
         })?;
         Ok(Tracker {
             server,
@@ -167,9 +197,12 @@ impl Client {
     }
 }
 
-fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, mut client: Client) {
+fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, mut client: Client, gate: &Gate) {
     conn.trace_event("connected");
     line_loop(conn, Role::Tracker, |conn: &mut Conn, request| {
+        if let Some(refusal) = gate.refuse(&request) {
+            return Answer::Line(refusal.into_reply());
+        }
         let answer = handle(registry, &mut client, request);
         if let Some((id, _)) = &client.registered {
             conn.set_name(id);

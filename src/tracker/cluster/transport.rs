@@ -1,0 +1,283 @@
+//! Tracker-to-tracker connections carrying Raft messages as lines of our protocol.
+//!
+//! It owns the cluster port's listener, one outbound connection per other member, and the
+//! handshake; it never decides anything Raft decides and never touches the disk. Choice: a
+//! **dedicated cluster port** (the address in the cluster file), not the tracker's own port.
+//! Peers never see the Raft verbs, the tracker's request parser stays as it is, and "accepted
+//! only from members" is a handshake on a port peers are not told about rather than a check
+//! of source addresses (which on one machine are all 127.0.0.1).
+//!
+//! Every connection carries messages one way. A member connects to each other member and
+//! says who it is:
+//!
+//! ```text
+//! > CLUSTER <fingerprint> <my id> <my client address, or ->
+//! < ACK cluster <your id>                 (or ERR conflict <why>, and the connection closes)
+//! > VOTE 3 1 10 2                          then Raft messages, one after another, no replies
+//! > APPEND 3 1 10 2 10 1
+//! > ENTRY 3 5 hello
+//! > PING                                   when idle for a second: keeps the connection warm
+//! ```
+//!
+//! and replies travel on the other member's own connection back. A lost connection loses
+//! messages, which Raft tolerates (it retries); the sender reconnects with capped, jittered
+//! backoff and drops what was queued meanwhile rather than delivering it late. Every socket has
+//! timeouts; a slow member never blocks the driver (its queue is bounded and `send` never
+//! waits). `--trace` shows each line: `tracker 1 > 127.0.0.1:9102  VOTE 3 1 10 2`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::node::Input;
+use crate::conn::{Conn, ConnError, Timeouts};
+use crate::protocol::MAX_LINE;
+use crate::raft::{Message, NodeId, lines_after, parse};
+use crate::server::Server;
+use crate::util::Rng;
+
+/// Messages queued for one member before newer ones are dropped.
+const QUEUE: usize = 1024;
+/// An idle outbound connection sends `PING` this often.
+const KEEPALIVE: Duration = Duration::from_secs(1);
+/// Reconnect backoff: first wait, and the cap (each wait is jittered to 50-100 %).
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Connect and write timeout, and how long an inbound connection may stay silent.
+const IO: Duration = Duration::from_secs(1);
+const INBOUND_IDLE: Duration = Duration::from_secs(10);
+
+/// The connections of one member.
+pub(super) struct Transport {
+    server: Server,
+    outbound: BTreeMap<NodeId, (SyncSender<Message>, JoinHandle<()>)>,
+    shared: Arc<Shared>,
+}
+
+impl Transport {
+    /// Listen on `listener` and start one sender thread per member in `addrs` (id to cluster
+    /// address, this member excluded).
+    pub(super) fn start(
+        listener: TcpListener,
+        addrs: &BTreeMap<NodeId, String>,
+        shared: Arc<Shared>,
+    ) -> std::io::Result<Transport> {
+        let inbound = shared.clone();
+        let server = Server::spawn(listener, "cluster", 64, move |stream| {
+            let timeouts = Timeouts {
+                idle: INBOUND_IDLE,
+                line: IO * 5,
+                io: IO,
+            };
+            if let Ok(mut conn) = Conn::new(stream, timeouts, inbound.trace.clone()) {
+                serve_inbound(&inbound, &mut conn);
+            }
+        })?;
+        let mut outbound = BTreeMap::new();
+        for (&to, addr) in addrs.iter().filter(|(id, _)| **id != shared.id) {
+            let (tx, rx) = mpsc::sync_channel(QUEUE);
+            let (shared, addr) = (shared.clone(), addr.clone());
+            let thread = thread::Builder::new()
+                .name(format!("cluster-to-{to}"))
+                .spawn(move || send_loop(&shared, to, &addr, &rx))?;
+            outbound.insert(to, (tx, thread));
+        }
+        Ok(Transport {
+            server,
+            outbound,
+            shared,
+        })
+    }
+
+    /// Queue `msg` for member `to`; never blocks. Dropped when the link is cut (a test hook)
+    /// or the queue is full: Raft retransmits what matters.
+    pub(super) fn send(&self, to: NodeId, msg: Message) {
+        if self.shared.is_cut(to) {
+            return;
+        }
+        if let Some((tx, _)) = self.outbound.get(&to) {
+            match tx.try_send(msg) {
+                Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Close every connection and join every thread.
+    pub(super) fn stop(&mut self) {
+        self.server.stop();
+        for (_, (tx, thread)) in std::mem::take(&mut self.outbound) {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One inbound connection: a member's handshake then its messages, or a client line (see
+/// `Shared::client_line`: `STATUS`, and the `NOTE` test hook).
+fn serve_inbound(shared: &Shared, conn: &mut Conn) {
+    let Ok(first) = conn.read_line(MAX_LINE) else {
+        return;
+    };
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let from = match words[..] {
+        ["CLUSTER", fingerprint, from, client] => match shared.check_hello(fingerprint, from) {
+            Ok(from) => {
+                if client != "-" {
+                    shared.set_client_addr(from, client);
+                }
+                from
+            }
+            Err(why) => {
+                let _ = conn.send_line(&format!("ERR conflict {why}"));
+                return;
+            }
+        },
+        _ => {
+            // Not a member: a person with `nc`, or a test. One request, one reply, repeat.
+            let mut line = first;
+            loop {
+                if conn.send_line(&shared.client_line(&line)).is_err() {
+                    return;
+                }
+                match conn.read_line(MAX_LINE) {
+                    Ok(next) => line = String::from_utf8_lossy(&next).into_owned(),
+                    Err(_) => return,
+                }
+            }
+        }
+    };
+    if conn
+        .send_line(&format!("ACK cluster {}", shared.id))
+        .is_err()
+    {
+        return;
+    }
+    conn.set_name(&format!("member {from}"));
+    loop {
+        let line = match conn.read_line(MAX_LINE) {
+            Ok(line) => String::from_utf8_lossy(&line).into_owned(),
+            Err(ConnError::Timeout) => {
+                conn.trace_event("silent too long; closing");
+                return;
+            }
+            Err(_) => return,
+        };
+        if line == "PING" {
+            continue;
+        }
+        let mut text = line.clone();
+        let more = match lines_after(&line) {
+            Ok(n) => n,
+            Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
+        };
+        for _ in 0..more {
+            match conn.read_line(MAX_LINE) {
+                Ok(next) => {
+                    text.push('\n');
+                    text.push_str(&String::from_utf8_lossy(&next));
+                }
+                Err(_) => return,
+            }
+        }
+        let msg = match parse(&text) {
+            Ok(msg) => msg,
+            Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
+        };
+        if msg.from() != from {
+            return conn.trace_event("a message claims another sender; closing");
+        }
+        if shared.is_cut(from) {
+            continue;
+        }
+        if shared.inbox.send(Input::Message(msg)).is_err() {
+            return; // the driver has stopped
+        }
+    }
+}
+
+/// The sender thread for member `to`: connect, say hello, write what is queued, reconnect.
+fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
+    let mut rng = Rng::from_time();
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match connect(shared, addr) {
+            Ok(mut conn) => {
+                backoff = BACKOFF_MIN;
+                if stream(&mut conn, rx) {
+                    return;
+                }
+            }
+            Err(e) => {
+                if shared.trace.is_on() {
+                    eprintln!("cluster: member {to} at {addr}: {e}");
+                }
+            }
+        }
+        // Wait, jittered, before trying again; what is queued meanwhile is stale: drop it.
+        let wait = backoff.mul_f64(0.5 + (rng.below(1000) as f64) / 2000.0);
+        let until = Instant::now() + wait;
+        loop {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
+    let timeouts = Timeouts {
+        idle: IO * 2,
+        line: IO * 2,
+        io: IO,
+    };
+    let mut conn =
+        Conn::connect(addr, timeouts, shared.trace.clone()).map_err(|e| e.to_string())?;
+    let client = shared.client_addr.as_deref().unwrap_or("-");
+    let hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
+    conn.send_line(&hello).map_err(|e| e.to_string())?;
+    let reply = conn.read_line(MAX_LINE).map_err(|e| e.to_string())?;
+    let reply = String::from_utf8_lossy(&reply);
+    if reply.starts_with("ACK cluster ") {
+        Ok(conn)
+    } else {
+        Err(format!("refused: {reply}"))
+    }
+}
+
+/// Write queued messages until the connection breaks (false) or the driver is gone (true).
+fn stream(conn: &mut Conn, rx: &Receiver<Message>) -> bool {
+    loop {
+        let lines = match rx.recv_timeout(KEEPALIVE) {
+            Ok(msg) => {
+                let mut lines = Vec::new();
+                push_lines(&mut lines, &msg);
+                // Whatever else is queued goes in the same write.
+                for _ in 0..63 {
+                    match rx.try_recv() {
+                        Ok(msg) => push_lines(&mut lines, &msg),
+                        Err(_) => break,
+                    }
+                }
+                lines
+            }
+            Err(RecvTimeoutError::Timeout) => vec!["PING".to_string()],
+            Err(RecvTimeoutError::Disconnected) => return true,
+        };
+        if conn.send_lines(&lines).is_err() {
+            return false;
+        }
+    }
+}
+
+/// A message as separate lines (an `APPEND` and its `ENTRY` lines), so each is traced alone.
+fn push_lines(lines: &mut Vec<String>, msg: &Message) {
+    lines.extend(msg.to_string().split('\n').map(str::to_string));
+}
