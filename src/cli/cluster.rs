@@ -23,9 +23,10 @@ pub(super) fn member(
     client: &TcpListener,
     trace: &Trace,
 ) -> Result<Option<Cluster>, Fail> {
+    // `--state` alone is a lone tracker's journal folder; `--cluster` needs all three.
     let given = ["cluster", "id", "state"].map(|o| m.opt_str(o));
     let [Some(file), Some(id), Some(state)] = given else {
-        if given.iter().all(Option::is_none) {
+        if given[0].is_none() && given[1].is_none() {
             return Ok(None);
         }
         return Err(usage(
