@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::protocol::{self, MAX_REPLY_LINE, Reply, Request};
 
 mod sendfile;
+pub mod sniff;
 
 /// The three clocks of a connection.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +83,11 @@ impl Trace {
     /// Send trace lines to stdout instead of stderr (the simulation narrates on stdout).
     pub fn to_stdout(yes: bool) {
         TRACE_TO_STDOUT.store(yes, Ordering::Relaxed);
+    }
+    /// One trace line of a connection that is not a `Conn` (the BitTorrent wire):
+    /// `arrow` is `<`, `>` or `-`, `who` the other side.
+    pub fn note(&self, who: &str, arrow: &str, text: &str) {
+        self.line(who, arrow, text.as_bytes());
     }
     fn line(&self, who: &str, arrow: &str, text: &[u8]) {
         if let Some(label) = &self.0 {

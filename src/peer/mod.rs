@@ -14,6 +14,7 @@
 //! - `groups/`: group files in `DIR/.groups/<group>/`, served only against a ticket; the
 //!   account commands (login, groups, group uploads and downloads).
 
+pub mod bt_serve;
 pub mod download;
 pub mod events;
 pub mod groups;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::admission::ConnLimits;
+use crate::conn::sniff::{Opening, peer_name};
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{Meta, Reply, Request};
 use crate::server::Server;
@@ -116,9 +118,18 @@ impl Peer {
             total: config.max_conns,
             per_addr: config.max_conns_per_addr,
         };
+        let bt_id = bt_serve::peer_id(addr.port());
         let server = Server::spawn_limited(listener, "peer", limits, move |stream| {
-            if let Ok(mut conn) = Conn::new(stream, timeouts, trace.clone()) {
-                server::serve_connection_with(&store2, &groups2, &mut conn);
+            // One port, two wires: BitTorrent's handshake starts with byte 19, a line never.
+            match crate::conn::sniff::opening(&stream, timeouts.line.min(timeouts.idle)) {
+                Opening::BitTorrent => bt_serve::serve(&store2, &stream, timeouts, &trace, bt_id),
+                Opening::Refuse(why) => trace.note(&peer_name(&stream), "-", &why),
+                Opening::Gone => {}
+                Opening::Line | Opening::Http => {
+                    if let Ok(mut conn) = Conn::new(stream, timeouts, trace.clone()) {
+                        server::serve_connection_with(&store2, &groups2, &mut conn);
+                    }
+                }
             }
         })
         .map_err(|e| format!("cannot start the server: {e}"))?;

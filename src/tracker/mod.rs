@@ -10,6 +10,7 @@
 //! noticed too.
 
 pub mod accounts;
+pub mod bt_announce;
 pub mod cluster;
 pub mod registry;
 pub mod sessions;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::admission::ConnLimits;
+use crate::conn::sniff::{Opening, peer_name};
 use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
 use crate::server::{Answer, Server, line_loop};
@@ -110,6 +112,7 @@ impl std::fmt::Debug for Gate {
 pub struct Tracker {
     server: Server,
     registry: Arc<Mutex<Registry>>,
+    swarms: Arc<Mutex<bt_announce::Swarms>>,
     auth: Arc<Auth>,
 }
 
@@ -136,7 +139,24 @@ impl Tracker {
             total: config.max_conns,
             per_addr: config.max_conns_per_addr,
         };
+        let swarms: Arc<Mutex<bt_announce::Swarms>> = Arc::default();
+        let swarms2 = swarms.clone();
         let server = Server::spawn_limited(listener, "tracker", conn_limits, move |stream| {
+            // One port: our lines, and BitTorrent's HTTP announces (`GET /announce?...`).
+            match crate::conn::sniff::opening(&stream, timeouts.line) {
+                Opening::Http => {
+                    let trace = &config.trace;
+                    return bt_announce::serve_http(&swarms2, &state, &stream, timeouts, trace);
+                }
+                Opening::BitTorrent => {
+                    let why =
+                        "a BitTorrent handshake at the tracker; peers speak it, not the tracker";
+                    return config.trace.note(&peer_name(&stream), "-", why);
+                }
+                Opening::Refuse(why) => return config.trace.note(&peer_name(&stream), "-", &why),
+                Opening::Gone => return,
+                Opening::Line => {}
+            }
             let Ok(mut conn) = Conn::new(stream, timeouts, config.trace.clone()) else {
                 return;
             };
@@ -148,6 +168,7 @@ impl Tracker {
         Ok(Tracker {
             server,
             registry,
+            swarms,
             auth,
         })
     }
@@ -159,6 +180,14 @@ impl Tracker {
 
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// The BitTorrent clients that announced `info_hash` here (tests wait on it).
+    pub fn bt_members(&self, info_hash: &[u8; 20]) -> Vec<SocketAddr> {
+        self.swarms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .members(info_hash)
     }
 
     /// A look at the registry (for tests and the simulation).

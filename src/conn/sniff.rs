@@ -1,0 +1,82 @@
+//! What a new connection speaks, told from its first bytes before anything reads them: one
+//! of our lines, an HTTP request (a BitTorrent tracker announce) or a BitTorrent handshake
+//! (`bt::announce::sniff` decides; this file only peeks at the socket for it).
+//!
+//! The peek never consumes a byte (the chosen loop reads the connection from its start) and
+//! never waits longer than the line timeout. A first byte that is neither printable text nor
+//! 19 (BitTorrent's handshake) closes the connection at once: it is almost always an
+//! encrypted BitTorrent handshake (aria2c tries one first), and its client retries in plain
+//! as soon as we close. Never parses a message, never writes.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::bt::announce::{Kind, sniff};
+
+/// What a connection opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// One of our lines (or nothing within the wait: the line loop's own timeouts take over).
+    Line,
+    /// `GET /...`: an HTTP request.
+    Http,
+    /// Byte 19: a BitTorrent handshake.
+    BitTorrent,
+    /// Neither: close at once, for this reason (a trace line).
+    Refuse(String),
+    /// Closed before its first byte.
+    Gone,
+}
+
+/// Peek at the first bytes of `stream` for at most `wait`. Leaves the socket's read timeout
+/// set to something (the caller's loop sets its own next).
+pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 5];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Opening::Line;
+        }
+        if stream.set_read_timeout(Some(left)).is_err() {
+            return Opening::Gone;
+        }
+        let n = match stream.peek(&mut buf) {
+            Ok(0) => return Opening::Gone,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Opening::Line;
+            }
+            Err(_) => return Opening::Gone,
+        };
+        let first = buf[0];
+        if first != 19
+            && !(first.is_ascii_graphic() || matches!(first, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            return Opening::Refuse(format!(
+                "first byte 0x{first:02x} is neither text nor a BitTorrent handshake \
+                 (an encrypted handshake? we speak plain BitTorrent only); closing"
+            ));
+        }
+        match sniff(&buf[..n]) {
+            Some(Kind::Line) => return Opening::Line,
+            Some(Kind::Http) => return Opening::Http,
+            Some(Kind::BitTorrent) => return Opening::BitTorrent,
+            // A prefix of `GET /`: wait for more, a little at a time (peek returns at once
+            // while the bytes it saw are still all there is).
+            None => std::thread::sleep(Duration::from_millis(5).min(left)),
+        }
+    }
+}
+
+/// The other side's address, for a trace line.
+pub fn peer_name(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string())
+}
