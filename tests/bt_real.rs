@@ -153,3 +153,38 @@ fn aria2c_downloads_from_a_torrentphile_seeder() {
     let _ = fs::remove_dir_all(&src);
     let _ = fs::remove_dir_all(&dl);
 }
+
+/// Wait until the tracker lists a BitTorrent seeder of `t` (aria2c announces `left=0` once
+/// it has hashed its copy).
+fn wait_for_bt_seeder(tracker: &torrentphile::tracker::Tracker, t: &Metainfo) {
+    eventually("aria2c announces itself as a seeder", PATIENCE, || {
+        tracker
+            .bt_members(&t.info_hash)
+            .iter()
+            .any(|(_, seed)| *seed)
+    });
+}
+
+#[test]
+fn torrentphile_downloads_from_an_aria2c_seeder() {
+    if !have_aria2c() {
+        return;
+    }
+    let tracker = tracker();
+    let (src, torrent, t, sha) = big_torrent("btr-b", &tracker.addr().to_string());
+    let _seeder = Aria2::seeder(&torrent, &src);
+    wait_for_bt_seeder(&tracker, &t);
+    let dl = temp_dir("btr-b-dl");
+    let leecher = peer(&tracker, &dl);
+    let started = Instant::now();
+    let report = leecher.download_torrent(&t).unwrap();
+    println!("torrentphile <- aria2c: 256 MiB in {:?}", started.elapsed());
+    assert_eq!(sha1_file(&dl.join("big.bin")), sha);
+    // Every piece came over the BitTorrent wire, from the one aria2c.
+    let from: Vec<&String> = report.from.keys().collect();
+    assert_eq!(from.len(), 1, "{from:?}");
+    assert!(from[0].starts_with("bt:127.0.0.1:"), "{from:?}");
+    assert_eq!(report.from[from[0]].0 as usize, t.piece_count());
+    let _ = fs::remove_dir_all(&src);
+    let _ = fs::remove_dir_all(&dl);
+}

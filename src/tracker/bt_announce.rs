@@ -109,11 +109,11 @@ impl Swarms {
         })
     }
 
-    /// The clients of one swarm (tests look).
-    pub fn members(&self, info_hash: &[u8; 20]) -> Vec<SocketAddr> {
+    /// The clients of one swarm and whether each is a seeder (tests look).
+    pub fn members(&self, info_hash: &[u8; 20]) -> Vec<(SocketAddr, bool)> {
         self.swarms
             .get(info_hash)
-            .map(|s| s.keys().copied().collect())
+            .map(|s| s.iter().map(|(a, m)| (*a, m.seeder)).collect())
             .unwrap_or_default()
     }
 }

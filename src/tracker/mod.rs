@@ -182,8 +182,9 @@ impl Tracker {
         self.server.addr()
     }
 
-    /// The BitTorrent clients that announced `info_hash` here (tests wait on it).
-    pub fn bt_members(&self, info_hash: &[u8; 20]) -> Vec<SocketAddr> {
+    /// The BitTorrent clients that announced `info_hash` here, each with "is a seeder"
+    /// (tests wait on it).
+    pub fn bt_members(&self, info_hash: &[u8; 20]) -> Vec<(SocketAddr, bool)> {
         self.swarms
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

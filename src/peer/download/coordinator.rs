@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::peer::download::bt_fetch;
 use crate::peer::download::fetcher::{self, WorkerEnd};
 use crate::peer::download::state::Shared;
 use crate::peer::download::verifier::Job;
@@ -48,6 +49,8 @@ pub struct Plan<'a> {
     pub io_timeout: Duration,
     /// Holders known to answer (they sent the piece hashes): tried first.
     pub preferred: &'a [String],
+    /// A torrent's BitTorrent swarm: its peers become workers too, keyed `bt:<addr>`.
+    pub bt: Option<Arc<crate::peer::download::bt_fetch::BtSwarm>>,
 }
 
 /// A worker running on one holder.
@@ -144,7 +147,7 @@ pub fn coordinate(
         if last_refresh.is_none_or(|t| t.elapsed() >= refresh_every) {
             last_refresh = Some(Instant::now());
             refresh_every = (refresh_every * 2).min(Duration::from_millis(500));
-            match plan.link.who_has(name) {
+            match plan.link.who_has(name).map(|h| with_bt(plan, shared, h)) {
                 Ok(holders) => {
                     set_share(shared, &holders, plan.me);
                     let now = Instant::now();
@@ -179,11 +182,17 @@ pub fn coordinate(
                             holder.addr.clone(),
                             verifiers.clone(),
                         );
+                        let bt = plan.bt.clone();
                         let w = next_worker;
                         next_worker += 1;
                         let spawned =
                             thread::Builder::new().name("fetch".into()).spawn(move || {
-                                let end = fetcher::worker(&shared2, w, &addr, jobs);
+                                let end = match (addr.strip_prefix("bt:"), bt) {
+                                    (Some(a), Some(bt)) => {
+                                        bt_fetch::worker(&shared2, w, a, &bt, jobs)
+                                    }
+                                    _ => fetcher::worker(&shared2, w, &addr, jobs),
+                                };
                                 let _ = events2.send((addr, end));
                             });
                         if let Ok(handle) = spawned {
@@ -272,6 +281,23 @@ pub fn coordinate(
 
 /// How many workers may run: `workers`, or up to `PROBE_FACTOR` times that while fewer than
 /// `workers` of the running ones have delivered.
+/// The tracker's holders and the torrent's BitTorrent peers (`bt:<addr>`), each address once:
+/// a Torrentphile holder is fetched from over lines, not twice.
+fn with_bt(plan: &Plan, shared: &Shared, mut holders: Vec<Holder>) -> Vec<Holder> {
+    let Some(bt) = &plan.bt else { return holders };
+    let left = shared.meta().size.saturating_sub(shared.verified());
+    for addr in bt.peers(left) {
+        let addr = addr.to_string();
+        if addr != plan.me && !holders.iter().any(|h| h.addr == addr) {
+            holders.push(Holder {
+                addr: format!("bt:{addr}"),
+                partial: true,
+            });
+        }
+    }
+    holders
+}
+
 fn slots(workers: usize, running: &HashMap<String, Running>) -> usize {
     let workers = workers.max(1);
     if running.values().filter(|r| r.proven).count() >= workers {

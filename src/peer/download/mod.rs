@@ -16,6 +16,7 @@
 //! `verifier` → `state`; none of them imports this file. Nothing appears under the final name
 //! until every piece is verified.
 
+pub mod bt_fetch;
 mod coordinator;
 mod fetcher;
 mod prepare;
@@ -320,6 +321,16 @@ fn transfer(
     shared: &Arc<Shared>,
     preferred: &[String],
 ) -> Result<Vec<String>, DownloadError> {
+    transfer_bt(ctx, shared, preferred, None)
+}
+
+/// `transfer`, with a torrent's BitTorrent swarm as more holders.
+fn transfer_bt(
+    ctx: &Context,
+    shared: &Arc<Shared>,
+    preferred: &[String],
+    bt: Option<Arc<bt_fetch::BtSwarm>>,
+) -> Result<Vec<String>, DownloadError> {
     let meta = shared.meta().clone();
     let pool = Pool::start(shared, ctx.options.whole_file_check).map_err(failed)?;
     let plan = Plan {
@@ -328,6 +339,7 @@ fn transfer(
         workers: ctx.options.workers,
         io_timeout: ctx.options.timeouts.io,
         preferred,
+        bt,
     };
     let mut lines = Lines::new(ctx, &meta);
     let result = coordinator::coordinate(&plan, shared, pool.sender(), &mut |tick| {

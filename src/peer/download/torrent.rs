@@ -22,12 +22,13 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::bt_fetch::BtSwarm;
 use super::prepare::Prepared;
 use super::{Context, DownloadError, DownloadOptions, Report, failed};
 use crate::peer::store::{Holding, Layout, LockError, PieceSet, check_pieces, torrent_files};
 use crate::protocol::{ErrCode, Reply, Request};
 use crate::torrent::Metainfo;
-use crate::torrent::wire::{piece_hashes, torrent_meta};
+use crate::torrent::wire::{announce_address, piece_hashes, torrent_meta};
 
 /// Download the data of `t` into the store's folder, as `DIR/NAME` (one file) or
 /// `DIR/NAME/...` (a folder). Blocks until every piece is verified and every file is in
@@ -61,12 +62,19 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
             ))),
         };
     }
+    let bt = bt_swarm(ctx, t);
     let meta = match ctx
         .link
         .call_line(Request::Info { name: name.clone() })
         .map_err(failed)?
     {
         Reply::File(meta) if meta.name == name => meta,
+        // No Torrentphile peer has it: the BitTorrent swarm may (the .torrent is the anchor).
+        Reply::Err(ErrCode::NotFound, _)
+            if bt.as_ref().is_some_and(|b| !b.peers(want.size).is_empty()) =>
+        {
+            want.clone()
+        }
         Reply::Err(ErrCode::NotFound, msg) => {
             return Err(DownloadError::NotFound(format!(
                 "no peer seeds {} ({name}): {msg}",
@@ -131,7 +139,7 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
         responsive: Vec::new(),
     };
     let (shared, lock) = super::transfer_state(&ctx, prepared);
-    let corrupt = super::transfer(&ctx, &shared, &[])?;
+    let corrupt = super::transfer_bt(&ctx, &shared, &[], bt)?;
     let meta = shared.meta().clone();
     shared
         .part()
@@ -155,6 +163,22 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
         corrupt,
         already_here: false,
     })
+}
+
+/// The torrent's BitTorrent swarm at its announce URL (`ip:port` only: a host name is not
+/// looked up), announcing our own port.
+fn bt_swarm(ctx: &Context, t: &Metainfo) -> Option<Arc<BtSwarm>> {
+    let tracker = announce_address(t)?;
+    let port: u16 = ctx.me.rsplit(':').next()?.parse().ok()?;
+    let id = crate::peer::bt_serve::peer_id(port);
+    let timeout = ctx.options.timeouts.io;
+    Some(Arc::new(BtSwarm::new(
+        t.info_hash,
+        id,
+        &tracker,
+        port,
+        timeout,
+    )))
 }
 
 /// Where the files of `t` land in `dir`, in torrent order.
