@@ -150,6 +150,7 @@ fn aria2c_downloads_from_a_torrentphile_seeder() {
     Aria2::leecher(&torrent, &dl).wait_done(&dl);
     println!("aria2c <- torrentphile: 256 MiB in {:?}", started.elapsed());
     assert_eq!(sha1_file(&dl.join("big.bin")), sha);
+    drop(seed);
     let _ = fs::remove_dir_all(&src);
     let _ = fs::remove_dir_all(&dl);
 }
@@ -185,6 +186,40 @@ fn torrentphile_downloads_from_an_aria2c_seeder() {
     assert_eq!(from.len(), 1, "{from:?}");
     assert!(from[0].starts_with("bt:127.0.0.1:"), "{from:?}");
     assert_eq!(report.from[from[0]].0 as usize, t.piece_count());
+    drop(leecher);
     let _ = fs::remove_dir_all(&src);
     let _ = fs::remove_dir_all(&dl);
+}
+
+#[test]
+fn a_mixed_swarm_completes() {
+    if !have_aria2c() {
+        return;
+    }
+    let tracker = tracker();
+    let (src, torrent, t, sha) = big_torrent("btr-c", &tracker.addr().to_string());
+    let seed = peer(&tracker, &src);
+    seed.share_torrent(&torrent).unwrap();
+    let (dl_a, dl_t) = (temp_dir("btr-c-aria2c"), temp_dir("btr-c-tp"));
+    let leecher = peer(&tracker, &dl_t);
+    let started = Instant::now();
+    let mut aria2c = Aria2::leecher(&torrent, &dl_a);
+    let report = std::thread::scope(|s| {
+        let ours = s.spawn(|| leecher.download_torrent(&t));
+        aria2c.wait_done(&dl_a);
+        ours.join().unwrap()
+    })
+    .unwrap();
+    println!(
+        "mixed swarm: both leechers done in {:?}; ours from {:?}",
+        started.elapsed(),
+        report.from
+    );
+    assert_eq!(sha1_file(&dl_a.join("big.bin")), sha, "aria2c's copy");
+    assert_eq!(sha1_file(&dl_t.join("big.bin")), sha, "torrentphile's copy");
+    assert_eq!(sha1_file(&src.join("big.bin")), sha, "the seeder's copy");
+    drop((seed, leecher));
+    for d in [&src, &dl_a, &dl_t] {
+        let _ = fs::remove_dir_all(d);
+    }
 }
