@@ -15,33 +15,16 @@ use torrentphile::torrent::metainfo::Metainfo;
 
 mod common;
 
-/// The transcript as the document shows it (to move into PROTOCOL.md at the join).
-pub const TRANSCRIPT: &str = "\
-C: 13 42 69 74 54 6f 72 72 65 6e 74 20 70 72 6f 74 6f 63 6f 6c
-C: 00 00 00 00 00 00 00 00
-C: f9 49 b3 af fe 52 d0 57 a6 59 a3 3b e0 fa a8 20 11 6f 8c 08
-C: 2d 54 50 30 30 30 31 2d 77 69 72 65 74 65 73 74 30 30 30 31
-=  C BT handshake f949b3affe52d057a659a33be0faa820116f8c08 -TP0001-wiretest0001
-S: 13 42 69 74 54 6f 72 72 65 6e 74 20 70 72 6f 74 6f 63 6f 6c
-S: 00 00 00 00 00 10 00 04
-S: f9 49 b3 af fe 52 d0 57 a6 59 a3 3b e0 fa a8 20 11 6f 8c 08
-S: 41 32 2d 31 2d 33 36 2d 30 2d c5 c6 c3 8b 2a 13 da 92 7f c6
-=  S BT handshake f949b3affe52d057a659a33be0faa820116f8c08 A2-1-36-0-%C5%C6%C3%8B*%13%DA%92%7F%C6
-C: 00 00 00 01 02
-=  C BT interested
-S: 00 00 00 02 05 80
-=  S BT bitfield <1 bits, 1 set>
-S: 00 00 00 01 01
-=  S BT unchoke
-C: 00 00 00 0d 06 00 00 00 00 00 00 00 00 00 00 00 06
-=  C BT request 0 0 6
-S: 00 00 00 0f 07 00 00 00 00 00 00 00 00 68 65 6c 6c 6f 0a
-=  S BT piece 0 0 <6 bytes>
-C: 00 00 00 05 04 00 00 00 00
-=  C BT have 0
-C: 00 00 00 00
-=  C BT keep-alive
-";
+/// The `bt-transcript` block of PROTOCOL.md ("The BitTorrent wire as we speak it").
+fn transcript() -> String {
+    let doc = include_str!("../PROTOCOL.md");
+    let start = doc
+        .find("```bt-transcript\n")
+        .expect("PROTOCOL.md has a ```bt-transcript block")
+        + "```bt-transcript\n".len();
+    let len = doc[start..].find("```").expect("the bt-transcript block ends");
+    doc[start..start + len].to_string()
+}
 
 /// One direction of the connection: its handshake first, then messages.
 struct Side {
@@ -109,7 +92,7 @@ fn replay(transcript: &str, pieces: usize) -> usize {
 
 #[test]
 fn the_documented_transcript_decodes_to_its_trace_lines() {
-    assert_eq!(replay(TRANSCRIPT, 1), 9);
+    assert_eq!(replay(&transcript(), 1), 9);
 }
 
 #[test]
@@ -137,7 +120,7 @@ fn the_transcript_torrent_has_the_info_hash_it_shows() {
 
 #[test]
 fn a_wrong_row_is_caught() {
-    let wrong = TRANSCRIPT.replace("=  C BT request 0 0 6", "=  C BT request 0 0 7");
+    let wrong = transcript().replace("=  C BT request 0 0 6", "=  C BT request 0 0 7");
     let caught = std::panic::catch_unwind(|| replay(&wrong, 1));
     assert!(caught.is_err(), "the replay must be able to fail");
 }
