@@ -336,3 +336,78 @@ fn our_downloader_closes_on_a_peer_that_never_unchokes() {
 fn our_downloader_closes_on_a_wrong_info_hash() {
     download_fails("bth-dl-hash", |_, _| {}, true, "wrong info-hash 0909");
 }
+
+#[test]
+fn the_trace_decodes_bittorrent_messages_like_lines() {
+    let tracker = tracker();
+    let (p, t, dir) = seeded("bth-trace", &tracker);
+    drop(p);
+    let log = dir.join("trace.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_torrentphile"))
+        .args(["peer", "--port", "0", "--trace", "--tracker"])
+        .arg(tracker.addr().to_string())
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--torrent")
+        .arg(dir.join("d.torrent"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let addr: SocketAddr = ready
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("printed {ready:?}"))
+        .parse()
+        .unwrap();
+    eventually(
+        "the peer seeds the torrent",
+        Duration::from_secs(20),
+        || who_has(&tracker, &format!("bt-{}", t.info_hash_hex())).contains(&addr.to_string()),
+    );
+    let (mut s, mut d) = open_session(addr, &t);
+    let me = s.local_addr().unwrap();
+    s.write_all(&Message::Interested.encode()).unwrap();
+    until(&mut s, &mut d, |m| *m == Message::Unchoke);
+    let req = Message::Request {
+        index: 2,
+        begin: 0,
+        length: 1000,
+    };
+    s.write_all(&req.encode()).unwrap();
+    until(&mut s, &mut d, |m| matches!(m, Message::Piece { .. }));
+    let want = [
+        format!(
+            "< {me}  BT handshake {} -XX0001-hostile00001",
+            t.info_hash_hex()
+        ),
+        format!("> {me}  BT bitfield <3 bits, 3 set>"),
+        format!("< {me}  BT interested"),
+        format!("> {me}  BT unchoke"),
+        format!("< {me}  BT request 2 0 1000"),
+        format!("> {me}  BT piece 2 0 <1000 bytes>"),
+    ];
+    eventually("the trace shows the piece", Duration::from_secs(20), || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains(&want[5]))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = fs::read_to_string(&log).unwrap();
+    let mut at = 0;
+    for w in &want {
+        let found = text[at..].find(w.as_str());
+        assert!(
+            found.is_some(),
+            "no {w:?} after byte {at} of the trace:\n{text}"
+        );
+        at += found.unwrap_or(0);
+    }
+    let _ = fs::remove_dir_all(dir);
+}

@@ -22,7 +22,9 @@ fn transcript() -> String {
         .find("```bt-transcript\n")
         .expect("PROTOCOL.md has a ```bt-transcript block")
         + "```bt-transcript\n".len();
-    let len = doc[start..].find("```").expect("the bt-transcript block ends");
+    let len = doc[start..]
+        .find("```")
+        .expect("the bt-transcript block ends");
     doc[start..start + len].to_string()
 }
 
