@@ -186,13 +186,14 @@ pub fn serve(
                 Event::Cancel(block) => queue.retain(|b| *b != block),
                 _ => {}
             }
-            if session.peer_interested && session.am_choking {
-                if let Some(m) = session.set_choking(false) {
-                    if send(stream, trace, &who, &m).is_err() {
-                        return end("write failed");
-                    }
-                    last_sent = Instant::now();
+            // No tit-for-tat on a LAN: every interested peer is unchoked at once.
+            if session.peer_interested
+                && let Some(m) = session.set_choking(false)
+            {
+                if send(stream, trace, &who, &m).is_err() {
+                    return end("write failed");
                 }
+                last_sent = Instant::now();
             }
         }
         // Answer what is queued, reading each block from the verified piece's files.
