@@ -8,7 +8,8 @@
 //! version runs as a smoke test: it fails when a case breaks, never on a timing.
 //!
 //! Cases: 1 transfer, 2 swarm, 3 latency (through a delaying relay), 4 tracker WHOHAS rate,
-//! 5 idle connections, 6 peak memory of `get`, 7 aria2c, 8 `make sim` wall time. All traffic
+//! 5 idle connections, 6 peak memory of `get`, 7 aria2c, 8 `make sim` wall time, 10 the
+//! BitTorrent wire with aria2c (both ways, one tracker). All traffic
 //! stays on 127.0.0.1; temporary files live under /tmp and are removed after each case.
 
 use std::collections::BTreeSet;
@@ -1176,6 +1177,110 @@ fn torrent_case(b: &mut Bench, s: &mut Section) -> Res<()> {
     Ok(())
 }
 
+// ==== 10. The BitTorrent wire =================================================================
+
+/// aria2c on loopback only, with a listening port from a range below the ephemeral ports.
+fn aria2c_bt(dir: &Path, torrent: &Path) -> Command {
+    let mut c = Command::new("aria2c");
+    c.arg(torrent).arg(format!("--dir={}", dir.display()));
+    c.args("--interface=127.0.0.1 --listen-port=20000-32000 --no-conf=true".split(' '));
+    c.args("--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --quiet=true".split(' '));
+    c.args("--enable-peer-exchange=false --disable-ipv6=true --file-allocation=none".split(' '));
+    c.args(["--summary-interval=0", "--bt-tracker-interval=1"]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+/// Issue 12 in one run: aria2c leeching from a Torrentphile seeder against aria2c from an
+/// aria2c seeder, and Torrentphile leeching from the aria2c seeder; one tracker (ours, its
+/// HTTP announce), one .torrent.
+fn bt_wire(b: &mut Bench, s: &mut Section) -> Res<()> {
+    if !which("aria2c") {
+        s.note("skipped: aria2c is not installed (apt-get install aria2)");
+        return Ok(());
+    }
+    let size = b.scale.aria2;
+    let dir = TempDir::new(b.root.join("bt"))?;
+    let seed_dir = dir.0.join("seed");
+    let (file, meta, _) = random_file(&seed_dir, "big.bin", size)?;
+    let tracker = start_tracker()?;
+    let torrent = seed_dir.join("big.torrent");
+    let mut tp = Command::new(BIN);
+    tp.args(["torrent", "create", "-l", "18", "-a"])
+        .arg(format!("http://{}/announce", tracker.addr()))
+        .arg("-o")
+        .arg(&torrent)
+        .arg(&file);
+    if !tp.stdout(Stdio::null()).status()?.success() {
+        return Err("torrent create failed".into());
+    }
+    let t = torrentphile::torrent::cli::load_torrent(&torrent)?;
+    let aria_leech = |tag: &str, r: usize| -> Res<f64> {
+        let dl = dir.0.join(format!("{tag}{r}"));
+        let mut cmd = aria2c_bt(&dl, &torrent);
+        cmd.args(["--seed-time=0"]);
+        let start = Instant::now();
+        wait_bounded(&mut cmd.spawn()?, Duration::from_secs(600), |_| {})?;
+        let took = secs(start);
+        if sha1_file(&dl.join("big.bin"))? != meta.sha1.to_string() {
+            return Err("aria2c's copy differs from the original".into());
+        }
+        let _ = fs::remove_dir_all(&dl);
+        Ok(rate(size, took))
+    };
+    let seeder = start_peer(tracker.addr(), &seed_dir)?;
+    seeder.share_torrent(&torrent)?;
+    let mut from_tp = Vec::new();
+    for r in 0..b.scale.runs {
+        from_tp.push(aria_leech("a-tp", r)?);
+    }
+    drop(seeder);
+    let mut seed = aria2c_bt(&seed_dir, &torrent);
+    seed.args(["--seed-ratio=0.0", "--check-integrity=true"]);
+    let _seed = Proc(seed.spawn()?);
+    let ready = Instant::now();
+    while !tracker
+        .bt_members(&t.info_hash)
+        .iter()
+        .any(|(_, seed)| *seed)
+    {
+        if ready.elapsed() > Duration::from_secs(300) {
+            return Err("the aria2c seeder never announced itself".into());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut from_aria = Vec::new();
+    for r in 0..b.scale.runs {
+        from_aria.push(aria_leech("a-a", r)?);
+    }
+    let mut ours = Vec::new();
+    for r in 0..b.scale.runs {
+        let dl = dir.0.join(format!("tp-a{r}"));
+        let peer = start_peer(tracker.addr(), &dl)?;
+        let start = Instant::now();
+        peer.download_torrent(&t)
+            .map_err(|e| format!("download from aria2c: {e}"))?;
+        ours.push(rate(size, secs(start)));
+        drop(peer);
+        if sha1_file(&dl.join("big.bin"))? != meta.sha1.to_string() {
+            return Err("our copy differs from the original".into());
+        }
+        let _ = fs::remove_dir_all(&dl);
+    }
+    let ratio = median(&from_tp) / median(&from_aria);
+    s.row("aria2c from 1 aria2c seeder", "MB/s", from_aria);
+    s.row("aria2c from 1 torrentphile seeder", "MB/s", from_tp)
+        .vs = format!("{ratio:.2}x an aria2c seeder");
+    s.row("torrentphile from 1 aria2c seeder", "MB/s", ours);
+    s.note(format!(
+        "{} MiB file, 256 KiB pieces, one .torrent made by `torrent create`, our tracker's \
+         HTTP announce for all; aria2c's time is the whole process, start-up included; every \
+         copy's SHA-1 checked",
+        size / MIB
+    ));
+    Ok(())
+}
+
 // ==== main ====================================================================================
 
 type Case = fn(&mut Bench, &mut Section) -> Res<()>;
@@ -1200,7 +1305,7 @@ fn main() {
         root: PathBuf::from(format!("/tmp/torrentphile-bench-{}", std::process::id())),
         sha1_2t: None,
     };
-    let cases: [(&'static str, Case); 9] = [
+    let cases: [(&'static str, Case); 10] = [
         ("Transfer: one download from 1, 2, 4 holders", transfer),
         ("Swarm: 1 seeder, 8 and 16 downloaders", swarm),
         ("Latency: a download over a 50 ms RTT relay", latency),
@@ -1215,6 +1320,10 @@ fn main() {
         (
             ".torrent: create vs mktorrent, get --torrent vs get",
             torrent_case,
+        ),
+        (
+            "BitTorrent wire: aria2c and torrentphile, both ways",
+            bt_wire,
         ),
     ];
     let mut md = header(&b);
