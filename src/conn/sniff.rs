@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use crate::bt::announce::{Kind, sniff};
 
+/// The start of every HTTP request we answer: a BitTorrent tracker announce.
+const ANNOUNCE: &[u8] = b"GET /announce";
+
 /// What a connection opened with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opening {
     /// One of our lines (or nothing within the wait: the line loop's own timeouts take over).
     Line,
-    /// `GET /...`: an HTTP request.
+    /// `GET /announce...`: a BitTorrent tracker announce over HTTP.
     Http,
     /// Byte 19: a BitTorrent handshake.
     BitTorrent,
@@ -32,7 +35,7 @@ pub enum Opening {
 /// set to something (the caller's loop sets its own next).
 pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
     let deadline = Instant::now() + wait;
-    let mut buf = [0u8; 5];
+    let mut buf = [0u8; ANNOUNCE.len()];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -65,11 +68,15 @@ pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
         }
         match sniff(&buf[..n]) {
             Some(Kind::Line) => return Opening::Line,
-            Some(Kind::Http) => return Opening::Http,
+            // Only an announce is HTTP: `GET /etc/passwd 0` stays a line (and gets its ERR).
+            Some(Kind::Http) if buf[..n].starts_with(ANNOUNCE) => return Opening::Http,
+            Some(Kind::Http) if n == buf.len() || !ANNOUNCE.starts_with(&buf[..n]) => {
+                return Opening::Line;
+            }
             Some(Kind::BitTorrent) => return Opening::BitTorrent,
             // A prefix of `GET /`: wait for more, a little at a time (peek returns at once
             // while the bytes it saw are still all there is).
-            None => std::thread::sleep(Duration::from_millis(5).min(left)),
+            Some(Kind::Http) | None => std::thread::sleep(Duration::from_millis(5).min(left)),
         }
     }
 }

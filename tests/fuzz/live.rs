@@ -185,6 +185,8 @@ fn live_fuzz(f: &mut Fuzz, side: Side, addr: SocketAddr, count: usize) {
     let seed = f.seed;
     let a_bin = a_bin_bytes();
     let mut conn = Client::connect(addr);
+    // Nothing sent on `conn` yet: its first byte decides what it speaks (`conn::sniff`).
+    let mut fresh = true;
     let (mut sent, mut connections, mut overlong) = (0usize, 1usize, 0usize);
     let mut kinds = BTreeMap::new();
     while sent < count {
@@ -202,6 +204,18 @@ fn live_fuzz(f: &mut Fuzz, side: Side, addr: SocketAddr, count: usize) {
         {
             batch.truncate(i + 1);
         }
+        // A connection whose first byte is neither text nor a line is closed unanswered (an
+        // encrypted or BitTorrent handshake, `conn::sniff`): open it with a PING instead.
+        let text = |b: &u8| b.is_ascii_graphic() || b" \t\r\n".contains(b);
+        if fresh
+            && batch
+                .first()
+                .and_then(|l| l.first())
+                .is_some_and(|b| !text(b))
+        {
+            batch.insert(0, b"PING".to_vec());
+        }
+        fresh = false;
         // In up to four fragments, cut anywhere.
         for fragment in wire_fragments(f, &batch, 4) {
             conn.try_send(&fragment)
@@ -213,6 +227,7 @@ fn live_fuzz(f: &mut Fuzz, side: Side, addr: SocketAddr, count: usize) {
                 Ok(true) => {}
                 Ok(false) => {
                     conn = Client::connect(addr);
+                    fresh = true;
                     connections += 1;
                 }
                 Err(why) => panic!(

@@ -25,6 +25,9 @@
 #      both, h2's switch port is set down (no FIN, no RST: its packets just stop). The tracker
 #      must drop h2 within its heartbeat timeout (3 s, polled with WHOHAS from the tracker's
 #      namespace over bash's /dev/tcp), and the download must finish from h1, byte-identical.
+#   5. Transmission: a Transmission seeder (transmission-cli) on 10.77.0.20 announces to our
+#      tracker over HTTP; `get --torrent` on h3 downloads a 16 MiB file from it over the
+#      BitTorrent wire; sha1 identical (SKIP when transmission-cli is not installed).
 #
 # Every wait is bounded; namespaces and processes are torn down on any exit (trap EXIT).
 # Prints PASS/FAIL per check and `N passed, M failed`; exits non-zero if any check failed.
@@ -486,10 +489,59 @@ check_cut() {
     stop seed2
 }
 
+# ---------------------------------------------------------------- 5. Transmission seeds to us
+# Transmission refuses peers on 127.0.0.0/8, so this is the one place it can be tried: a
+# Transmission seeder on the relay's host (10.77.0.20, otherwise idle by now) announces to our
+# tracker's HTTP announce; `get --torrent` on h3 learns it there and downloads over the
+# BitTorrent wire, every piece checked against the .torrent. Transmission runs with DHT, LPD,
+# PEX, uTP and port mapping off (its settings.json), so it talks to nobody but us.
+check_transmission() {
+    local what="5 Transmission seeder (10.77.0.20) -> get --torrent on h3 (16 MiB)"
+    if ! command -v transmission-cli >/dev/null 2>&1; then
+        say "SKIP $what: transmission-cli is not installed (apt-get install transmission-cli)"
+        return
+    fi
+    mkdir -p "$WORK/tm" "$WORK/tmcfg" "$WORK/h3tm" || { fail "$what: mkdir"; return; }
+    head -c $((16 << 20)) /dev/urandom >"$WORK/tm/tm.bin"
+    cat >"$WORK/tmcfg/settings.json" <<'JSON'
+{ "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+  "port-forwarding-enabled": false, "encryption": 0, "peer-port": 51413 }
+JSON
+    if ! "$BIN" torrent create -l 18 -a http://10.77.0.1:8000/announce -o "$WORK/tm.torrent" \
+        "$WORK/tm/tm.bin" >/dev/null 2>&1; then
+        fail "$what: torrent create failed"
+        return
+    fi
+    start transmission "$NS_RL" env HOME="$WORK/tmcfg" transmission-cli -g "$WORK/tmcfg" \
+        -w "$WORK/tm" -p 51413 -v -et -M -U "$WORK/tm.torrent"
+    # Transmission hashes its copy, then announces; until it does, `get` finds no peer and
+    # says so at once: try again, bounded.
+    local t0=$(now_ms) deadline=$(($(now_ms) + 90000))
+    GET_RC=1
+    while ((GET_RC != 0 && $(now_ms) < deadline)); do
+        ip netns exec "$NS_H3" timeout 60 "$BIN" get --torrent "$WORK/tm.torrent" \
+            --dir "$WORK/h3tm" --tracker 10.77.0.1:8000 --bind 0.0.0.0 --port 0 --timeout 3 \
+            </dev/null >"$WORK/get-tm.out" 2>"$WORK/get-tm.err"
+        GET_RC=$?
+        ((GET_RC == 0)) || sleep 1
+    done
+    local ms=$(($(now_ms) - t0))
+    if ((GET_RC != 0)); then
+        fail "$what: get --torrent exited $GET_RC"
+        logs get-tm transmission tracker
+    elif ! same_file "$WORK/tm/tm.bin" "$WORK/h3tm/tm.bin"; then
+        fail "$what: the downloaded file differs from the original"
+    else
+        pass "$what: sha1 identical, ${ms} ms from Transmission's start"
+    fi
+    stop transmission
+}
+
 check_cross
 check_slow
 check_delay
 check_cut
+check_transmission
 
 say "$PASSED passed, $FAILED failed"
 ((FAILED == 0))
