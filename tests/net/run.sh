@@ -515,12 +515,14 @@ JSON
     start transmission "$NS_RL" env HOME="$WORK/tmcfg" transmission-cli -g "$WORK/tmcfg" \
         -w "$WORK/tm" -p 51413 -v -et -M -U "$WORK/tm.torrent"
     # Transmission hashes its copy, then announces; until it does, `get` finds no peer and
-    # says so at once: try again, bounded.
+    # says so at once: try again, bounded. Transmission unchokes in rounds of 10 s, so `get`
+    # waits 15 s for an unchoke (its --timeout) instead of this script's usual 3.
+    # transmission-cli redraws a status line forever: only its stderr is worth keeping.
     local t0=$(now_ms) deadline=$(($(now_ms) + 90000))
     GET_RC=1
     while ((GET_RC != 0 && $(now_ms) < deadline)); do
         ip netns exec "$NS_H3" timeout 60 "$BIN" get --torrent "$WORK/tm.torrent" \
-            --dir "$WORK/h3tm" --tracker 10.77.0.1:8000 --bind 0.0.0.0 --port 0 --timeout 3 \
+            --dir "$WORK/h3tm" --tracker 10.77.0.1:8000 --bind 0.0.0.0 --port 0 --timeout 15 \
             </dev/null >"$WORK/get-tm.out" 2>"$WORK/get-tm.err"
         GET_RC=$?
         ((GET_RC == 0)) || sleep 1
@@ -528,7 +530,8 @@ JSON
     local ms=$(($(now_ms) - t0))
     if ((GET_RC != 0)); then
         fail "$what: get --torrent exited $GET_RC"
-        logs get-tm transmission tracker
+        logs get-tm tracker
+        sed 's/^/  transmission.err: /' <(tail -n 5 "$WORK/transmission.err")
     elif ! same_file "$WORK/tm/tm.bin" "$WORK/h3tm/tm.bin"; then
         fail "$what: the downloaded file differs from the original"
     else
