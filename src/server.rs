@@ -24,7 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::admission::{self, ConnLimits, Decision, Table};
-use crate::conn::{Conn, ConnError};
+use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::protocol::{ErrCode, MAX_LINE, Reply, Request, Role, parse_request_for};
 
 /// Stack size of a connection thread. The handlers are shallow loops; 256 KiB leaves a wide
@@ -357,6 +357,23 @@ pub fn send(conn: &mut Conn, answer: Answer) -> io::Result<Flow> {
     Ok(Flow::Continue)
 }
 
+/// What an idle connection is told before it is closed.
+fn idle_reply(idle: Duration) -> Reply {
+    let secs = idle.as_secs_f32();
+    Reply::Err(
+        ErrCode::Timeout,
+        format!("nothing received for {secs} s; closing"),
+    )
+}
+
+/// A connection that sent nothing within the idle timeout before its first byte (while
+/// `conn::sniff` waited to see what it speaks): told, as by `line_loop`, and closed.
+pub fn silent(stream: Arc<TcpStream>, timeouts: Timeouts, trace: Trace) {
+    if let Ok(mut conn) = Conn::new(stream, timeouts, trace) {
+        let _ = send(&mut conn, Answer::Close(idle_reply(timeouts.idle)));
+    }
+}
+
 /// The loop every connection of both servers runs: read a line, parse it as a request to
 /// `role`'s server, let `handle` answer it, `send` the answer, repeat. Bad lines (a verb of
 /// the other server among them) are answered here with `ERR` and the connection goes on; an
@@ -384,11 +401,7 @@ pub fn line_loop(
                 ErrCode::TooLong,
                 format!("lines are limited to {MAX_LINE} bytes"),
             ),
-            Err(ConnError::Timeout) => {
-                let secs = conn.timeouts().idle.as_secs_f32();
-                let msg = format!("nothing received for {secs} s; closing");
-                Answer::Close(Reply::Err(ErrCode::Timeout, msg))
-            }
+            Err(ConnError::Timeout) => Answer::Close(idle_reply(conn.timeouts().idle)),
             Err(ConnError::LineTimeout) => {
                 let secs = conn.timeouts().line.as_secs_f32();
                 let msg = format!("a line must end within {secs} s of its first byte; closing");

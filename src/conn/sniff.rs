@@ -8,10 +8,12 @@
 //! encrypted BitTorrent handshake (aria2c tries one first), and its client retries in plain
 //! as soon as we close. Never parses a message, never writes.
 
+use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::bt::announce::{Kind, sniff};
+use crate::conn::Timeouts;
 
 /// The start of every HTTP request we answer: a BitTorrent tracker announce.
 const ANNOUNCE: &[u8] = b"GET /announce";
@@ -19,8 +21,11 @@ const ANNOUNCE: &[u8] = b"GET /announce";
 /// What a connection opened with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opening {
-    /// One of our lines (or nothing within the wait: the line loop's own timeouts take over).
+    /// One of our lines (or a prefix of `GET /announce` that stalled: the line loop's
+    /// timeouts take over).
     Line,
+    /// Nothing within the idle timeout: told so (`server::silent`) and closed.
+    Silent,
     /// `GET /announce...`: a BitTorrent tracker announce over HTTP.
     Http,
     /// Byte 19: a BitTorrent handshake.
@@ -31,15 +36,21 @@ pub enum Opening {
     Gone,
 }
 
-/// Peek at the first bytes of `stream` for at most `wait`. Leaves the socket's read timeout
-/// set to something (the caller's loop sets its own next).
-pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
-    let deadline = Instant::now() + wait;
+/// Peek at the first bytes of `stream`: the first byte within `timeouts.idle` (else
+/// `Silent`), the rest of a `GET /announce` prefix within `timeouts.line`. Leaves the
+/// socket's read timeout set to something (the chosen loop sets its own).
+pub fn opening(stream: &TcpStream, timeouts: Timeouts) -> Opening {
+    let mut deadline = Instant::now() + timeouts.idle;
+    let mut started = false;
     let mut buf = [0u8; ANNOUNCE.len()];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Opening::Line;
+            return if started {
+                Opening::Line
+            } else {
+                Opening::Silent
+            };
         }
         if stream.set_read_timeout(Some(left)).is_err() {
             return Opening::Gone;
@@ -47,20 +58,17 @@ pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
         let n = match stream.peek(&mut buf) {
             Ok(0) => return Opening::Gone,
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Opening::Line;
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                continue;
             }
             Err(_) => return Opening::Gone,
         };
+        if !started {
+            started = true;
+            deadline = Instant::now() + timeouts.line;
+        }
         let first = buf[0];
-        if first != 19
-            && !(first.is_ascii_graphic() || matches!(first, b' ' | b'\t' | b'\r' | b'\n'))
-        {
+        if first != 19 && !(first.is_ascii_graphic() || b" \t\r\n".contains(&first)) {
             return Opening::Refuse(format!(
                 "first byte 0x{first:02x} is neither text nor a BitTorrent handshake \
                  (an encrypted handshake? we speak plain BitTorrent only); closing"
@@ -68,14 +76,14 @@ pub fn opening(stream: &TcpStream, wait: Duration) -> Opening {
         }
         match sniff(&buf[..n]) {
             Some(Kind::Line) => return Opening::Line,
+            Some(Kind::BitTorrent) => return Opening::BitTorrent,
             // Only an announce is HTTP: `GET /etc/passwd 0` stays a line (and gets its ERR).
             Some(Kind::Http) if buf[..n].starts_with(ANNOUNCE) => return Opening::Http,
             Some(Kind::Http) if n == buf.len() || !ANNOUNCE.starts_with(&buf[..n]) => {
                 return Opening::Line;
             }
-            Some(Kind::BitTorrent) => return Opening::BitTorrent,
-            // A prefix of `GET /`: wait for more, a little at a time (peek returns at once
-            // while the bytes it saw are still all there is).
+            // A prefix of `GET /announce`: wait for more, a little at a time (peek returns at
+            // once while the bytes it saw are all there is).
             Some(Kind::Http) | None => std::thread::sleep(Duration::from_millis(5).min(left)),
         }
     }

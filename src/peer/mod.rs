@@ -121,7 +121,8 @@ impl Peer {
         let bt_id = bt_serve::peer_id(addr.port());
         let server = Server::spawn_limited(listener, "peer", limits, move |stream| {
             // One port, two wires: BitTorrent's handshake starts with byte 19, a line never.
-            match crate::conn::sniff::opening(&stream, timeouts.line.min(timeouts.idle)) {
+            match crate::conn::sniff::opening(&stream, timeouts) {
+                Opening::Silent => crate::server::silent(stream, timeouts, trace.clone()),
                 Opening::BitTorrent => bt_serve::serve(&store2, &stream, timeouts, &trace, bt_id),
                 Opening::Refuse(why) => trace.note(&peer_name(&stream), "-", &why),
                 Opening::Gone => {}

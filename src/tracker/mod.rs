@@ -143,7 +143,10 @@ impl Tracker {
         let swarms2 = swarms.clone();
         let server = Server::spawn_limited(listener, "tracker", conn_limits, move |stream| {
             // One port: our lines, and BitTorrent's HTTP announces (`GET /announce?...`).
-            match crate::conn::sniff::opening(&stream, timeouts.line) {
+            match crate::conn::sniff::opening(&stream, timeouts) {
+                Opening::Silent => {
+                    return crate::server::silent(stream, timeouts, config.trace.clone());
+                }
                 Opening::Http => {
                     let trace = &config.trace;
                     return bt_announce::serve_http(&swarms2, &state, &stream, timeouts, trace);
