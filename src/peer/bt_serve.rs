@@ -158,6 +158,7 @@ pub fn serve(
     }
     let mut buf = vec![0u8; 32 * 1024];
     let (mut last_sent, mut last_heard) = (Instant::now(), Instant::now());
+    let mut last_look = Instant::now();
     if stream.set_read_timeout(Some(TICK)).is_err() {
         return;
     }
@@ -217,19 +218,23 @@ pub fn serve(
             store.count_upload(&who, u64::from(block.length));
             last_sent = Instant::now();
         }
-        // Pieces verified since the last look: `have` (a download in progress), and the
-        // entry again (the finished download's files replace the part files).
-        match store.get(&name) {
-            Some(now) if now.layout.is_some() => entry = now,
-            _ => return end("the torrent is no longer served here"),
-        }
-        for i in 0..pieces {
-            if !announced.get(i) && verified(&entry, i as u32) {
-                announced.set(i);
-                if send(stream, trace, &who, &Message::Have(i as u32)).is_err() {
-                    return end("write failed");
+        // Pieces verified since the last look (every tick): `have` (a download in
+        // progress), and the entry again (the finished download's files replace the part
+        // files).
+        if last_look.elapsed() >= TICK {
+            last_look = Instant::now();
+            match store.get(&name) {
+                Some(now) if now.layout.is_some() => entry = now,
+                _ => return end("the torrent is no longer served here"),
+            }
+            for i in 0..pieces {
+                if !announced.get(i) && verified(&entry, i as u32) {
+                    announced.set(i);
+                    if send(stream, trace, &who, &Message::Have(i as u32)).is_err() {
+                        return end("write failed");
+                    }
+                    last_sent = Instant::now();
                 }
-                last_sent = Instant::now();
             }
         }
         if last_sent.elapsed() >= KEEPALIVE {

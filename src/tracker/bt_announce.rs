@@ -53,8 +53,15 @@ impl Swarms {
         ours: &[(SocketAddr, bool)],
     ) -> Result<Reply, String> {
         let me = SocketAddr::new(ip, a.port);
-        for swarm in self.swarms.values_mut() {
-            swarm.retain(|_, m| now.duration_since(m.seen) < EXPIRY);
+        let live = |m: &Member| now.duration_since(m.seen) < EXPIRY;
+        // Expire this swarm's silent clients on each announce; all swarms only when full.
+        if let Some(swarm) = self.swarms.get_mut(&a.info_hash) {
+            swarm.retain(|_, m| live(m));
+        }
+        if self.swarms.len() >= MAX_SWARMS {
+            for swarm in self.swarms.values_mut() {
+                swarm.retain(|_, m| live(m));
+            }
         }
         self.swarms.retain(|_, s| !s.is_empty());
         if a.event == Event::Stopped {
@@ -199,4 +206,81 @@ pub fn serve_http(
         reply
     });
     let _ = (&*stream).write_all(&response);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announce(port: u16, left: u64, event: Event) -> Announce {
+        Announce {
+            info_hash: [1; 20],
+            peer_id: [2; 20],
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            compact: true,
+            no_peer_id: true,
+            event,
+            numwant: 50,
+        }
+    }
+
+    fn addrs(r: &Reply) -> Vec<String> {
+        let mut v: Vec<String> = r.peers.iter().map(|p| p.addr.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_swarm_lists_ours_and_the_others_but_never_the_announcer() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let ours = [("127.0.0.1:7000".parse().unwrap(), true)];
+        let now = Instant::now();
+        let mut s = Swarms::default();
+        let r = s
+            .announce(&announce(20001, 0, Event::Started), ip, now, &ours)
+            .unwrap();
+        assert_eq!(addrs(&r), ["127.0.0.1:7000"]);
+        let r = s
+            .announce(&announce(20002, 9, Event::Started), ip, now, &ours)
+            .unwrap();
+        assert_eq!(addrs(&r), ["127.0.0.1:20001", "127.0.0.1:7000"]);
+        assert_eq!((r.complete, r.incomplete), (2, 1));
+        // Our peer announcing as a client too is listed once.
+        let r = s
+            .announce(&announce(7000, 0, Event::Regular), ip, now, &ours)
+            .unwrap();
+        assert_eq!(addrs(&r), ["127.0.0.1:20001", "127.0.0.1:20002"]);
+        // Stopped: gone, and told nobody.
+        let r = s
+            .announce(&announce(20001, 0, Event::Stopped), ip, now, &ours)
+            .unwrap();
+        assert!(r.peers.is_empty());
+        assert_eq!(s.members(&[1; 20]).len(), 2);
+        // Silent past the expiry: gone at the next announce of the swarm.
+        let later = now + EXPIRY + Duration::from_secs(1);
+        let r = s
+            .announce(&announce(20003, 9, Event::Started), ip, later, &[])
+            .unwrap();
+        assert!(r.peers.is_empty(), "{:?}", addrs(&r));
+    }
+
+    #[test]
+    fn swarms_are_bounded() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        let mut s = Swarms::default();
+        for port in 0..MAX_MEMBERS as u16 {
+            s.announce(&announce(port + 1, 1, Event::Started), ip, now, &[])
+                .unwrap();
+        }
+        let full = s.announce(&announce(60000, 1, Event::Started), ip, now, &[]);
+        assert!(full.unwrap_err().contains("already has 1000 peers"));
+        // numwant bounds the answer.
+        let mut a = announce(1, 1, Event::Regular);
+        a.numwant = 5;
+        assert_eq!(s.announce(&a, ip, now, &[]).unwrap().peers.len(), 5);
+    }
 }
