@@ -247,6 +247,8 @@ pub fn serve(
             Ok(0) => return end("the other side closed"),
             Ok(n) => {
                 last_heard = Instant::now();
+                // In use: eviction at the connection cap spares it, as a line would.
+                crate::admission::touch();
                 if let Err(e) = decoder.feed(&buf[..n], &mut msgs) {
                     return end(&e.to_string());
                 }
