@@ -79,6 +79,7 @@ pub fn read_handshake(
     }
 }
 
+/// A read or write that ran out of time (not a failure of the connection).
 pub fn is_timeout(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),

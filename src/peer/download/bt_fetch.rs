@@ -38,17 +38,21 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// A torrent's swarm as its HTTP tracker tells it.
 pub struct BtSwarm {
+    /// The torrent (SHA-1 of its `info`).
     pub info_hash: [u8; 20],
+    /// Ours, in announces and handshakes.
     pub peer_id: [u8; 20],
     /// The tracker, `host:port` (from the .torrent's announce URL).
     pub tracker: String,
     /// Our listening port (one port speaks both wires), announced so others find us.
     pub port: u16,
+    /// Connect, read and write timeout of an announce.
     pub timeout: Duration,
     cache: Mutex<(Option<Instant>, Vec<SocketAddr>)>,
 }
 
 impl BtSwarm {
+    /// A swarm not asked yet.
     pub fn new(
         info_hash: [u8; 20],
         peer_id: [u8; 20],
