@@ -5,10 +5,12 @@
 //! - `mod.rs`: dispatch, and the checks every command shares (numbers, seconds, addresses,
 //!   stray words), each failure a `Fail` with its exit code (1 failure, 2 usage).
 //! - `peer.rs`: `peer` and `get` (and `get`'s progress line and Ctrl-C).
+//! - `accounts.rs`: `--user`, `--password-file`, `get --group` (log in at start, group get).
 //! - `servers.rs`: `tracker`, `relay`, `sim`.
 //! - `torrent_get.rs`: `get --torrent`, `download -o DEST FILE.torrent`, `peer --torrent`.
 //! - `cluster.rs`: `tracker --cluster FILE --id N --state DIR`.
 
+mod accounts;
 mod cluster;
 mod peer;
 mod servers;
