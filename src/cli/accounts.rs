@@ -72,7 +72,11 @@ pub(super) fn read_password(path: &Path) -> Result<String, Fail> {
 /// `--user` and `--password-file`, both or neither; with `--group` both are required.
 /// Returns the user and password, checked before anything starts.
 pub(super) fn credentials(m: &Matches) -> Result<Option<(String, String)>, Fail> {
-    let group = m.opt_str("group");
+    let group = if m.opt_defined("group") {
+        m.opt_str("group")
+    } else {
+        None
+    };
     match (m.opt_str("user"), m.opt_str("password-file")) {
         (Some(user), Some(file)) => {
             if user.is_empty() {

@@ -220,7 +220,9 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         return super::accounts::group_get(&peer, (user, password), &group, name, out.as_deref());
     }
     if m.opt_present("out") {
-        return Err(usage("--out goes with --group (a public get saves into --dir)"));
+        return Err(usage(
+            "--out goes with --group (a public get saves into --dir)",
+        ));
     }
     // On a terminal we draw one `\r` line; in a pipe or a log the download says a line every
     // few seconds, so a stalled `get` is never silent.

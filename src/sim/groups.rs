@@ -99,7 +99,9 @@ fn story(config: &SimConfig, say: &dyn Fn(&str)) -> Result<String, String> {
     let (alice, bob, carol) = (&peers[0], &peers[1], &peers[2]);
     let alice_id = alice.wait_registered(Duration::from_secs(10))?;
 
-    say("== alice creates her user (SALT, CREATE-USER: keys derived here, no password sent) and logs in (LOGIN, PROOF: SCRAM-SHA-1)");
+    say(
+        "== alice creates her user (SALT, CREATE-USER: keys derived here, no password sent) and logs in (LOGIN, PROOF: SCRAM-SHA-1)",
+    );
     step("alice create_user", alice.create_user("alice", "alice-pw"))?;
     step("alice login", alice.login("alice", "alice-pw"))?;
     say(&format!("== alice creates group {GROUP}; she is its admin"));
@@ -127,7 +129,9 @@ fn story(config: &SimConfig, say: &dyn Fn(&str)) -> Result<String, String> {
             group: GROUP.into(),
         }),
     )?;
-    say(&format!("== bob may not list {GROUP}'s files yet: {before}"));
+    say(&format!(
+        "== bob may not list {GROUP}'s files yet: {before}"
+    ));
     step(
         "bob join_group",
         bob.account(R::Join {
@@ -197,15 +201,14 @@ fn story(config: &SimConfig, say: &dyn Fn(&str)) -> Result<String, String> {
     let forged = format!("TICKET carol {GROUP} {FILE} {zero} 127.0.0.1 99999999999 {zero}");
     let reply = ask(&mut raw, &forged)?;
     if !reply.starts_with("ERR ticket-forged ") {
-        return Err(format!("alice's peer answered a forged ticket with {reply}"));
+        return Err(format!(
+            "alice's peer answered a forged ticket with {reply}"
+        ));
     }
     say("== alice's peer refuses carol: no ticket, nothing served, not even the size");
     drop(raw);
 
-    let ticket = step(
-        "bob's ticket before alice logs out",
-        grant(bob, &alice_id),
-    )?;
+    let ticket = step("bob's ticket before alice logs out", grant(bob, &alice_id))?;
     say("== alice logs out (LOGOUT): the tracker stops listing her, her peer stops serving g1");
     step("alice logout", alice.logout())?;
     let holders = step("bob's GWHOHAS", gwhohas(bob))?;
@@ -239,10 +242,13 @@ fn story(config: &SimConfig, say: &dyn Fn(&str)) -> Result<String, String> {
         return Err(format!("alice's peer refused a fresh ticket: {reply}"));
     }
     let bytes = at_alice
-        .request_data(&Request::Get {
+        .request_data(
+            &Request::Get {
                 name: FILE.into(),
                 range: None,
-            }, 1 << 20)
+            },
+            1 << 20,
+        )
         .map_err(|e| format!("GET at alice: {e}"))?;
     if bytes != text.as_bytes() {
         return Err("alice served other bytes after logging in again".into());
