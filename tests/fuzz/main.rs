@@ -50,8 +50,9 @@ const _: () = assert!(
     codec::REQUEST_LINES + codec::REPLY_LINES + 2 * codec::VALUES + framing::LINES >= 1_000_000
 );
 
-/// The error codes PROTOCOL.md documents (its "Errors" section).
-const CODES: [&str; 12] = [
+/// The error codes PROTOCOL.md documents (its "Errors" section), accounts and groups'
+/// included.
+const CODES: [&str; 34] = [
     "bad-request",
     "unknown-verb",
     "bad-name",
@@ -64,6 +65,28 @@ const CODES: [&str; 12] = [
     "busy",
     "timeout",
     "internal",
+    "limit",
+    "not-leader",
+    "not-logged-in",
+    "logged-in",
+    "slow-down",
+    "invalid-proof",
+    "bad-login",
+    "exists",
+    "no-user",
+    "no-group",
+    "not-member",
+    "not-admin",
+    "no-request",
+    "admin-stays",
+    "not-owner",
+    "storage",
+    "ticket-forged",
+    "ticket-expired",
+    "ticket-address",
+    "ticket-file",
+    "ticket-group",
+    "ticket-revoked",
 ];
 
 /// The run's seed: `TORRENTPHILE_FUZZ_SEED` if set (decimal or 0x-hex), else a fixed value
