@@ -17,12 +17,15 @@
 //! - `liars`: holders that lie about a block's length or a file's size, or refuse pieces
 //!   (played by `tests/common`'s `FakePeer`).
 //! - `memory`: what a server keeps under floods of long lines and new ids.
+//! - `accounts`: account lines on a logged-in tracker connection, and the journal reader on
+//!   random, truncated and damaged records.
 //!
 //! Timing attacks (slow, silent and flooding clients) live in `tests/hostile.rs`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod codec;
 mod framing;
 mod liars;
