@@ -33,7 +33,7 @@ commands:
   peer      run a peer: share a folder, download into it, answer other peers
   get       download one file into a folder, then exit (--torrent FILE: what a .torrent describes)
   download  download what a .torrent describes: download -o DEST FILE.torrent
-  sim       run a simulation on this machine (classic or swarm)
+  sim       run a simulation on this machine (classic, swarm or groups)
   relay     forward TCP connections with added latency (to try a slow link)
   torrent   make a .torrent file (torrent create) or describe one (torrent show)
 
