@@ -180,7 +180,7 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     opts.optopt(
         "",
         "scenario",
-        "classic (the first seed's run) or swarm (default classic)",
+        "classic (the first seed's run), swarm, or groups (users and groups; default classic)",
         "NAME",
     );
     opts.optopt(
@@ -208,7 +208,11 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
         "swarm: how many downloaders (default 8)",
         "N",
     );
-    opts.optflag("", "quiet", "classic: do not print the protocol lines");
+    opts.optflag(
+        "",
+        "quiet",
+        "classic, groups: do not print the protocol lines",
+    );
     opts.optflag(
         "",
         "random",
@@ -221,9 +225,10 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     let scenario = match m.opt_str("scenario").as_deref() {
         None | Some("classic") => Scenario::Classic,
         Some("swarm") => Scenario::Swarm,
+        Some("groups") => Scenario::Groups,
         Some(other) => {
             return Err(usage(format!(
-                "unknown scenario {other:?}: use classic or swarm"
+                "unknown scenario {other:?}: use classic, swarm or groups"
             )));
         }
     };
