@@ -112,8 +112,11 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     };
     let listener = bind(&m, 8000)?;
     let _cluster = match cluster::member(&m, &listener, &config.trace)? {
-        Some(member) => {
+        Some((member, replica)) => {
             config.gate = Gate(Some(Arc::new(member.leader_check())));
+            // The Raft log is the journal: no local journal in cluster mode.
+            config.accounts.state = None;
+            config.accounts.replica = Some(replica);
             Some(member)
         }
         None => None,

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod cluster;
 pub mod registry;
+pub mod replica;
 pub mod sessions;
 
 use std::fmt::Write as _;
