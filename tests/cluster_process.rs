@@ -264,11 +264,8 @@ fn in_order(acked: &[String], order: &[String]) -> bool {
         })
 }
 
-#[test]
-fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one() {
-    const CLIENTS: usize = 3;
-    const ROUNDS: usize = 8;
-    let dir = temp("kill");
+/// Three trackers as processes, their cluster file in `dir`.
+fn three(dir: &Path) -> Vec<Member> {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -279,7 +276,7 @@ fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one()
         .map(|(i, a)| format!("{} {a}\n", i + 1))
         .collect();
     std::fs::write(&file, text).unwrap();
-    let members: Vec<Member> = (0..3)
+    (0..3)
         .map(|i| {
             start(
                 &file,
@@ -288,7 +285,32 @@ fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one()
                 &addrs[i],
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The index of the member that says it leads, waiting up to 10 s for one.
+fn leader(members: &[Option<Member>]) -> usize {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = members.iter().position(|m| {
+            m.as_ref()
+                .and_then(|m| ask(&m.cluster_addr, "STATUS"))
+                .is_some_and(|s| s.contains(" role=leader "))
+        });
+        if let Some(i) = found {
+            return i;
+        }
+        assert!(Instant::now() < end, "no leader in 10 s");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one() {
+    const CLIENTS: usize = 3;
+    const ROUNDS: usize = 8;
+    let dir = temp("kill");
+    let members = three(&dir);
     let trackers: Vec<String> = members.iter().map(|m| m.client_addr.clone()).collect();
     let members = Arc::new(Mutex::new(
         members.into_iter().map(Some).collect::<Vec<_>>(),
@@ -343,15 +365,8 @@ fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one()
     let killed_at = Instant::now();
     {
         let mut ms = members.lock().unwrap();
-        let leader = ms
-            .iter()
-            .position(|m| {
-                m.as_ref()
-                    .and_then(|m| ask(&m.cluster_addr, "STATUS"))
-                    .is_some_and(|s| s.contains(" role=leader "))
-            })
-            .expect("a leader");
-        ms[leader] = None; // SIGKILL (Child::kill) and wait
+        let old = leader(&ms);
+        ms[old] = None; // SIGKILL (Child::kill) and wait
     }
     // A new leader within a few election timeouts (1 s each at most, by default).
     let live: Vec<String> = members
@@ -403,6 +418,63 @@ fn sigkill_the_leader_during_account_mutations_and_keep_every_acknowledged_one()
         assert!(Instant::now() < end, "members {views:?}, acked {acked:?}");
         thread::sleep(Duration::from_millis(50));
     }
+    drop(members);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A peer given the three trackers registers with the leader, logs in, and after a SIGKILL of
+/// the leader re-registers with the new one, re-announces its files and logs in again with its
+/// kept keys (no password): a group operation works, and the new leader lists its file.
+#[test]
+fn a_peer_follows_the_new_leader_and_logs_in_again_without_its_password() {
+    use torrentphile::peer::{Peer, PeerConfig};
+    use torrentphile::protocol::AccountRequest as R;
+    let dir = temp("peer");
+    let mut members: Vec<Option<Member>> = three(&dir).into_iter().map(Some).collect();
+    let trackers: Vec<String> = members
+        .iter()
+        .flatten()
+        .map(|m| m.client_addr.clone())
+        .collect();
+    let share = dir.join("alice");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("a.txt"), "held by alice\n").unwrap();
+    let _ = leader(&members);
+    let alice = Peer::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        PeerConfig::new(&trackers.join(","), &share),
+    )
+    .unwrap();
+    let alice_id = alice.wait_registered(Duration::from_secs(20)).unwrap();
+    alice.create_user("alice", "pw").unwrap();
+    alice.login("alice", "pw").unwrap();
+    alice
+        .account(R::CreateGroup { group: "g1".into() })
+        .unwrap();
+    let old = leader(&members);
+    members[old] = None; // SIGKILL
+    // The next group operation goes to the new leader, under the login made again there.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        match alice.account(R::CreateGroup { group: "g2".into() }) {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < end, "never acknowledged: {e}"),
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let new = leader(&members);
+    let addr = members[new].as_ref().unwrap().client_addr.clone();
+    let mut line = Line::connect(&addr).unwrap();
+    assert_eq!(line.ask("GROUPS").as_deref(), Some("ACK groups: g1 g2"));
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if line.ask("WHOHAS a.txt") == Some(format!("PEERS {alice_id}")) {
+            break;
+        }
+        assert!(Instant::now() < end, "the new leader never heard of a.txt");
+        thread::sleep(Duration::from_millis(50));
+    }
+    drop(alice);
     drop(members);
     let _ = std::fs::remove_dir_all(&dir);
 }
