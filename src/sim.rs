@@ -22,10 +22,13 @@ use crate::peer::{Peer, PeerConfig};
 use crate::tracker::{Tracker, TrackerConfig};
 use crate::util::{Rng, say};
 
+mod failover;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Classic,
     Swarm,
+    Failover,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +51,7 @@ pub fn run(scenario: Scenario, config: &SimConfig) -> Result<String, String> {
     match scenario {
         Scenario::Classic => classic(config),
         Scenario::Swarm => swarm(config),
+        Scenario::Failover => failover::run(config),
     }
 }
 

@@ -530,3 +530,29 @@ fn start_up_mistakes_are_refused_with_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `torrentphile sim --scenario failover` runs to its one result line and exits 0.
+#[test]
+fn the_failover_simulation_runs_to_its_result_line() {
+    let dir = temp("sim");
+    let out = bin()
+        .args(["sim", "--scenario", "failover", "--root"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("failover: new leader "), "{last}");
+    assert!(
+        last.contains(" group ops kept, 5 peers refilled in "),
+        "{last}"
+    );
+    assert!(stdout.contains("wins the election for term "), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -224,6 +224,7 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     let scenario = match m.opt_str("scenario").as_deref() {
         None | Some("classic") => Scenario::Classic,
         Some("swarm") => Scenario::Swarm,
+        Some("failover") => Scenario::Failover,
         Some(other) => {
             return Err(usage(format!(
                 "unknown scenario {other:?}: use classic or swarm"

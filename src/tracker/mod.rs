@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod cluster;
+pub mod member;
 pub mod registry;
 pub mod replica;
 pub mod sessions;
