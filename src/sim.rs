@@ -23,6 +23,7 @@ use crate::peer::{Peer, PeerConfig};
 use crate::tracker::{Tracker, TrackerConfig};
 use crate::util::{Rng, say};
 
+mod failover;
 mod groups;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,7 @@ pub enum Scenario {
     Swarm,
     /// Users, a group, a member's download, a stranger refused, logout and login.
     Groups,
+    Failover,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +56,7 @@ pub fn run(scenario: Scenario, config: &SimConfig) -> Result<String, String> {
         Scenario::Classic => classic(config),
         Scenario::Swarm => swarm(config),
         Scenario::Groups => groups::run(config),
+        Scenario::Failover => failover::run(config),
     }
 }
 

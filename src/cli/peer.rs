@@ -232,7 +232,9 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         ProgressStyle::Lines
     };
     let listener = bind(&m, 0)?;
-    let wait = config.timeouts.idle;
+    // Each tracker of a list may cost a connect timeout before the one that leads answers.
+    let trackers = config.tracker.split(',').count().max(1) as u32;
+    let wait = config.timeouts.idle * (trackers + u32::from(trackers > 1));
     let dir = config.dir.clone();
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     peer.wait_registered(wait).map_err(|e| Fail(e, 1))?;

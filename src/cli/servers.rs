@@ -112,8 +112,11 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     };
     let listener = bind(&m, 8000)?;
     let _cluster = match cluster::member(&m, &listener, &config.trace)? {
-        Some(member) => {
+        Some((member, replica)) => {
             config.gate = Gate(Some(Arc::new(member.leader_check())));
+            // The Raft log is the journal: no local journal in cluster mode.
+            config.accounts.state = None;
+            config.accounts.replica = Some(replica);
             Some(member)
         }
         None => None,
@@ -180,7 +183,7 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     opts.optopt(
         "",
         "scenario",
-        "classic (the first seed's run), swarm, or groups (users and groups; default classic)",
+        "classic (the first seed's run), swarm, groups (users and groups) or failover (three trackers; default classic)",
         "NAME",
     );
     opts.optopt(
@@ -226,9 +229,10 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
         None | Some("classic") => Scenario::Classic,
         Some("swarm") => Scenario::Swarm,
         Some("groups") => Scenario::Groups,
+        Some("failover") => Scenario::Failover,
         Some(other) => {
             return Err(usage(format!(
-                "unknown scenario {other:?}: use classic, swarm or groups"
+                "unknown scenario {other:?}: use classic, swarm, groups or failover"
             )));
         }
     };

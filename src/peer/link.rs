@@ -368,8 +368,23 @@ impl Worker {
 
     /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
     fn serve(&mut self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
+        let stream = conn.stream();
+        let mut quiet_since = Instant::now();
         loop {
-            match rx.recv_timeout(heartbeat) {
+            // Wake every WATCH to notice a tracker that went away (its socket closed) well
+            // before the next heartbeat: after a failover the new leader is refilled sooner.
+            let wait = heartbeat.saturating_sub(quiet_since.elapsed()).min(WATCH);
+            let next = match rx.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) if quiet_since.elapsed() < heartbeat => {
+                    if closed(&stream) {
+                        return Ended::Broken("the tracker closed the connection".into());
+                    }
+                    continue;
+                }
+                other => other,
+            };
+            quiet_since = Instant::now();
+            match next {
                 Ok(Cmd::Call(request, reply)) => {
                     let answer = call(&mut conn, &request);
                     let broken = match &answer {
@@ -397,6 +412,24 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// How often an idle link looks whether its tracker closed the connection.
+const WATCH: Duration = Duration::from_millis(200);
+
+/// Whether the peer closed `stream` (a zero-byte peek, or an error other than "nothing yet"),
+/// looked at without blocking; only called while no reply is awaited.
+fn closed(stream: &std::net::TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let result = stream.peek(&mut byte);
+    let _ = stream.set_nonblocking(false);
+    match result {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 

@@ -11,7 +11,9 @@
 
 pub mod accounts;
 pub mod cluster;
+pub mod member;
 pub mod registry;
+pub mod replica;
 pub mod sessions;
 
 use std::fmt::Write as _;

@@ -130,7 +130,31 @@ fn announce(groups: &Groups, ask: &mut dyn FnMut(Request) -> Result<Reply, Strin
 
 impl Peer {
     fn ask_line(&self, request: AccountRequest) -> Result<String, String> {
-        ack(self.link.call_line(Request::Account(request))?)
+        self.follow_leader(|| ack(self.link.call_line(Request::Account(request.clone()))?))
+    }
+
+    /// Run `f` again after a failover: when the tracker answered `ERR not-leader` (nothing was
+    /// done; the link is moving to the leader) or the link was between trackers (nothing was
+    /// sent), wait for the link to register with the next tracker and ask again, a few times.
+    /// A request whose connection broke mid-way is not repeated: it may have taken effect.
+    fn follow_leader<T>(&self, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+        let mut tries = 0;
+        loop {
+            match f() {
+                Err(e)
+                    if tries < 6
+                        && (e.starts_with("not-leader ")
+                            || (e.starts_with("tracker ") && e.contains(" unreachable: "))) =>
+                {
+                    tries += 1;
+                    // The link clears its registration just after handing back the refusal:
+                    // give it a moment, then wait for the next registration.
+                    std::thread::sleep(std::time::Duration::from_millis(50 * tries));
+                    let _ = self.link.wait_registered(std::time::Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `create_user`: the tracker picks a salt; the password never leaves this process.
@@ -159,8 +183,10 @@ impl Peer {
     /// `login`: SCRAM, then serve and announce this peer's group files.
     pub fn login(&self, user: &str, password: &str) -> Result<String, String> {
         let mut ask = |r: Request| self.link.call_line(r);
-        let secret = Secret::Password(password.as_bytes());
-        let (keys, session) = login_exchange(&mut ask, user, secret)?;
+        let (keys, session) = self.follow_leader(|| {
+            let secret = Secret::Password(password.as_bytes());
+            login_exchange(&mut ask, user, secret)
+        })?;
         self.groups
             .logged_in(user, keys, TicketKey::from_session(&session));
         announce(&self.groups, &mut ask);
