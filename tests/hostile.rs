@@ -8,6 +8,8 @@ mod attacks;
 #[path = "hostile/bind.rs"]
 mod bind;
 mod common;
+#[path = "hostile/trust.rs"]
+mod trust;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
