@@ -15,6 +15,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
+use crate::peer::retry::Retries;
 use crate::peer::store::{Holding, Store};
 use crate::peer::trackers::{self, TrackerList};
 use crate::protocol::{ErrCode, Holder, Reply, Request};
@@ -90,6 +91,7 @@ impl Link {
                     label,
                     status: status2,
                     on_connect: on_connect2,
+                    retries: Retries::default(),
                 };
                 link.run(&rx);
             })
@@ -236,6 +238,8 @@ struct Worker {
     label: String,
     status: Arc<(Mutex<Status>, Condvar)>,
     on_connect: Arc<Mutex<Option<OnConnect>>>,
+    /// Announcements refused with `ERR conflict`, tried again with backoff (`retry.rs`).
+    retries: Retries,
 }
 
 enum Ended {
@@ -340,6 +344,9 @@ impl Worker {
             };
             match conn.request(&request) {
                 Ok(Reply::Err(code, msg)) => {
+                    if code == ErrCode::Conflict {
+                        self.retries.refused(&entry.meta.name, Instant::now());
+                    }
                     eprintln!(
                         "{}: tracker refused {}: {} {msg}",
                         self.label,
@@ -347,7 +354,7 @@ impl Worker {
                         code.as_str()
                     );
                 }
-                Ok(_) => {}
+                Ok(_) => self.retries.done(&entry.meta.name),
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -369,7 +376,7 @@ impl Worker {
     /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
     fn serve(&mut self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
         loop {
-            match rx.recv_timeout(heartbeat) {
+            match rx.recv_timeout(self.retries.wait(Instant::now(), heartbeat)) {
                 Ok(Cmd::Call(request, reply)) => {
                     let answer = call(&mut conn, &request);
                     let broken = match &answer {
@@ -386,6 +393,11 @@ impl Worker {
                         return Ended::Broken(e);
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if !self.retries.due(Instant::now()).is_empty() => {
+                    if let Err(e) = self.retry(&mut conn) {
+                        return Ended::Broken(e.to_string());
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => match conn.request(&Request::Ping) {
                     Ok(Reply::Pong) => {}
                     Ok(other) => return Ended::Broken(format!("PING was answered {other}")),
@@ -397,6 +409,34 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+impl Worker {
+    /// Announce again each refused file whose retry is due (the name may be free now).
+    fn retry(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
+        for name in self.retries.due(Instant::now()) {
+            let Some(entry) = self
+                .store
+                .get(&name)
+                .filter(|e| matches!(e.holding, Holding::Complete))
+            else {
+                self.retries.done(&name);
+                continue;
+            };
+            match conn.request(&Request::Upload(entry.meta.clone()))? {
+                Reply::Ack(_) => {
+                    self.retries.done(&name);
+                    eprintln!(
+                        "{}: {name} is shared now (the name was free again)",
+                        self.label
+                    );
+                }
+                Reply::Err(ErrCode::Conflict, _) => self.retries.refused(&name, Instant::now()),
+                _ => self.retries.done(&name),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod events;
 pub mod groups;
 pub mod link;
 pub mod picker;
+pub mod retry;
 pub mod server;
 pub mod shell;
 pub mod store;

@@ -92,3 +92,35 @@ fn a_default_get_says_what_it_verified_not_the_first_holders_sha1() {
     );
     let _ = [src, dir, dir2].map(fs::remove_dir_all);
 }
+
+#[test]
+fn a_squatter_that_leaves_frees_the_name_and_the_refused_holder_announces_again() {
+    let tracker = tracker();
+    let bogus = temp_dir("squat-bogus");
+    random_file(&bogus.join("f.bin"), 5000, 1);
+    let squatter = FakePeer::start(
+        &tracker,
+        &bogus.join("f.bin"),
+        "f.bin",
+        1024,
+        Behaviour::Good,
+    );
+    let dir = temp_dir("squat-honest");
+    let real = random_file(&dir.join("f.bin"), 7000, 2);
+    let honest = peer(&tracker, &dir);
+    // At start the tracker says conflict: the name is the squatter's.
+    assert_eq!(who_has(&tracker, "f.bin"), vec![squatter.addr.clone()]);
+    drop(squatter);
+    // Its registration ends with its connection; the honest peer's retry (1 s, then 2 s, ...)
+    // finds the name free.
+    let me = honest.addr().to_string();
+    eventually("the honest holder listed again", HANG, || {
+        who_has(&tracker, "f.bin") == vec![me.clone()]
+    });
+    let dir2 = temp_dir("squat-get");
+    let getter = peer(&tracker, &dir2);
+    getter.download("f.bin").expect("the honest file downloads");
+    assert_eq!(sha1_file(&dir2.join("f.bin")), real);
+    drop((honest, getter));
+    let _ = [bogus, dir, dir2].map(fs::remove_dir_all);
+}
