@@ -124,3 +124,20 @@ fn a_squatter_that_leaves_frees_the_name_and_the_refused_holder_announces_again(
     drop((honest, getter));
     let _ = [bogus, dir, dir2].map(fs::remove_dir_all);
 }
+
+#[test]
+fn a_name_of_255_bytes_is_shared_and_downloaded() {
+    let tracker = tracker();
+    let name = format!("{}.bin", "n".repeat(251));
+    assert_eq!(name.len(), 255);
+    let dir = temp_dir("long-name-src");
+    let real = random_file(&dir.join(&name), 5000, 3);
+    let holder = peer(&tracker, &dir);
+    assert_eq!(who_has(&tracker, &name), vec![holder.addr().to_string()]);
+    let dir2 = temp_dir("long-name-get");
+    let getter = peer(&tracker, &dir2);
+    getter.download(&name).expect("a 255-byte name downloads");
+    assert_eq!(sha1_file(&dir2.join(&name)), real);
+    drop((holder, getter));
+    let _ = [dir, dir2].map(fs::remove_dir_all);
+}
