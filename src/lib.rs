@@ -51,6 +51,7 @@ pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod relay;
+pub mod rlimit;
 pub mod server;
 pub mod sha1;
 pub mod signal;
