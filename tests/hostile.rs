@@ -8,6 +8,8 @@ mod attacks;
 #[path = "hostile/bind.rs"]
 mod bind;
 mod common;
+#[path = "hostile/memory.rs"]
+mod memory;
 #[path = "hostile/trust.rs"]
 mod trust;
 
