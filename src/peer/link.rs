@@ -59,10 +59,11 @@ const MAX_LIST: u64 = 64 << 20;
 
 impl Link {
     /// Start the link thread; it connects in the background. `tracker` is one `host:port`, or
-    /// several separated by commas.
+    /// several separated by commas; `serving` is the port this peer serves on and the address
+    /// it asks to be listed at (`None`: where its connection comes from).
     pub fn start(
         tracker: &str,
-        port: u16,
+        serving: (u16, Option<std::net::IpAddr>),
         store: Arc<Store>,
         timeouts: Timeouts,
         trace: Trace,
@@ -84,7 +85,8 @@ impl Link {
                     tracker: tracker2,
                     list,
                     leader_hint: None,
-                    port,
+                    port: serving.0,
+                    advertise: serving.1,
                     store,
                     timeouts,
                     trace,
@@ -232,6 +234,8 @@ struct Worker {
     /// Set when a tracker answered `ERR not-leader`: where it said the leader is.
     leader_hint: Option<Option<String>>,
     port: u16,
+    /// `--advertise`: the address the tracker lists this peer at.
+    advertise: Option<std::net::IpAddr>,
     store: Arc<Store>,
     timeouts: Timeouts,
     trace: Trace,
@@ -322,7 +326,13 @@ impl Worker {
         let mut conn = Conn::connect(&self.tracker, self.timeouts, self.trace.clone())
             .map_err(|e| e.to_string())?;
         let reply = conn
-            .request(&Request::Register { port: self.port })
+            .request(&match self.advertise {
+                None => Request::Register { port: self.port },
+                Some(host) => Request::RegisterAs {
+                    port: self.port,
+                    host,
+                },
+            })
             .map_err(|e| e.to_string())?;
         let Reply::Ack(text) = reply else {
             self.leader_hint = trackers::leader_hint(&reply);

@@ -156,6 +156,7 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
             return Err(Role::Peer.foreign_verb(verb));
         }
         Request::Register { .. }
+        | Request::RegisterAs { .. }
         | Request::Upload(_)
         | Request::Partial { .. }
         | Request::Remove { .. }
