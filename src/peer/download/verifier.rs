@@ -219,7 +219,7 @@ pub fn write_failed(
     let at = part.map_or(String::new(), |p| format!(" ({})", p.display()));
     if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(ENOSPC) {
         format!(
-            "cannot write the download of {name}: no space left on the device of its part file{at}; it needs {missing} more bytes; free that much and run get again (verified pieces are kept)"
+            "cannot write the download of {name}: {e}: its part file{at} needs {missing} more bytes; free that much and run get again (verified pieces are kept)"
         )
     } else {
         format!("cannot write the download of {name}{at}: {e}")
@@ -299,7 +299,9 @@ mod tests {
         let msg = write_failed("f.bin", &e, 123_456, Some(part));
         assert_eq!(
             msg,
-            "cannot write the download of f.bin: no space left on the device of its part file (/d/.torrentphile/f.bin.part); it needs 123456 more bytes; free that much and run get again (verified pieces are kept)"
+            format!(
+                "cannot write the download of f.bin: {e}: its part file (/d/.torrentphile/f.bin.part) needs 123456 more bytes; free that much and run get again (verified pieces are kept)"
+            )
         );
         let other = std::io::Error::from_raw_os_error(5);
         let msg = write_failed("f.bin", &other, 1, Some(part));
