@@ -34,6 +34,11 @@ use torrentphile::tracker::registry::{Limits, Registry};
 use torrentphile::tracker::{Tracker, TrackerConfig};
 use torrentphile::util::Rng;
 
+#[path = "../tests/hostile/bind.rs"]
+mod bind;
+#[path = "bench/hostile.rs"]
+mod hostile;
+
 const BIN: &str = env!("CARGO_BIN_EXE_torrentphile");
 const MIB: u64 = 1 << 20;
 const MB: f64 = 1e6;
@@ -1295,7 +1300,7 @@ fn main() {
         root: PathBuf::from(format!("/tmp/torrentphile-bench-{}", std::process::id())),
         sha1_2t: None,
     };
-    let cases: [(&'static str, Case); 11] = [
+    let cases: [(&'static str, Case); 12] = [
         ("Transfer: one download from 1, 2, 4 holders", transfer),
         ("Swarm: 1 seeder, 8 and 16 downloaders", swarm),
         ("Latency: a download over a 50 ms RTT relay", latency),
@@ -1316,6 +1321,10 @@ fn main() {
             accounts_case,
         ),
         ("Cluster: failover, refill, mutation rate", cluster_case),
+        (
+            "Hostile: a download under a flood, among 50 fakes",
+            hostile::hostile,
+        ),
     ];
     let mut md = header(&b);
     print!("{md}");

@@ -33,6 +33,12 @@ pub(super) fn peer_options(opts: &mut Options) {
     );
     opts.optopt(
         "",
+        "advertise",
+        "the IP address other hosts reach this peer at, as the tracker should list it (when its connection to the tracker comes from another, e.g. loopback)",
+        "HOST",
+    );
+    opts.optopt(
+        "",
         "dir",
         "the folder to share from and download into",
         "DIR",
@@ -105,6 +111,13 @@ pub(super) fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> 
                 ))
             })?;
         config.piece_size = Some(size);
+    }
+    if let Some(host) = m.opt_str("advertise") {
+        config.advertise = Some(host.parse().map_err(|_| {
+            usage(format!(
+                "--advertise {host:?} must be an IP address (like 192.168.1.20), the one other hosts reach this peer at"
+            ))
+        })?);
     }
     config.trace = trace(m, label);
     config.download.trace = config.trace.clone();

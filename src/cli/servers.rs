@@ -121,6 +121,11 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         }
         None => None,
     };
+    let open_files = crate::rlimit::raise_open_files();
+    eprintln!(
+        "{}",
+        crate::rlimit::ceiling_line("tracker", config.max_conns, &open_files)
+    );
     ready(&listener)?;
     let _tracker =
         Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;

@@ -222,7 +222,9 @@ fn receive_piece(shared: &Shared, conn: &mut Conn, i: u32) -> Result<Option<Vec<
     let (_, len) = shared.meta().piece_range(i);
     match conn.read_reply()? {
         Reply::Data(n) if n == len => {
-            let mut buf = shared.buffer(len as usize);
+            let Some(mut buf) = shared.buffer(len as usize) else {
+                return Err(ConnError::Protocol("the download stopped".into()));
+            };
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
             match conn.read_data(&mut buf, Instant::now() + allowed) {
                 Ok(()) => Ok(Some(buf)),

@@ -167,6 +167,10 @@ pub struct Report {
     pub corrupt: Vec<String>,
     /// The file was already in the folder, and it is the tracker's file: nothing was fetched.
     pub already_here: bool,
+    /// The whole file was hashed and matched the announced `sha1` (`--whole-hash`). Without
+    /// it only every piece was checked against `root`, and the `sha1` is the first holder's
+    /// word, so it is not printed as a result.
+    pub whole_checked: bool,
 }
 
 impl fmt::Display for Report {
@@ -181,12 +185,19 @@ impl fmt::Display for Report {
         }
         let bytes: u64 = self.from.values().map(|(_, b)| b).sum();
         let secs = self.elapsed.as_secs_f64().max(1e-6);
+        let checked = if self.whole_checked {
+            format!("sha1 {} checked", meta.sha1)
+        } else {
+            format!(
+                "every piece checked against root {}; whole-file sha1 not computed (--whole-hash)",
+                meta.root
+            )
+        };
         write!(
             f,
-            "{} ({} bytes, sha1 {}) in {:.2}s, {:.1} MB/s from {}",
+            "{} ({} bytes, {checked}) in {:.2}s, {:.1} MB/s from {}",
             meta.name,
             meta.size,
-            meta.sha1,
             secs,
             bytes as f64 / secs / 1e6,
             plural(self.from.len() as u64, "peer")
@@ -264,6 +275,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         from: shared.from(),
         corrupt,
         already_here: false,
+        whole_checked: ctx.options.whole_file_check,
     })
 }
 
@@ -279,6 +291,7 @@ fn already_here(ctx: &Context, meta: Meta, started: Instant) -> Report {
         from: BTreeMap::new(),
         corrupt: Vec::new(),
         already_here: true,
+        whole_checked: false,
     }
 }
 
