@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::peer::download::Access;
 use crate::peer::download::fetcher::{self, WorkerEnd};
 use crate::peer::download::state::Shared;
 use crate::peer::download::verifier::Job;
@@ -48,6 +49,8 @@ pub struct Plan<'a> {
     pub io_timeout: Duration,
     /// Holders known to answer (they sent the piece hashes): tried first.
     pub preferred: &'a [String],
+    /// For a group's file: whom to ask for its holders instead of `WHOHAS`.
+    pub access: Option<&'a dyn Access>,
 }
 
 /// A worker running on one holder.
@@ -144,7 +147,11 @@ pub fn coordinate(
         if last_refresh.is_none_or(|t| t.elapsed() >= refresh_every) {
             last_refresh = Some(Instant::now());
             refresh_every = (refresh_every * 2).min(Duration::from_millis(500));
-            match plan.link.who_has(name) {
+            let holders = match plan.access {
+                Some(access) => access.who_has(name),
+                None => plan.link.who_has(name),
+            };
+            match holders {
                 Ok(holders) => {
                     set_share(shared, &holders, plan.me);
                     let now = Instant::now();

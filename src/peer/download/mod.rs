@@ -9,6 +9,8 @@
 //! - `fetcher.rs`: a worker per holder, with its pipelined fetcher;
 //! - `verifier.rs`: the verifier pool, the flusher, the whole-file hasher;
 //! - `state.rs`: `Shared`, the state all those threads share;
+//! - `access.rs`: the hook for a file that is not public (a group's): other tracker verbs, and
+//!   a ticket presented on every holder connection;
 //! - `torrent.rs`: a download of what a .torrent describes: its own prepare and publish
 //!   around the same transfer.
 //!
@@ -16,6 +18,7 @@
 //! `verifier` → `state`; none of them imports this file. Nothing appears under the final name
 //! until every piece is verified.
 
+mod access;
 mod coordinator;
 mod fetcher;
 mod prepare;
@@ -36,6 +39,7 @@ use crate::peer::picker::{Picker, Strategy};
 use crate::peer::store::Store;
 use crate::protocol::{Meta, Request};
 use crate::util::{Rng, plural};
+pub use access::Access;
 use coordinator::{Plan, Tick};
 pub use fetcher::MIN_RATE;
 use prepare::{Needs, Prepared, Ready};
@@ -76,6 +80,8 @@ pub struct DownloadOptions {
     pub progress: ProgressStyle,
     /// With `ProgressStyle::Lines`: how often a line is said (default 3 s).
     pub report_every: Duration,
+    /// `None` for a public file. For a group's file: how to ask about it and be let in.
+    pub access: Option<Arc<dyn Access>>,
 }
 
 impl Default for DownloadOptions {
@@ -89,6 +95,7 @@ impl Default for DownloadOptions {
             whole_file_check: false,
             progress: ProgressStyle::Quiet,
             report_every: Duration::from_secs(3),
+            access: None,
         }
     }
 }
@@ -256,6 +263,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         me: ctx.me,
         timeouts: ctx.options.timeouts,
         trace: ctx.options.trace.clone(),
+        access: ctx.options.access.clone(),
     };
     let prepared = match prepare::prepare(&needs, name).map_err(failed)? {
         Ready::Fetch(prepared) => prepared,
@@ -283,7 +291,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
 fn already_here(ctx: &Context, meta: Meta, started: Instant) -> Report {
     ctx.progress.size.store(meta.size, Ordering::Relaxed);
     ctx.progress.verified.store(meta.size, Ordering::Relaxed);
-    let _ = ctx.link.call_line(Request::Upload(meta.clone()));
+    let _ = announce(ctx, &meta);
     Report {
         resumed: meta.pieces(),
         meta,
@@ -321,6 +329,7 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
             timeouts: ctx.options.timeouts,
             trace: ctx.options.trace.clone(),
             window_bytes: ctx.options.window_bytes,
+            access: ctx.options.access.clone(),
         },
     });
     (Arc::new(shared), p.lock)
@@ -341,6 +350,7 @@ fn transfer(
         workers: ctx.options.workers,
         io_timeout: ctx.options.timeouts.io,
         preferred,
+        access: ctx.options.access.as_deref(),
     };
     let mut lines = Lines::new(ctx, &meta);
     let result = coordinator::coordinate(&plan, shared, pool.sender(), &mut |tick| {
@@ -373,13 +383,21 @@ fn publish(ctx: &Context, shared: &Shared) -> Result<(), DownloadError> {
         ))
     })?;
     ctx.store.publish(meta, shared.hashes()).map_err(failed)?;
-    if let Err(e) = ctx.link.call_line(Request::Upload(meta.clone())) {
+    if let Err(e) = announce(ctx, meta) {
         ctx.events.say(&format!(
             "{}: downloaded, but announcing it failed: {e}",
             meta.name
         ));
     }
     Ok(())
+}
+
+/// Tell the tracker we hold the whole file: `UPLOAD`, or the access's own announcement.
+fn announce(ctx: &Context, meta: &Meta) -> Result<(), String> {
+    match &ctx.options.access {
+        Some(access) => access.announce(meta),
+        None => ctx.link.call_line(Request::Upload(meta.clone())).map(drop),
+    }
 }
 
 /// `ProgressStyle::Lines`: one line every `report_every`.

@@ -44,6 +44,8 @@ pub struct Tuning {
     pub trace: Trace,
     /// Bytes of requests kept in flight per peer.
     pub window_bytes: u64,
+    /// For a group's file: the ticket each fetcher presents right after connecting.
+    pub access: Option<std::sync::Arc<dyn crate::peer::download::Access>>,
 }
 
 /// Everything a download starts from (what `prepare` found).
