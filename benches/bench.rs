@@ -1267,7 +1267,7 @@ fn accounts_case(b: &mut Bench, s: &mut Section) -> Res<()> {
     row.target = target(">= 0.97x public", ratio >= 0.97);
     s.note(format!(
         "{} MiB random file from one in-process holder; the group download asks GINFO, GWHOHAS, \
-         GRANT, presents the ticket, then fetches pipelined pieces from one holder; the public \
+         GRANT, presents the ticket, then fetches through the multi-holder downloader (a ticket on each worker connection); the public \
          one uses the multi-holder downloader. {DEFAULT_ITERATIONS} iterations: about 50 ms per \
          password login on a laptop core, paid by the client (the tracker never runs PBKDF2), \
          and by an attacker per guess against a stolen state folder",
