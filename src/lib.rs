@@ -32,6 +32,8 @@
 //!   incremental decoder, the HTTP announce (BEP 23 compact peers), one connection's state.
 //! - [`signal`]: Ctrl-C for `get` (end the progress line, keep the pieces) and `SIGTTIN` for
 //!   `peer --shell` in the background; the C library's `signal`, Linux only.
+//! - [`rlimit`]: the open-files limit: the tracker raises it to the hard limit at start and
+//!   says its real connection ceiling; the C library's `getrlimit`/`setrlimit`, Linux only.
 //! - [`sha1`]: SHA-1 on the CPU's SHA extensions when it has them, `sha1_smol` otherwise.
 //! - [`util`]: a small random number generator (std has none).
 //! - [`journal`]: the tracker's append-only journal of record lines (checksummed, fsynced in
@@ -51,6 +53,7 @@ pub mod peer;
 pub mod protocol;
 pub mod raft;
 pub mod relay;
+pub mod rlimit;
 pub mod server;
 pub mod sha1;
 pub mod signal;

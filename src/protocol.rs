@@ -106,6 +106,10 @@ pub struct Holder {
 pub enum Request {
     /// `REGISTER <port>`: "I serve on this port"; lives as long as this connection.
     Register { port: u16 },
+    /// `REGISTER <port> <host>`: "I serve on this port; others reach me at `host`" (an IP
+    /// address, never a name: the tracker resolves nothing). For a peer whose connection to
+    /// the tracker comes from an address other hosts cannot use (loopback, `--advertise`).
+    RegisterAs { port: u16, host: std::net::IpAddr },
     /// `UPLOAD <name> <size> <piece-size> <sha1> <root>`: "I hold all of this file".
     Upload(Meta),
     /// `PARTIAL <name>`: "I am downloading this file and serve the pieces I have".
@@ -381,12 +385,24 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
     };
     let request = match verb {
         "REGISTER" => {
-            arity(1, "REGISTER <port>")?;
+            if !(1..=2).contains(&args.len()) {
+                return Err(ProtoError::bad("usage: REGISTER <port> [host]"));
+            }
             let port = number(args[0], "port")?;
             if port == 0 {
                 return Err(ProtoError::bad("port 0 is not a port a peer can serve on"));
             }
-            Request::Register { port }
+            match args.get(1) {
+                None => Request::Register { port },
+                Some(host) => Request::RegisterAs {
+                    port,
+                    host: host.parse().map_err(|_| {
+                        ProtoError::bad(format!(
+                            "REGISTER host {host:?} is not an IP address (like 192.168.1.20)"
+                        ))
+                    })?,
+                },
+            }
         }
         "UPLOAD" => {
             arity(5, "UPLOAD <name> <size> <piece-size> <sha1> <root>")?;
@@ -696,6 +712,7 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Request::Register { port } => write!(f, "REGISTER {port}"),
+            Request::RegisterAs { port, host } => write!(f, "REGISTER {port} {host}"),
             Request::Upload(meta) => write!(f, "UPLOAD {meta}"),
             Request::Partial { name } => write!(f, "PARTIAL {name}"),
             Request::Remove { name } => write!(f, "REMOVE {name}"),

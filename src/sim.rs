@@ -6,6 +6,7 @@
 //!   protocol line is narrated, and the final folders are checked byte for byte.
 //! - `Swarm` starts one seeder and many downloaders of a large random file at once and reports
 //!   who fed whom, how much the seeder uploaded, and every copy's SHA-1.
+//! - `Groups` tells Mini-Torrent's story of users and groups (`sim/groups.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,10 +23,16 @@ use crate::peer::{Peer, PeerConfig};
 use crate::tracker::{Tracker, TrackerConfig};
 use crate::util::{Rng, say};
 
+mod failover;
+mod groups;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Classic,
     Swarm,
+    /// Users, a group, a member's download, a stranger refused, logout and login.
+    Groups,
+    Failover,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +55,8 @@ pub fn run(scenario: Scenario, config: &SimConfig) -> Result<String, String> {
     match scenario {
         Scenario::Classic => classic(config),
         Scenario::Swarm => swarm(config),
+        Scenario::Groups => groups::run(config),
+        Scenario::Failover => failover::run(config),
     }
 }
 

@@ -204,7 +204,7 @@ fn the_cluster_port_answers_status_and_refuses_strangers() {
     );
     assert_eq!(
         ask("NOTE hi"),
-        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS"
+        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS or STATE"
     );
     // A member of another cluster is refused at the handshake (the first line).
     let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -8,6 +8,10 @@ mod attacks;
 #[path = "hostile/bind.rs"]
 mod bind;
 mod common;
+#[path = "hostile/memory.rs"]
+mod memory;
+#[path = "hostile/trust.rs"]
+mod trust;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};

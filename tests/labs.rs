@@ -151,7 +151,12 @@ fn every_lab_shows_what_it_says() {
     let (setup, labs) = parse_labs(&text);
     assert!(!setup.is_empty(), "LABS.md has a `sh setup` block");
     assert!(labs.len() >= 6, "at least six labs, found {}", labs.len());
-    let nc = have("nc");
+    // Tools some labs use, and the Debian package each comes in.
+    let tools = [
+        ("nc ", "nc", "netcat-openbsd"),
+        ("mktorrent ", "mktorrent", "mktorrent"),
+        ("aria2c ", "aria2c", "aria2"),
+    ];
     for (i, lab) in labs.iter().enumerate() {
         assert!(
             !lab.script.is_empty() || !lab.manual.is_empty(),
@@ -169,9 +174,12 @@ fn every_lab_shows_what_it_says() {
             "lab {} says what to expect",
             lab.title
         );
-        if lab.script.contains("nc ") && !nc {
+        let missing = tools
+            .iter()
+            .find(|(word, tool, _)| lab.script.contains(word) && !have(tool));
+        if let Some((_, tool, package)) = missing {
             println!(
-                "skipped lab {}: nc is not installed (apt-get install netcat-openbsd; make test does it as root)",
+                "skipped lab {}: {tool} is not installed (apt-get install {package}; make test does it as root)",
                 lab.title
             );
             continue;

@@ -9,7 +9,9 @@
 //! - `D: <text>` lines right after `S: DATA <len>` are that block's payload, each line followed
 //!   by `\n`; when the payload does not end in a newline, `<len>` is one less than that sum;
 //! - `<peer>` stands for the peer's `ip:port` as the tracker knows it (its port is picked by the
-//!   OS); it is the one placeholder.
+//!   OS);
+//! - `<expiry>` and `<mac>` (a ticket's clock- and login-dependent words) match any word in an
+//!   `S:` line and stand for the word so matched in later `C:` lines.
 //!
 //! After its last line the test half-closes the connection and expects nothing more from the
 //! server, so a transcript shows every byte its exchange produced.
@@ -23,6 +25,7 @@
 //! Besides the replay, the test asks both servers for `HELP` and fails if a verb they name has
 //! no section or no transcript, and checks that every error code and limit is documented.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 use torrentphile::conn::Timeouts;
 use torrentphile::peer::{Peer, PeerConfig};
 use torrentphile::protocol::{ErrCode, MAX_LINE, MAX_NAME, MAX_PIECE, MAX_PIECES, MIN_PIECE};
+use torrentphile::tracker::accounts::AccountsConfig;
 use torrentphile::tracker::{Tracker, TrackerConfig};
 
 /// How long the test waits for any one reply (the slowest transcript waits 2 s for a timeout).
@@ -185,7 +189,12 @@ fn payload(lines: &[String], len: u64, at: usize) -> Result<Vec<u8>, String> {
 }
 
 /// Replay one transcript on a fresh connection to `addr`.
-fn replay(addr: SocketAddr, t: &Transcript, peer_id: &str) -> Result<(), String> {
+fn replay(
+    addr: SocketAddr,
+    t: &Transcript,
+    peer_id: &str,
+    captured: &mut HashMap<&'static str, String>,
+) -> Result<(), String> {
     let subst = |s: &str| s.replace(PEER, peer_id);
     let fail = |n: usize, what: String| Err(format!("PROTOCOL.md:{n}: {what}"));
     let stream = TcpStream::connect_timeout(&addr, REPLY_WAIT).map_err(|e| e.to_string())?;
@@ -199,7 +208,10 @@ fn replay(addr: SocketAddr, t: &Transcript, peer_id: &str) -> Result<(), String>
         let n = *n;
         match step {
             Step::Send(line) => {
-                let line = format!("{}\n", subst(line));
+                let mut line = format!("{}\n", subst(line));
+                for (word, value) in captured.iter() {
+                    line = line.replace(word, value);
+                }
                 if let Err(e) = writer.write_all(line.as_bytes()) {
                     return fail(n, format!("cannot send {line:?}: {e}"));
                 }
@@ -210,8 +222,16 @@ fn replay(addr: SocketAddr, t: &Transcript, peer_id: &str) -> Result<(), String>
                 if let Err(e) = reader.read_until(b'\n', &mut got) {
                     return fail(n, format!("expected {expected:?}, but reading failed: {e}"));
                 }
+                let got_text = String::from_utf8_lossy(&got).into_owned();
+                if CAPTURES.iter().any(|c| expected.contains(c)) {
+                    if let Some(found) = capture(&expected, &got_text) {
+                        captured.extend(found);
+                        continue;
+                    }
+                    return fail(n, format!("expected {expected:?}\n       got {got_text:?}"));
+                }
                 if got != expected.as_bytes() {
-                    let got = String::from_utf8_lossy(&got);
+                    let got = got_text;
                     return fail(n, format!("expected {expected:?}\n       got {got:?}"));
                 }
             }
@@ -257,6 +277,31 @@ fn replay(addr: SocketAddr, t: &Transcript, peer_id: &str) -> Result<(), String>
     }
 }
 
+/// Words of a ticket that change with the clock and the holder's login: in an `S:` line
+/// they match any word and remember it; in a later `C:` line (of any transcript after it)
+/// they stand for what was remembered.
+const CAPTURES: [&str; 2] = ["<expiry>", "<mac>"];
+
+/// Match `got` against `expected` word by word, capture words standing for any word.
+fn capture(expected: &str, got: &str) -> Option<Vec<(&'static str, String)>> {
+    let (e, g): (Vec<&str>, Vec<&str>) = (
+        expected.trim_end().split(' ').collect(),
+        got.trim_end().split(' ').collect(),
+    );
+    if e.len() != g.len() || !got.ends_with('\n') {
+        return None;
+    }
+    let mut found = Vec::new();
+    for (e, g) in e.iter().zip(&g) {
+        match CAPTURES.iter().find(|c| *c == e) {
+            Some(c) if !g.is_empty() => found.push((*c, g.to_string())),
+            _ if e == g => {}
+            _ => return None,
+        }
+    }
+    Some(found)
+}
+
 /// A folder under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -281,6 +326,42 @@ struct World {
     peer: Peer,
     peer_id: String,
     _dir: TempDir,
+    _src: TempDir,
+}
+
+/// `notes.txt` in group g1 of the example peer.
+const NOTES: &str = "group notes: meet at 10\n";
+
+/// The accounts part of the world (PROTOCOL.md's "Accounts and groups" says the same): the
+/// example peer is logged in as alice (password `alice-pw`), admin of group g1, and shares
+/// `notes.txt` there; bob (password `bob-pw`) is a member of g1, logged out.
+fn accounts_world(tracker: &Tracker, peer: &Peer, src: &Path) {
+    use torrentphile::protocol::AccountRequest as R;
+    let ok = |r: Result<String, String>| r.unwrap_or_else(|e| panic!("world setup: {e}"));
+    ok(peer.create_user("alice", "alice-pw"));
+    ok(peer.login("alice", "alice-pw"));
+    ok(peer.account(R::CreateGroup { group: "g1".into() }));
+    let notes = src.join("notes.txt");
+    fs::write(&notes, NOTES).expect("write notes.txt");
+    peer.upload_group(&notes, "g1")
+        .expect("share notes.txt in g1");
+    let bob_dir = src.join("bob");
+    fs::create_dir_all(&bob_dir).expect("bob's folder");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind bob");
+    let bob = Peer::start(
+        listener,
+        PeerConfig::new(&tracker.addr().to_string(), &bob_dir),
+    )
+    .expect("start bob");
+    bob.wait_registered(REPLY_WAIT).expect("bob registers");
+    ok(bob.create_user("bob", "bob-pw"));
+    ok(bob.login("bob", "bob-pw"));
+    ok(bob.account(R::Join { group: "g1".into() }));
+    ok(peer.account(R::Accept {
+        group: "g1".into(),
+        user: "bob".into(),
+    }));
+    ok(bob.logout());
 }
 
 impl World {
@@ -289,7 +370,17 @@ impl World {
         fs::write(dir.0.join("test1.txt"), TEST1).expect("write test1.txt");
         fs::write(dir.0.join("lines.txt"), lines_txt()).expect("write lines.txt");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind tracker");
-        let tracker = Tracker::start(listener, TrackerConfig::default()).expect("start tracker");
+        // `TORRENTPHILE_TEST_SEED=1 torrentphile tracker --iterations 4096`: salts and nonces
+        // are derived from the seed, so the account transcripts are exact.
+        let config = TrackerConfig {
+            accounts: AccountsConfig {
+                test_seed: Some(1),
+                iterations: 4096,
+                ..AccountsConfig::default()
+            },
+            ..TrackerConfig::default()
+        };
+        let tracker = Tracker::start(listener, config).expect("start tracker");
         // `torrentphile peer --piece-size 1024 --timeout 2`.
         let mut config = PeerConfig::new(&tracker.addr().to_string(), &dir.0);
         config.piece_size = Some(1024);
@@ -300,11 +391,14 @@ impl World {
         let peer_id = peer
             .wait_registered(REPLY_WAIT)
             .expect("the peer registers");
+        let src = TempDir::new("protocol-doc-src");
+        accounts_world(&tracker, &peer, &src.0);
         let world = World {
             tracker,
             peer,
             peer_id,
             _dir: dir,
+            _src: src,
         };
         world
             .wait_for_baseline()
@@ -386,11 +480,12 @@ fn every_transcript_in_protocol_md_replays_against_live_servers() {
     let world = World::start();
 
     let mut failures = Vec::new();
+    let mut captured = HashMap::new();
     for t in transcripts
         .iter()
         .filter(|t| matches!(t.target, Target::Tracker | Target::Peer))
     {
-        if let Err(e) = replay(world.addr(t.target), t, &world.peer_id) {
+        if let Err(e) = replay(world.addr(t.target), t, &world.peer_id, &mut captured) {
             failures.push(e);
         }
         if t.target == Target::Tracker
@@ -436,9 +531,7 @@ fn every_transcript_in_protocol_md_replays_against_live_servers() {
                             if line.split_whitespace().next() == Some(verb.as_str()))
                     })
             });
-            // Verbs that need a logged-in user have no replayed transcript yet (their replies
-            // carry salts and nonces; a seeded tracker for the doc test is the next step).
-            if !shown && !NEEDS_LOGIN.contains(&verb.as_str()) {
+            if !shown {
                 failures.push(format!("{target:?} verb {verb} is in no transcript"));
             }
         }
@@ -471,23 +564,6 @@ fn every_transcript_in_protocol_md_replays_against_live_servers() {
         failures.join("\n\n")
     );
 }
-
-/// Account verbs whose every reply needs a login (see the transcript check above).
-const NEEDS_LOGIN: &[&str] = &[
-    "SALT",
-    "LOGIN",
-    "CREATE-GROUP",
-    "JOIN",
-    "LEAVE",
-    "REQUESTS",
-    "ACCEPT",
-    "GUPLOAD",
-    "GREMOVE",
-    "GWHOHAS",
-    "GINFO",
-    "GRANT",
-    "VOUCH",
-];
 
 /// Every error code, listed so that adding one to `ErrCode` without documenting it fails to
 /// compile here (the match is exhaustive) and then fails the test below.
@@ -637,7 +713,7 @@ fn the_torrent_transcripts_replay_against_a_seeding_peer() {
             _ => continue,
         };
         replayed += 1;
-        if let Err(e) = replay(addr, t, &peer_id) {
+        if let Err(e) = replay(addr, t, &peer_id, &mut HashMap::new()) {
             failures.push(e);
         }
     }

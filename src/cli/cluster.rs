@@ -1,28 +1,29 @@
 //! `torrentphile tracker --cluster FILE --id N --state DIR`: check the three options, read the
-//! cluster file, and start this tracker's cluster member. Every mistake is one line naming the
-//! file or the option and the fix.
+//! cluster file, and start this tracker's cluster member with the accounts replica as its state
+//! machine. Every mistake is one line naming the file or the option and the fix.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use getopts::Matches;
 
 use super::{Fail, usage};
 use crate::conn::Trace;
 use crate::tracker::cluster::{Cluster, ClusterConfig, Options};
+use crate::tracker::replica::Replica;
 
-/// The environment variable that turns on the `NOTE <text>` test hook on the cluster port.
-/// TEST ONLY: the accounts verbs will be what trackers propose; until then real-process tests
-/// replicate notes, and each member prints `applied <text>` on stdout for every commit.
-pub const TEST_NOTES: &str = "TORRENTPHILE_TEST_NOTES";
+/// How long a tracker waits for its accounts record to commit before `ERR timeout`.
+pub const PROPOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Start the cluster member the options ask for, or `None` without `--cluster`.
+/// Start the cluster member the options ask for, or `None` without `--cluster`. The accounts
+/// replica it returns starts empty and is filled by the Raft log (replayed whole at start).
 pub(super) fn member(
     m: &Matches,
     client: &TcpListener,
     trace: &Trace,
-) -> Result<Option<Cluster>, Fail> {
+) -> Result<Option<(Cluster, Arc<Replica>)>, Fail> {
     // `--state` alone is a lone tracker's journal folder; `--cluster` needs all three.
     let given = ["cluster", "id", "state"].map(|o| m.opt_str(o));
     let [Some(file), Some(id), Some(state)] = given else {
@@ -55,19 +56,15 @@ pub(super) fn member(
     } else {
         client_addr.to_string()
     };
-    let test_notes = std::env::var(TEST_NOTES).is_ok_and(|v| v == "1");
+    let replica = Replica::new(crate::util::Rng::from_time().next_u64());
+    let inspect = replica.clone();
     let options = Options {
         client_addr: Some(advertised),
-        test_notes,
+        inspect: Some(Arc::new(move || inspect.inspect())),
         ..Options::default()
     };
-    let apply = Box::new(move |command: &str| {
-        if test_notes {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "applied {command}");
-            let _ = out.flush();
-        }
-    });
+    let applier = replica.clone();
+    let apply = Box::new(move |command: &str| applier.apply(command));
     let cluster = Cluster::start_with(
         config,
         id,
@@ -77,6 +74,7 @@ pub(super) fn member(
         apply,
     )
     .map_err(|e| Fail(e, 1))?;
+    replica.set_propose(Arc::new(cluster.proposer(PROPOSE_WAIT)));
     eprintln!("tracker: cluster member {id} of {file}, Raft state in {state}");
-    Ok(Some(cluster))
+    Ok(Some((cluster, replica)))
 }

@@ -5,10 +5,12 @@
 //! - `mod.rs`: dispatch, and the checks every command shares (numbers, seconds, addresses,
 //!   stray words), each failure a `Fail` with its exit code (1 failure, 2 usage).
 //! - `peer.rs`: `peer` and `get` (and `get`'s progress line and Ctrl-C).
+//! - `accounts.rs`: `--user`, `--password-file`, `get --group` (log in at start, group get).
 //! - `servers.rs`: `tracker`, `relay`, `sim`.
 //! - `torrent_get.rs`: `get --torrent`, `download -o DEST FILE.torrent`, `peer --torrent`.
 //! - `cluster.rs`: `tracker --cluster FILE --id N --state DIR`.
 
+mod accounts;
 mod cluster;
 mod peer;
 mod servers;
@@ -31,7 +33,7 @@ commands:
   peer      run a peer: share a folder, download into it, answer other peers
   get       download one file into a folder, then exit (--torrent FILE: what a .torrent describes)
   download  download what a .torrent describes: download -o DEST FILE.torrent
-  sim       run a simulation on this machine (classic or swarm)
+  sim       run a simulation on this machine (classic, swarm or groups)
   relay     forward TCP connections with added latency (to try a slow link)
   torrent   make a .torrent file (torrent create) or describe one (torrent show)
 

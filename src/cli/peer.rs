@@ -33,6 +33,12 @@ pub(super) fn peer_options(opts: &mut Options) {
     );
     opts.optopt(
         "",
+        "advertise",
+        "the IP address other hosts reach this peer at, as the tracker should list it (when its connection to the tracker comes from another, e.g. loopback)",
+        "HOST",
+    );
+    opts.optopt(
+        "",
         "dir",
         "the folder to share from and download into",
         "DIR",
@@ -106,6 +112,13 @@ pub(super) fn peer_config(m: &Matches, label: &str) -> Result<PeerConfig, Fail> 
             })?;
         config.piece_size = Some(size);
     }
+    if let Some(host) = m.opt_str("advertise") {
+        config.advertise = Some(host.parse().map_err(|_| {
+            usage(format!(
+                "--advertise {host:?} must be an IP address (like 192.168.1.20), the one other hosts reach this peer at"
+            ))
+        })?);
+    }
     config.trace = trace(m, label);
     config.download.trace = config.trace.clone();
     config.label = label.to_string();
@@ -126,6 +139,7 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
         "seed what this .torrent describes, from the data beside it (repeatable)",
         "FILE",
     );
+    super::accounts::options(&mut opts, false);
     let Some(m) = parse(
         &mut opts,
         args,
@@ -137,11 +151,17 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
     no_free_args(&m, "peer")?;
     // Check every option before binding, so a usage error never leaves a port taken.
     peer_config(&m, "peer")?;
+    let login = super::accounts::credentials(&m)?;
     let listener = bind(&m, 0)?;
     let port = listener.local_addr().map_or(0, |a| a.port());
     let config = peer_config(&m, &format!("peer {port}"))?;
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     println!("listening on {}", peer.addr());
+    if let Some((user, password)) = login {
+        peer.wait_registered(peer_wait(&m)?)
+            .map_err(|e| Fail(format!("cannot log in as {user}: {e}"), 1))?;
+        super::accounts::login(&peer, &user, &password)?;
+    }
     let torrents = m.opt_strs("torrent");
     if !torrents.is_empty() {
         let _ = peer.wait_registered(peer_wait(&m)?);
@@ -180,7 +200,8 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         "download what this .torrent describes (no NAME then); the tracker defaults to its announce URL's host:port",
         "FILE",
     );
-    let brief = "usage: torrentphile get NAME --dir DIR [--tracker HOST:PORT] [options]\n       torrentphile get --torrent FILE --dir DIR [options]";
+    super::accounts::options(&mut opts, true);
+    let brief = "usage: torrentphile get NAME --dir DIR [--tracker HOST:PORT] [options]\n       torrentphile get NAME --group G --user U --password-file F --dir DIR [--out PATH]\n       torrentphile get --torrent FILE --dir DIR [options]";
     let Some(m) = parse(&mut opts, args, brief)? else {
         return Ok(());
     };
@@ -202,6 +223,20 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         }
     };
     let mut config = peer_config(&m, "get")?;
+    let login = super::accounts::credentials(&m)?;
+    if let (Some(group), Some((user, password))) = (m.opt_str("group"), &login) {
+        let listener = bind(&m, 0)?;
+        let wait = config.timeouts.idle;
+        let peer = Peer::start(listener, config).map_err(|e| Fail(e, 1))?;
+        peer.wait_registered(wait).map_err(|e| Fail(e, 1))?;
+        let out = m.opt_str("out").map(PathBuf::from);
+        return super::accounts::group_get(&peer, (user, password), &group, name, out.as_deref());
+    }
+    if m.opt_present("out") {
+        return Err(usage(
+            "--out goes with --group (a public get saves into --dir)",
+        ));
+    }
     // On a terminal we draw one `\r` line; in a pipe or a log the download says a line every
     // few seconds, so a stalled `get` is never silent.
     config.download.progress = if std::io::stderr().is_terminal() {
@@ -210,7 +245,9 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         ProgressStyle::Lines
     };
     let listener = bind(&m, 0)?;
-    let wait = config.timeouts.idle;
+    // Each tracker of a list may cost a connect timeout before the one that leads answers.
+    let trackers = config.tracker.split(',').count().max(1) as u32;
+    let wait = config.timeouts.idle * (trackers + u32::from(trackers > 1));
     let dir = config.dir.clone();
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     peer.wait_registered(wait).map_err(|e| Fail(e, 1))?;

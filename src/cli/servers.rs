@@ -112,12 +112,20 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     };
     let listener = bind(&m, 8000)?;
     let _cluster = match cluster::member(&m, &listener, &config.trace)? {
-        Some(member) => {
+        Some((member, replica)) => {
             config.gate = Gate(Some(Arc::new(member.leader_check())));
+            // The Raft log is the journal: no local journal in cluster mode.
+            config.accounts.state = None;
+            config.accounts.replica = Some(replica);
             Some(member)
         }
         None => None,
     };
+    let open_files = crate::rlimit::raise_open_files();
+    eprintln!(
+        "{}",
+        crate::rlimit::ceiling_line("tracker", config.max_conns, &open_files)
+    );
     ready(&listener)?;
     let _tracker =
         Tracker::start(listener, config).map_err(|e| Fail(format!("cannot start: {e}"), 1))?;
@@ -180,7 +188,7 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     opts.optopt(
         "",
         "scenario",
-        "classic (the first seed's run) or swarm (default classic)",
+        "classic (the first seed's run), swarm, groups (users and groups) or failover (three trackers; default classic)",
         "NAME",
     );
     opts.optopt(
@@ -208,7 +216,11 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
         "swarm: how many downloaders (default 8)",
         "N",
     );
-    opts.optflag("", "quiet", "classic: do not print the protocol lines");
+    opts.optflag(
+        "",
+        "quiet",
+        "classic, groups: do not print the protocol lines",
+    );
     opts.optflag(
         "",
         "random",
@@ -221,9 +233,11 @@ pub(super) fn simulate(args: &[String]) -> Result<(), Fail> {
     let scenario = match m.opt_str("scenario").as_deref() {
         None | Some("classic") => Scenario::Classic,
         Some("swarm") => Scenario::Swarm,
+        Some("groups") => Scenario::Groups,
+        Some("failover") => Scenario::Failover,
         Some(other) => {
             return Err(usage(format!(
-                "unknown scenario {other:?}: use classic or swarm"
+                "unknown scenario {other:?}: use classic, swarm, groups or failover"
             )));
         }
     };

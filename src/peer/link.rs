@@ -15,6 +15,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
+use crate::peer::retry::Retries;
 use crate::peer::store::{Holding, Store};
 use crate::peer::trackers::{self, TrackerList};
 use crate::protocol::{ErrCode, Holder, Reply, Request};
@@ -58,10 +59,11 @@ const MAX_LIST: u64 = 64 << 20;
 
 impl Link {
     /// Start the link thread; it connects in the background. `tracker` is one `host:port`, or
-    /// several separated by commas.
+    /// several separated by commas; `serving` is the port this peer serves on and the address
+    /// it asks to be listed at (`None`: where its connection comes from).
     pub fn start(
         tracker: &str,
-        port: u16,
+        serving: (u16, Option<std::net::IpAddr>),
         store: Arc<Store>,
         timeouts: Timeouts,
         trace: Trace,
@@ -83,13 +85,15 @@ impl Link {
                     tracker: tracker2,
                     list,
                     leader_hint: None,
-                    port,
+                    port: serving.0,
+                    advertise: serving.1,
                     store,
                     timeouts,
                     trace,
                     label,
                     status: status2,
                     on_connect: on_connect2,
+                    retries: Retries::default(),
                 };
                 link.run(&rx);
             })
@@ -230,12 +234,16 @@ struct Worker {
     /// Set when a tracker answered `ERR not-leader`: where it said the leader is.
     leader_hint: Option<Option<String>>,
     port: u16,
+    /// `--advertise`: the address the tracker lists this peer at.
+    advertise: Option<std::net::IpAddr>,
     store: Arc<Store>,
     timeouts: Timeouts,
     trace: Trace,
     label: String,
     status: Arc<(Mutex<Status>, Condvar)>,
     on_connect: Arc<Mutex<Option<OnConnect>>>,
+    /// Announcements refused with `ERR conflict`, tried again with backoff (`retry.rs`).
+    retries: Retries,
 }
 
 enum Ended {
@@ -318,7 +326,13 @@ impl Worker {
         let mut conn = Conn::connect(&self.tracker, self.timeouts, self.trace.clone())
             .map_err(|e| e.to_string())?;
         let reply = conn
-            .request(&Request::Register { port: self.port })
+            .request(&match self.advertise {
+                None => Request::Register { port: self.port },
+                Some(host) => Request::RegisterAs {
+                    port: self.port,
+                    host,
+                },
+            })
             .map_err(|e| e.to_string())?;
         let Reply::Ack(text) = reply else {
             self.leader_hint = trackers::leader_hint(&reply);
@@ -340,6 +354,9 @@ impl Worker {
             };
             match conn.request(&request) {
                 Ok(Reply::Err(code, msg)) => {
+                    if code == ErrCode::Conflict {
+                        self.retries.refused(&entry.meta.name, Instant::now());
+                    }
                     eprintln!(
                         "{}: tracker refused {}: {} {msg}",
                         self.label,
@@ -347,7 +364,7 @@ impl Worker {
                         code.as_str()
                     );
                 }
-                Ok(_) => {}
+                Ok(_) => self.retries.done(&entry.meta.name),
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -368,8 +385,28 @@ impl Worker {
 
     /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
     fn serve(&mut self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
+        let stream = conn.stream();
+        let mut quiet_since = Instant::now();
         loop {
-            match rx.recv_timeout(heartbeat) {
+            // Wake every WATCH to notice a tracker that went away (its socket closed) well
+            // before the next heartbeat: after a failover the new leader is refilled sooner.
+            // A refused announce due for its retry wakes the loop too.
+            let left = heartbeat.saturating_sub(quiet_since.elapsed());
+            let wait = self.retries.wait(Instant::now(), left).min(WATCH);
+            let next = match rx.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout)
+                    if quiet_since.elapsed() < heartbeat
+                        && self.retries.due(Instant::now()).is_empty() =>
+                {
+                    if closed(&stream) {
+                        return Ended::Broken("the tracker closed the connection".into());
+                    }
+                    continue;
+                }
+                other => other,
+            };
+            quiet_since = Instant::now();
+            match next {
                 Ok(Cmd::Call(request, reply)) => {
                     let answer = call(&mut conn, &request);
                     let broken = match &answer {
@@ -386,6 +423,11 @@ impl Worker {
                         return Ended::Broken(e);
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if !self.retries.due(Instant::now()).is_empty() => {
+                    if let Err(e) = self.retry(&mut conn) {
+                        return Ended::Broken(e.to_string());
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => match conn.request(&Request::Ping) {
                     Ok(Reply::Pong) => {}
                     Ok(other) => return Ended::Broken(format!("PING was answered {other}")),
@@ -397,6 +439,52 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// How often an idle link looks whether its tracker closed the connection.
+const WATCH: Duration = Duration::from_millis(200);
+
+/// Whether the peer closed `stream` (a zero-byte peek, or an error other than "nothing yet"),
+/// looked at without blocking; only called while no reply is awaited.
+fn closed(stream: &std::net::TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let result = stream.peek(&mut byte);
+    let _ = stream.set_nonblocking(false);
+    match result {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+impl Worker {
+    /// Announce again each refused file whose retry is due (the name may be free now).
+    fn retry(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
+        for name in self.retries.due(Instant::now()) {
+            let Some(entry) = self
+                .store
+                .get(&name)
+                .filter(|e| matches!(e.holding, Holding::Complete))
+            else {
+                self.retries.done(&name);
+                continue;
+            };
+            match conn.request(&Request::Upload(entry.meta.clone()))? {
+                Reply::Ack(_) => {
+                    self.retries.done(&name);
+                    eprintln!(
+                        "{}: {name} is shared now (the name was free again)",
+                        self.label
+                    );
+                }
+                Reply::Err(ErrCode::Conflict, _) => self.retries.refused(&name, Instant::now()),
+                _ => self.retries.done(&name),
+            }
+        }
+        Ok(())
     }
 }
 

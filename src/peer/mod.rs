@@ -20,6 +20,7 @@ pub mod events;
 pub mod groups;
 pub mod link;
 pub mod picker;
+pub mod retry;
 pub mod server;
 pub mod shell;
 pub mod store;
@@ -67,6 +68,9 @@ pub struct PeerConfig {
     /// How often the folder is looked at again for new, edited and removed files (`None`:
     /// only once, at start).
     pub rescan_every: Option<Duration>,
+    /// The address other hosts reach this peer at, told to the tracker (`REGISTER <port>
+    /// <host>`, `--advertise`); `None`: the address its tracker connection comes from.
+    pub advertise: Option<std::net::IpAddr>,
 }
 
 impl PeerConfig {
@@ -82,6 +86,7 @@ impl PeerConfig {
             trace: Trace::off(),
             label: "peer".into(),
             rescan_every: Some(Duration::from_secs(2)),
+            advertise: None,
         }
     }
 }
@@ -136,7 +141,7 @@ impl Peer {
         .map_err(|e| format!("cannot start the server: {e}"))?;
         let link = Link::start(
             &config.tracker,
-            addr.port(),
+            (addr.port(), config.advertise),
             store.clone(),
             config.timeouts,
             config.trace.clone(),

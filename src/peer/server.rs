@@ -7,7 +7,6 @@
 //! pieces of a file still downloading are served as soon as they are verified. This file
 //! never touches a socket.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use crate::conn::Conn;
@@ -157,6 +156,7 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
             return Err(Role::Peer.foreign_verb(verb));
         }
         Request::Register { .. }
+        | Request::RegisterAs { .. }
         | Request::Upload(_)
         | Request::Partial { .. }
         | Request::Remove { .. }
@@ -187,11 +187,17 @@ fn file_answer(
         );
     }
     let name = &entry.meta.name;
-    let file = File::open(store.data_path(entry))
-        .and_then(|f| Ok((f.metadata()?, f)))
-        .map_err(|e| ProtoError::new(ErrCode::Internal, format!("cannot read {name}: {e}")))?;
+    // Never a blocking open, never anything but a regular file (a FIFO in its place is a
+    // changed file, not a hung thread).
+    let file =
+        match store::open_regular(&store.data_path(entry)) {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => None,
+            opened => Some(opened.and_then(|f| Ok((f.metadata()?, f))).map_err(|e| {
+                ProtoError::new(ErrCode::Internal, format!("cannot read {name}: {e}"))
+            })?),
+        };
     match file {
-        (md, file) if store::unchanged(entry, &md) => {
+        Some((md, file)) if store::unchanged(entry, &md) => {
             let (store, who) = (store.clone(), client.who.clone());
             Ok(Answer::File(FilePart {
                 file,

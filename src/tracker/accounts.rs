@@ -21,7 +21,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::auth::accounts::{Accounts, AuthError, Effect, Record};
@@ -30,6 +30,7 @@ use crate::auth::ticket::{LIFETIME_SECS, Ticket, TicketKey};
 use crate::auth::{base64, hmac::hmac_sha1};
 use crate::journal::Journal;
 use crate::protocol::{AccountRequest, ErrCode, Holder, ProtoError, Reply};
+use crate::tracker::replica::{Refusal, Replica};
 use crate::tracker::sessions::Sessions;
 
 /// How the tracker keeps accounts.
@@ -46,6 +47,9 @@ pub struct AccountsConfig {
     pub ticket_lifetime: Duration,
     /// Compact the journal into a snapshot after this many records.
     pub compact_every: u64,
+    /// Cluster mode: the records go through Raft to this replica instead of the journal
+    /// (`state` is then ignored: the Raft log is the journal).
+    pub replica: Option<Arc<Replica>>,
 }
 
 /// The default iteration count: about 50 ms of PBKDF2-HMAC-SHA1 on a 2020s laptop core, paid
@@ -61,6 +65,7 @@ impl Default for AccountsConfig {
             test_seed: None,
             ticket_lifetime: Duration::from_secs(LIFETIME_SECS),
             compact_every: 10_000,
+            replica: None,
         }
     }
 }
@@ -93,7 +98,7 @@ impl AuthConn {
 pub struct Auth {
     config: AccountsConfig,
     mutation: Mutex<(Option<Journal>, u64)>,
-    state: Mutex<Accounts>,
+    state: Arc<Mutex<Accounts>>,
     sessions: Mutex<Sessions>,
     decoy_secret: [u8; 20],
 }
@@ -162,9 +167,10 @@ impl Auth {
     /// Open the service: replay the journal if there is a state folder. Returns what the
     /// operator should be told (a torn record dropped), or why the start must stop.
     pub fn open(config: AccountsConfig) -> Result<(Auth, Vec<String>), String> {
-        let (journal, accounts, warnings) = match &config.state {
-            None => (None, Accounts::new(), Vec::new()),
-            Some(dir) => {
+        let (journal, accounts, warnings) = match (&config.replica, &config.state) {
+            (Some(replica), _) => (None, replica.state(), Vec::new()),
+            (None, None) => (None, Arc::new(Mutex::new(Accounts::new())), Vec::new()),
+            (None, Some(dir)) => {
                 let (journal, opened) = Journal::open(dir)?;
                 let mut records = Vec::with_capacity(opened.records.len());
                 for (i, line) in opened.records.iter().enumerate() {
@@ -176,7 +182,11 @@ impl Auth {
                 let accounts = Accounts::replay(&records).map_err(|(i, e)| {
                     format!("{}: record {} cannot be applied: {e}", dir.display(), i + 1)
                 })?;
-                (Some(journal), accounts, opened.warnings)
+                (
+                    Some(journal),
+                    Arc::new(Mutex::new(accounts)),
+                    opened.warnings,
+                )
             }
         };
         let decoy_secret = match config.test_seed {
@@ -189,7 +199,7 @@ impl Auth {
         let auth = Auth {
             config,
             mutation: Mutex::new((journal, 0)),
-            state: Mutex::new(accounts),
+            state: accounts,
             sessions: Mutex::new(Sessions::new()),
             decoy_secret,
         };
@@ -203,6 +213,23 @@ impl Auth {
 
     /// Check, make durable, apply. See the module's lock notes.
     fn mutate(&self, record: Record) -> Result<Effect, ProtoError> {
+        if let Some(replica) = &self.config.replica {
+            // Cluster mode: check here (a quick refusal), then propose; the mutation lock is
+            // not taken, since apply checks again in log order.
+            let effect = lock(&self.state).check(&record).map_err(auth_err)?;
+            if effect != Effect::Change {
+                return Ok(effect);
+            }
+            return match replica.mutate(&record) {
+                Some(Ok(effect)) => Ok(effect),
+                Some(Err(Refusal::Rule(e))) => Err(auth_err(e)),
+                Some(Err(Refusal::Cluster(e))) => Err(e),
+                None => Err(err(
+                    ErrCode::Unavailable,
+                    "this tracker's cluster is not running",
+                )),
+            };
+        }
         let mut mutation = lock(&self.mutation);
         let effect = lock(&self.state).check(&record).map_err(auth_err)?;
         if effect != Effect::Change {

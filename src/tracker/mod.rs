@@ -12,7 +12,9 @@
 pub mod accounts;
 pub mod bt_announce;
 pub mod cluster;
+pub mod member;
 pub mod registry;
+pub mod replica;
 pub mod sessions;
 
 use std::fmt::Write as _;
@@ -258,20 +260,11 @@ fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, mut client: Cli
 /// reply is written.
 fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> Answer {
     let reply = match request {
-        Request::Register { port } => {
-            let id = SocketAddr::new(client.ip, port).to_string();
-            let mut reg = lock(registry);
-            // Registering again on the same connection starts afresh.
-            if let Some((old, session)) = client.registered.take() {
-                reg.forget(&old, session);
-            }
-            let session = reg.register(&id);
-            drop(reg);
-            session.map(|session| {
-                client.registered = Some((id.clone(), session));
-                Reply::Ack(format!("{id} heartbeat={}", seconds(client.heartbeat)))
-            })
-        }
+        Request::Register { port } => register(registry, client, SocketAddr::new(client.ip, port)),
+        Request::RegisterAs { port, host } => match registry::advertised(client.ip, host) {
+            Ok(()) => register(registry, client, SocketAddr::new(host, port)),
+            Err(e) => Err(e),
+        },
         Request::Upload(meta) => registered(client).and_then(|(id, s)| {
             lock(registry).upload(id, s, &meta)?;
             Ok(Reply::Ack(format!("{} {}", meta.name, meta.sha1)))
@@ -284,7 +277,10 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             lock(registry).remove(id, s, &name)?;
             Ok(Reply::Ack(format!("{name} removed")))
         }),
-        Request::WhoHas { name } => lock(registry).who_has(&name).map(Reply::Peers),
+        Request::WhoHas { name } => lock(registry)
+            .who_has(&name)
+            .and_then(|all| registry::reachable(&name, all, client.ip))
+            .map(Reply::Peers),
         Request::Info { name } => lock(registry).info(&name).map(Reply::File),
         Request::List => return list(registry, None),
         Request::ListAfter { after } => return list(registry, Some(&after)),
@@ -311,6 +307,26 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         }
     };
     Answer::Line(reply.unwrap_or_else(ProtoError::into_reply))
+}
+
+/// `REGISTER`: this connection's peer serves at `addr` (its id), until the connection ends.
+fn register(
+    registry: &Mutex<Registry>,
+    client: &mut Client,
+    addr: SocketAddr,
+) -> Result<Reply, ProtoError> {
+    let id = addr.to_string();
+    let mut reg = lock(registry);
+    // Registering again on the same connection starts afresh.
+    if let Some((old, session)) = client.registered.take() {
+        reg.forget(&old, session);
+    }
+    let session = reg.register(&id);
+    drop(reg);
+    session.map(|session| {
+        client.registered = Some((id.clone(), session));
+        Reply::Ack(format!("{id} heartbeat={}", seconds(client.heartbeat)))
+    })
 }
 
 /// One page of `LIST`: the registry lock is held for the page only (at most
@@ -403,6 +419,42 @@ mod tests {
             format!("f 27 {SHA} full=1 partial=0\n")
         );
         assert_eq!(w.ask(&mut b, "WHOHAS g"), "ERR not-found no peer holds g");
+    }
+
+    #[test]
+    fn loopback_holders_are_hidden_from_lan_askers_and_advertise_names_the_lan_address() {
+        let w = World::new();
+        let lan = |last: u8| {
+            Client::new(
+                IpAddr::V4(Ipv4Addr::new(192, 168, 1, last)),
+                Duration::from_secs(10),
+            )
+        };
+        let (mut local, mut adv, mut asker) = (w.client(), w.client(), lan(7));
+        assert_eq!(
+            w.ask(&mut local, "REGISTER 9000"),
+            "ACK 127.0.0.1:9000 heartbeat=10"
+        );
+        w.ask(&mut local, &upload("f", 27));
+        assert!(
+            w.ask(&mut asker, "WHOHAS f")
+                .starts_with("ERR not-found f is held only at loopback")
+        );
+        assert_eq!(
+            w.ask(&mut adv, "REGISTER 9001 192.168.1.5"),
+            "ACK 192.168.1.5:9001 heartbeat=10"
+        );
+        w.ask(&mut adv, &upload("f", 27));
+        assert_eq!(w.ask(&mut asker, "WHOHAS f"), "PEERS 192.168.1.5:9001");
+        assert_eq!(
+            w.ask(&mut local, "WHOHAS f"),
+            "PEERS 127.0.0.1:9000 192.168.1.5:9001"
+        );
+        let mut liar = lan(8);
+        assert!(
+            w.ask(&mut liar, "REGISTER 9002 192.168.1.9")
+                .starts_with("ERR bad-request this connection comes from 192.168.1.8")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!   its own length, never a sort of everything).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::ops::Bound;
 
 use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
@@ -388,6 +389,52 @@ fn not_found(name: &str) -> ProtoError {
     ProtoError::new(ErrCode::NotFound, format!("no peer holds {name}"))
 }
 
+/// `REGISTER <port> <host>` from a connection at `from`: allowed when `host` is `from` itself,
+/// or when the connection comes from loopback (a peer on the tracker's own machine naming
+/// the address the LAN reaches it at). Another host may not name a third host's address: the
+/// tracker would send downloaders there.
+pub fn advertised(from: IpAddr, host: IpAddr) -> Result<(), ProtoError> {
+    if host.is_unspecified() || host.is_multicast() {
+        return Err(ProtoError::new(
+            ErrCode::BadRequest,
+            format!("{host} is not an address a peer can be reached at"),
+        ));
+    }
+    if host == from || from.is_loopback() {
+        return Ok(());
+    }
+    Err(ProtoError::new(
+        ErrCode::BadRequest,
+        format!(
+            "this connection comes from {from}: a peer may advertise only its own address (or any, from the tracker's own machine)"
+        ),
+    ))
+}
+
+/// The holders an asker at `asker` can reach: loopback holders only to loopback askers (to
+/// anyone else `127.0.0.1:P` is their own machine). When every holder is loopback and the
+/// asker is not, `ERR not-found` says why and what the holders should do.
+pub fn reachable(name: &str, all: Vec<Holder>, asker: IpAddr) -> Result<Vec<Holder>, ProtoError> {
+    if asker.is_loopback() {
+        return Ok(all);
+    }
+    let is_loopback = |h: &Holder| {
+        h.addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+    };
+    let (far, near): (Vec<Holder>, Vec<Holder>) = all.into_iter().partition(|h| !is_loopback(h));
+    if far.is_empty() && !near.is_empty() {
+        return Err(ProtoError::new(
+            ErrCode::NotFound,
+            format!(
+                "{name} is held only at loopback addresses of the tracker's machine, which {asker} cannot reach (those peers should run with --advertise THEIR_LAN_ADDRESS)"
+            ),
+        ));
+    }
+    Ok(far)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +456,35 @@ mod tests {
             .iter()
             .map(|h| h.to_string())
             .collect()
+    }
+
+    #[test]
+    fn loopback_holders_are_listed_to_loopback_askers_only() {
+        let h = |a: &str| Holder {
+            addr: a.into(),
+            partial: false,
+        };
+        let all = vec![h("127.0.0.1:9000"), h("192.168.1.5:9000"), h("[::1]:9001")];
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lan: IpAddr = "192.168.1.7".parse().unwrap();
+        assert_eq!(reachable("f", all.clone(), lo).unwrap().len(), 3);
+        assert_eq!(
+            reachable("f", all.clone(), lan).unwrap(),
+            vec![h("192.168.1.5:9000")]
+        );
+        let err = reachable("f", vec![h("127.0.0.1:9000")], lan).unwrap_err();
+        assert_eq!(err.code, ErrCode::NotFound);
+        assert!(err.message.contains("--advertise"), "{}", err.message);
+        assert!(reachable("f", vec![], lan).unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_the_tracker_machine_may_advertise_another_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(advertised(ip("127.0.0.1"), ip("192.168.1.5")).is_ok());
+        assert!(advertised(ip("192.168.1.5"), ip("192.168.1.5")).is_ok());
+        assert!(advertised(ip("192.168.1.6"), ip("192.168.1.5")).is_err());
+        assert!(advertised(ip("127.0.0.1"), ip("0.0.0.0")).is_err());
     }
 
     #[test]

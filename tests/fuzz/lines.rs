@@ -13,6 +13,29 @@ const VERBS: [&str; 16] = [
     "HAVE", "HASHES", "PING", "HELP", "BYE", "QUIT",
 ];
 
+/// The account verbs (accounts and groups; `TICKET` is the peer's).
+const ACCOUNT_VERBS: [&str; 19] = [
+    "SALT",
+    "CREATE-USER",
+    "LOGIN",
+    "PROOF",
+    "LOGOUT",
+    "CREATE-GROUP",
+    "JOIN",
+    "LEAVE",
+    "REQUESTS",
+    "ACCEPT",
+    "GROUPS",
+    "FILES",
+    "GUPLOAD",
+    "GREMOVE",
+    "GWHOHAS",
+    "GINFO",
+    "GRANT",
+    "VOUCH",
+    "TICKET",
+];
+
 /// Bytes that tend to break parsers.
 const ODD_BYTES: &[u8] = b" \t\r\n\0\x0b\x0c\x1b\x7f\x80\xc3\xa9\xff-+./\\:0123456789aAfFxz~%\"";
 
@@ -22,6 +45,12 @@ enum Arg {
     Num,
     Digest,
     Any,
+    /// A user or group name.
+    Id,
+    /// A 20-byte key in base64 (or nearly).
+    Key,
+    /// A SCRAM message (or nearly).
+    Scram,
 }
 
 fn verb_args(verb: &str, f: &mut Fuzz) -> Vec<Arg> {
@@ -34,6 +63,14 @@ fn verb_args(verb: &str, f: &mut Fuzz) -> Vec<Arg> {
         "GET" if f.one_in(2) => vec![Name, Num, Num],
         "GET" => vec![Name],
         "PIECE" => vec![Name, Num],
+        "SALT" | "CREATE-GROUP" | "JOIN" | "LEAVE" | "REQUESTS" | "FILES" => vec![Id],
+        "CREATE-USER" => vec![Id, Key, Key],
+        "LOGIN" | "PROOF" => vec![Scram],
+        "ACCEPT" | "VOUCH" => vec![Id, Id],
+        "GUPLOAD" => vec![Id, Name, Num, Num, Digest, Digest],
+        "GREMOVE" | "GWHOHAS" | "GINFO" => vec![Id, Name],
+        "GRANT" => vec![Id, Name, Any],
+        "TICKET" => vec![Id, Id, Name, Digest, Any, Num, Digest],
         _ => vec![],
     }
 }
@@ -187,6 +224,64 @@ fn digest_text(f: &mut Fuzz) -> Vec<u8> {
     hex
 }
 
+/// A user or group name as the tracker accepts it: 1 to 64 printable ASCII bytes, no `/`
+/// or `\\`, not starting with `.`.
+pub(super) fn valid_id(f: &mut Fuzz) -> String {
+    if f.one_in(3) {
+        return f.pick(&["alice", "bob", "g1", "g2"]).to_string();
+    }
+    let mut id = valid_name(f);
+    id.truncate(1 + f.below(64));
+    id
+}
+
+/// Base64 of 20 bytes, sometimes of another length or with a bad character.
+fn key_text(f: &mut Fuzz) -> Vec<u8> {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let len = match f.below(6) {
+        0 => f.below(40),
+        _ => 27,
+    };
+    let mut text: Vec<u8> = (0..len).map(|_| B64[f.below(64)]).collect();
+    text.push(b'=');
+    if f.one_in(6) {
+        let i = f.below(text.len());
+        text[i] = *f.pick(ODD_BYTES);
+    }
+    text
+}
+
+/// A SCRAM message: client-first or client-final shaped, with its attributes now and then
+/// missing, doubled, out of order or empty.
+pub(super) fn scram_text(f: &mut Fuzz) -> Vec<u8> {
+    let nonce = valid_id(f).replace(',', "");
+    let mut parts: Vec<String> = match f.below(2) {
+        0 => vec![
+            f.pick(&["n", "y", "p=tls", "n", ""]).to_string(),
+            f.pick(&["", "a=bob", ""]).to_string(),
+            format!("n={}", valid_id(f).replace(',', "=2C")),
+            format!("r={nonce}"),
+        ],
+        _ => vec![
+            f.pick(&["c=biws", "c=eSws", "c="]).to_string(),
+            format!("r={nonce}"),
+            format!("p={}", String::from_utf8_lossy(&key_text(f))),
+        ],
+    };
+    if f.one_in(4) {
+        let i = f.below(parts.len());
+        parts.remove(i);
+    }
+    if f.one_in(6) {
+        parts.push(f.pick(&["m=ext", "x=1", "r=", "e=other-error"]).to_string());
+    }
+    if f.one_in(6) && parts.len() > 1 {
+        let i = f.below(parts.len());
+        parts.swap(0, i);
+    }
+    parts.join(",").into_bytes()
+}
+
 fn token(f: &mut Fuzz, arg: Arg) -> Vec<u8> {
     // One time in six, whatever the verb wanted, something else.
     let arg = if f.one_in(6) {
@@ -198,6 +293,12 @@ fn token(f: &mut Fuzz, arg: Arg) -> Vec<u8> {
         Arg::Name => name(f),
         Arg::Num => number(f),
         Arg::Digest => digest_text(f),
+        Arg::Id => match f.below(4) {
+            0 => name(f),
+            _ => valid_id(f).into_bytes(),
+        },
+        Arg::Key => key_text(f),
+        Arg::Scram => scram_text(f),
         Arg::Any => match f.below(4) {
             0 => f.pick(&VERBS).as_bytes().to_vec(),
             1 => {
@@ -226,7 +327,13 @@ fn separator(f: &mut Fuzz) -> &'static [u8] {
 /// A line shaped like a request: a verb (usually real), usually the right number of
 /// arguments, each of roughly the right kind, odd separators and ends now and then.
 fn shaped_request(f: &mut Fuzz) -> Vec<u8> {
-    let real = *f.pick(&VERBS);
+    // One line in four an account verb: often enough to reach every branch of their
+    // parsing, rarely enough that most lines still reach the original verbs' handlers.
+    let real = if f.one_in(4) {
+        *f.pick(&ACCOUNT_VERBS)
+    } else {
+        *f.pick(&VERBS)
+    };
     let verb = match f.below(12) {
         0 => real.to_ascii_lowercase(),
         1 => {

@@ -17,12 +17,15 @@
 //! - `liars`: holders that lie about a block's length or a file's size, or refuse pieces
 //!   (played by `tests/common`'s `FakePeer`).
 //! - `memory`: what a server keeps under floods of long lines and new ids.
+//! - `accounts`: account lines on a logged-in tracker connection, and the journal reader on
+//!   random, truncated and damaged records.
 //!
 //! Timing attacks (slow, silent and flooding clients) live in `tests/hostile.rs`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
 mod codec;
 mod framing;
 mod liars;
@@ -50,8 +53,9 @@ const _: () = assert!(
     codec::REQUEST_LINES + codec::REPLY_LINES + 2 * codec::VALUES + framing::LINES >= 1_000_000
 );
 
-/// The error codes PROTOCOL.md documents (its "Errors" section).
-const CODES: [&str; 12] = [
+/// The error codes PROTOCOL.md documents (its "Errors" section), accounts and groups'
+/// included.
+const CODES: [&str; 34] = [
     "bad-request",
     "unknown-verb",
     "bad-name",
@@ -64,6 +68,28 @@ const CODES: [&str; 12] = [
     "busy",
     "timeout",
     "internal",
+    "limit",
+    "not-leader",
+    "not-logged-in",
+    "logged-in",
+    "slow-down",
+    "invalid-proof",
+    "bad-login",
+    "exists",
+    "no-user",
+    "no-group",
+    "not-member",
+    "not-admin",
+    "no-request",
+    "admin-stays",
+    "not-owner",
+    "storage",
+    "ticket-forged",
+    "ticket-expired",
+    "ticket-address",
+    "ticket-file",
+    "ticket-group",
+    "ticket-revoked",
 ];
 
 /// The run's seed: `TORRENTPHILE_FUZZ_SEED` if set (decimal or 0x-hex), else a fixed value

@@ -2,9 +2,10 @@
 //! produce, including the edges of every number. They assert nothing; `codec` sends them
 //! through `Display` and back, and `gen` mutates their lines.
 
-use torrentphile::protocol::{Digest, Holder, Meta, Reply, Request};
+use torrentphile::auth::ticket::Ticket;
+use torrentphile::protocol::{AccountRequest, Digest, Holder, Meta, Reply, Request};
 
-use super::lines::{length, valid_name};
+use super::lines::{length, scram_text, valid_id, valid_name};
 use super::{A_SIZE, CODES, Fuzz};
 
 fn digest(f: &mut Fuzz) -> Digest {
@@ -38,8 +39,76 @@ fn valid_meta(f: &mut Fuzz) -> Meta {
     }
 }
 
+/// A well-formed account request (any word a parser takes, whether or not a tracker would
+/// agree with it).
+pub(super) fn valid_account_request(f: &mut Fuzz) -> AccountRequest {
+    use AccountRequest as R;
+    let mut key = || {
+        let mut k = [0u8; 20];
+        f.rng.fill(&mut k);
+        k
+    };
+    let (stored_key, server_key) = (key(), key());
+    let (group, user, name) = (valid_id(f), valid_id(f), valid_name(f));
+    let scram = |f: &mut Fuzz| {
+        let word: String = String::from_utf8_lossy(&scram_text(f))
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .collect();
+        if word.is_empty() {
+            "n,,n=a,r=x".into()
+        } else {
+            word
+        }
+    };
+    let ip = |f: &mut Fuzz| f.pick(&["127.0.0.1", "::1", "10.0.0.7"]).to_string();
+    match f.below(19) {
+        0 => R::Salt { user },
+        1 => R::CreateUser {
+            user,
+            stored_key,
+            server_key,
+        },
+        2 => R::Login { first: scram(f) },
+        3 => R::Proof { last: scram(f) },
+        4 => R::Logout,
+        5 => R::CreateGroup { group },
+        6 => R::Join { group },
+        7 => R::Leave { group },
+        8 => R::Requests { group },
+        9 => R::Accept { group, user },
+        10 => R::Groups,
+        11 => R::Files { group },
+        12 => R::GUpload {
+            group,
+            meta: valid_meta(f),
+        },
+        13 => R::GRemove { group, name },
+        14 => R::GWhoHas { group, name },
+        15 => R::GInfo { group, name },
+        16 => R::Grant {
+            group,
+            name,
+            holder: format!("{}:{}", ip(f), 1 + f.below(65535)),
+        },
+        17 => R::Vouch { group, user },
+        _ => R::Ticket(Ticket {
+            user,
+            group,
+            name,
+            root: digest(f),
+            ip: ip(f),
+            expiry: f.rng.next_u64() >> f.below(64),
+            mac: stored_key,
+        }),
+    }
+}
+
 /// A well-formed request, as a value.
 pub(super) fn valid_request(f: &mut Fuzz) -> Request {
+    if f.one_in(5) {
+        return Request::Account(valid_account_request(f));
+    }
     let name = valid_name(f);
     match f.below(16) {
         0 => Request::Register {

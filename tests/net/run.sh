@@ -13,6 +13,8 @@
 #   ns  tpnetPID-h2   eth0 10.77.0.12   a seeder (the delayed one, the one cut in check 4)
 #   ns  tpnetPID-h3   eth0 10.77.0.13   the downloader (`torrentphile get`)
 #   ns  tpnetPID-rl   eth0 10.77.0.20   `torrentphile relay`, adding delay (only without tc netem)
+#   ns  tpnetPID-c1..c3  eth0 10.77.0.31-33  a three-tracker Raft cluster (check 5): clients on
+#                     :8000, cluster ports on :9100
 #
 # The checks:
 #   1. cross-host: h3 downloads a 32 MiB random file from h1; sha1sum identical.
@@ -25,7 +27,11 @@
 #      both, h2's switch port is set down (no FIN, no RST: its packets just stop). The tracker
 #      must drop h2 within its heartbeat timeout (3 s, polled with WHOHAS from the tracker's
 #      namespace over bash's /dev/tcp), and the download must finish from h1, byte-identical.
-#   5. Transmission: a Transmission seeder (transmission-cli) on 10.77.0.20 announces to our
+#   5. cluster cut: three trackers in c1, c2, c3 (`tracker --cluster`); a seeder on h1 knows all
+#      three. The leader's switch port is set down: another tracker must lead within 10 s
+#      (STATUS on the cluster ports), the seeder must follow it (WHOHAS on the new leader lists
+#      it), and h3 downloads the file through the three-tracker list, byte-identical.
+#   6. Transmission: a Transmission seeder (transmission-cli) on 10.77.0.20 announces to our
 #      tracker over HTTP; `get --torrent` on h3 downloads a 16 MiB file from it over the
 #      BitTorrent wire; sha1 identical (SKIP when transmission-cli is not installed).
 #
@@ -65,6 +71,7 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
 P=tpnet$$
 NS_BR=$P-br NS_TR=$P-tr NS_H1=$P-h1 NS_H2=$P-h2 NS_H3=$P-h3 NS_RL=$P-rl
+NS_C=("$P-c1" "$P-c2" "$P-c3")
 if ! ip netns add "$NS_BR" 2>/dev/null; then
     skip "\`ip netns add\` does not work here (no CAP_SYS_ADMIN or no netns support)"
 fi
@@ -230,7 +237,8 @@ setup_net() {
     ip -n "$NS_BR" link add br0 type bridge || return 1
     ip -n "$NS_BR" link set lo up && ip -n "$NS_BR" link set br0 up || return 1
     for spec in "$NS_TR 10.77.0.1 vb-tr" "$NS_H1 10.77.0.11 vb-h1" "$NS_H2 10.77.0.12 vb-h2" \
-        "$NS_H3 10.77.0.13 vb-h3" "$NS_RL 10.77.0.20 vb-rl"; do
+        "$NS_H3 10.77.0.13 vb-h3" "$NS_RL 10.77.0.20 vb-rl" "${NS_C[0]} 10.77.0.31 vb-c1" \
+        "${NS_C[1]} 10.77.0.32 vb-c2" "${NS_C[2]} 10.77.0.33 vb-c3"; do
         read -r ns addr port <<<"$spec"
         ip netns add "$ns" || return 1
         NAMESPACES+=("$ns")
@@ -489,14 +497,109 @@ check_cut() {
     stop seed2
 }
 
-# ---------------------------------------------------------------- 5. Transmission seeds to us
+# ---------------------------------------------------------------- 5. cluster cut
+# ask NS HOST PORT LINE: one line to a server from namespace NS; prints the reply line.
+ask() {
+    ip netns exec "$1" timeout 3 bash -c '
+        exec 3<>/dev/tcp/$1/$2 || exit 1
+        printf "%s\n" "$3" >&3
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf "%s\n" "${line%$'"'"'\r'"'"'}"' _ "$2" "$3" "$4" 2>/dev/null
+}
+
+# cluster_leader SECS SKIP: the number (1-3) of the tracker that says it leads, other than SKIP.
+cluster_leader() {
+    local deadline=$(($(now_ms) + $1 * 1000)) i
+    while (($(now_ms) < deadline)); do
+        for i in 1 2 3; do
+            ((i == $2)) && continue
+            if [[ $(ask "${NS_C[i - 1]}" "10.77.0.3$i" 9100 STATUS) == *" role=leader "* ]]; then
+                echo "$i"
+                return 0
+            fi
+        done
+        sleep 0.05
+    done
+    return 1
+}
+
+check_cluster() {
+    local what="5 cluster cut" i trackers=() old new cut_at elected_ms reply
+    printf '1 10.77.0.31:9100\n2 10.77.0.32:9100\n3 10.77.0.33:9100\n' >"$WORK/cluster.txt"
+    for i in 1 2 3; do
+        start "c$i" "${NS_C[i - 1]}" "$BIN" tracker --bind 0.0.0.0 --port 8000 --timeout 3 \
+            --cluster "$WORK/cluster.txt" --id "$i" --state "$WORK/c$i"
+        trackers+=(--tracker "10.77.0.3$i:8000")
+    done
+    for i in 1 2 3; do
+        if ! wait_ready "c$i" 10; then
+            fail "$what: tracker c$i did not start"
+            logs "c$i"
+            return
+        fi
+    done
+    if ! old=$(cluster_leader 15 0); then
+        fail "$what: no leader among the three trackers in 15 s"
+        logs c1 c2 c3
+        return
+    fi
+    mkdir -p "$WORK/h1c" "$WORK/h3c"
+    head -c $((4 << 20)) /dev/urandom >"$WORK/src/cl.bin"
+    cp "$WORK/src/cl.bin" "$WORK/h1c/"
+    start seedc "$NS_H1" "$BIN" peer --dir "$WORK/h1c" --port 7150 --bind 0.0.0.0 \
+        "${trackers[@]}" --timeout 3
+    local deadline=$(($(now_ms) + 20000))
+    until [[ $(ask "${NS_C[old - 1]}" "10.77.0.3$old" 8000 "WHOHAS cl.bin") == *10.77.0.11:7150* ]]; do
+        if (($(now_ms) > deadline)); then
+            fail "$what: the leader c$old never listed the seeder"
+            logs seedc
+            return
+        fi
+        sleep 0.1
+    done
+    ip -n "$NS_BR" link set "vb-c$old" down
+    cut_at=$(now_ms)
+    if ! new=$(cluster_leader 10 "$old"); then
+        fail "$what: no new leader within 10 s of cutting c$old"
+        logs c1 c2 c3
+        return
+    fi
+    elected_ms=$(($(now_ms) - cut_at))
+    deadline=$(($(now_ms) + 20000))
+    until reply=$(ask "${NS_C[new - 1]}" "10.77.0.3$new" 8000 "WHOHAS cl.bin") &&
+        [[ $reply == *10.77.0.11:7150* ]]; do
+        if (($(now_ms) > deadline)); then
+            fail "$what: the seeder did not follow the new leader c$new in 20 s (${reply:-no reply})"
+            logs seedc
+            return
+        fi
+        sleep 0.1
+    done
+    local followed_ms=$(($(now_ms) - cut_at))
+    ip netns exec "$NS_H3" timeout 30 "$BIN" get cl.bin --dir "$WORK/h3c" "${trackers[@]}" \
+        --bind 0.0.0.0 --port 0 --timeout 3 </dev/null >"$WORK/get-cl.out" 2>"$WORK/get-cl.err"
+    local rc=$?
+    ip -n "$NS_BR" link set "vb-c$old" up
+    if ((rc != 0)); then
+        fail "$what: get through the three trackers exited $rc"
+        logs get-cl
+    elif ! same_file "$WORK/src/cl.bin" "$WORK/h3c/cl.bin"; then
+        fail "$what: the downloaded file differs from the original"
+    else
+        pass "$what: c$new leads ${elected_ms} ms after c$old's port went down; the seeder followed at ${followed_ms} ms; download through the list, sha1 identical"
+    fi
+    stop seedc
+    for i in 1 2 3; do stop "c$i"; done
+}
+
+# ---------------------------------------------------------------- 6. Transmission seeds to us
 # Transmission refuses peers on 127.0.0.0/8, so this is the one place it can be tried: a
 # Transmission seeder on the relay's host (10.77.0.20, otherwise idle by now) announces to our
 # tracker's HTTP announce; `get --torrent` on h3 learns it there and downloads over the
 # BitTorrent wire, every piece checked against the .torrent. Transmission runs with DHT, LPD,
 # PEX, uTP and port mapping off (its settings.json), so it talks to nobody but us.
 check_transmission() {
-    local what="5 Transmission seeder (10.77.0.20) -> get --torrent on h3 (16 MiB)"
+    local what="6 Transmission seeder (10.77.0.20) -> get --torrent on h3 (16 MiB)"
     if ! command -v transmission-cli >/dev/null 2>&1; then
         say "SKIP $what: transmission-cli is not installed (apt-get install transmission-cli)"
         return
@@ -544,6 +647,7 @@ check_cross
 check_slow
 check_delay
 check_cut
+check_cluster
 check_transmission
 
 say "$PASSED passed, $FAILED failed"

@@ -163,6 +163,11 @@ pub fn worker(
     for i in open.keys() {
         picker.finish(w, *i, false);
     }
+    drop(picker);
+    for (_, unfinished) in open.drain() {
+        shared.recycle(unfinished.buf);
+    }
+    let mut picker = shared.picker();
     while state.pending() > 0 {
         picker = shared.wait(picker, Duration::from_millis(50));
     }
@@ -295,7 +300,12 @@ fn fetch(
                     };
                     let blocks = geometry.blocks(i);
                     let n = blocks.len();
-                    let buf = shared.buffer(geometry.piece_size(i) as usize);
+                    // From the download's byte budget (waits for room); back through the
+                    // verifier, or `recycle` when the worker ends with the piece unfinished.
+                    let Some(buf) = shared.buffer(geometry.piece_size(i) as usize) else {
+                        shared.picker().finish(w, i, false);
+                        return Ok(());
+                    };
                     open.insert(
                         i,
                         Assembly {

@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::peer::download::Access;
 use crate::peer::download::bt_fetch;
 use crate::peer::download::fetcher::{self, WorkerEnd};
 use crate::peer::download::state::Shared;
@@ -51,6 +52,8 @@ pub struct Plan<'a> {
     pub preferred: &'a [String],
     /// A torrent's BitTorrent swarm: its peers become workers too, keyed `bt:<addr>`.
     pub bt: Option<Arc<crate::peer::download::bt_fetch::BtSwarm>>,
+    /// For a group's file: whom to ask for its holders instead of `WHOHAS`.
+    pub access: Option<&'a dyn Access>,
 }
 
 /// A worker running on one holder.
@@ -147,7 +150,11 @@ pub fn coordinate(
         if last_refresh.is_none_or(|t| t.elapsed() >= refresh_every) {
             last_refresh = Some(Instant::now());
             refresh_every = (refresh_every * 2).min(Duration::from_millis(500));
-            match plan.link.who_has(name).map(|h| with_bt(plan, shared, h)) {
+            let holders = match plan.access {
+                Some(access) => access.who_has(name),
+                None => plan.link.who_has(name),
+            };
+            match holders.map(|h| with_bt(plan, shared, h)) {
                 Ok(holders) => {
                     set_share(shared, &holders, plan.me);
                     let now = Instant::now();

@@ -13,6 +13,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError};
+use crate::peer::download::access;
 use crate::peer::download::state::Shared;
 use crate::peer::download::verifier::{Job, WorkerState};
 use crate::protocol::{ErrCode, Reply, Request};
@@ -45,6 +46,12 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
         Ok(conn) => conn,
         Err(e) => return WorkerEnd::Failed(format!("cannot connect: {e}")),
     };
+    // A group's file: the ticket first, or the holder will not even name the file.
+    if let Some(access) = &tuning.access
+        && let Err(e) = access::present(access.as_ref(), addr, &mut conn)
+    {
+        return WorkerEnd::Failed(e.to_string());
+    }
     shared.add_socket(w, conn.stream());
     let state = Arc::new(WorkerState::default());
     let mut refused = None;
@@ -222,7 +229,9 @@ fn receive_piece(shared: &Shared, conn: &mut Conn, i: u32) -> Result<Option<Vec<
     let (_, len) = shared.meta().piece_range(i);
     match conn.read_reply()? {
         Reply::Data(n) if n == len => {
-            let mut buf = shared.buffer(len as usize);
+            let Some(mut buf) = shared.buffer(len as usize) else {
+                return Err(ConnError::Protocol("the download stopped".into()));
+            };
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
             match conn.read_data(&mut buf, Instant::now() + allowed) {
                 Ok(()) => Ok(Some(buf)),

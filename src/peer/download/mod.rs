@@ -9,6 +9,8 @@
 //! - `fetcher.rs`: a worker per holder, with its pipelined fetcher;
 //! - `verifier.rs`: the verifier pool, the flusher, the whole-file hasher;
 //! - `state.rs`: `Shared`, the state all those threads share;
+//! - `access.rs`: the hook for a file that is not public (a group's): other tracker verbs, and
+//!   a ticket presented on every holder connection;
 //! - `torrent.rs`: a download of what a .torrent describes: its own prepare and publish
 //!   around the same transfer.
 //!
@@ -16,6 +18,7 @@
 //! `verifier` → `state`; none of them imports this file. Nothing appears under the final name
 //! until every piece is verified.
 
+mod access;
 pub mod bt_fetch;
 mod coordinator;
 mod fetcher;
@@ -37,6 +40,7 @@ use crate::peer::picker::{Picker, Strategy};
 use crate::peer::store::Store;
 use crate::protocol::{Meta, Request};
 use crate::util::{Rng, plural};
+pub use access::Access;
 use coordinator::{Plan, Tick};
 pub use fetcher::MIN_RATE;
 use prepare::{Needs, Prepared, Ready};
@@ -77,6 +81,8 @@ pub struct DownloadOptions {
     pub progress: ProgressStyle,
     /// With `ProgressStyle::Lines`: how often a line is said (default 3 s).
     pub report_every: Duration,
+    /// `None` for a public file. For a group's file: how to ask about it and be let in.
+    pub access: Option<Arc<dyn Access>>,
 }
 
 impl Default for DownloadOptions {
@@ -90,6 +96,7 @@ impl Default for DownloadOptions {
             whole_file_check: false,
             progress: ProgressStyle::Quiet,
             report_every: Duration::from_secs(3),
+            access: None,
         }
     }
 }
@@ -168,6 +175,10 @@ pub struct Report {
     pub corrupt: Vec<String>,
     /// The file was already in the folder, and it is the tracker's file: nothing was fetched.
     pub already_here: bool,
+    /// The whole file was hashed and matched the announced `sha1` (`--whole-hash`). Without
+    /// it only every piece was checked against `root`, and the `sha1` is the first holder's
+    /// word, so it is not printed as a result.
+    pub whole_checked: bool,
 }
 
 impl fmt::Display for Report {
@@ -182,12 +193,19 @@ impl fmt::Display for Report {
         }
         let bytes: u64 = self.from.values().map(|(_, b)| b).sum();
         let secs = self.elapsed.as_secs_f64().max(1e-6);
+        let checked = if self.whole_checked {
+            format!("sha1 {} checked", meta.sha1)
+        } else {
+            format!(
+                "every piece checked against root {}; whole-file sha1 not computed (--whole-hash)",
+                meta.root
+            )
+        };
         write!(
             f,
-            "{} ({} bytes, sha1 {}) in {:.2}s, {:.1} MB/s from {}",
+            "{} ({} bytes, {checked}) in {:.2}s, {:.1} MB/s from {}",
             meta.name,
             meta.size,
-            meta.sha1,
             secs,
             bytes as f64 / secs / 1e6,
             plural(self.from.len() as u64, "peer")
@@ -246,6 +264,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         me: ctx.me,
         timeouts: ctx.options.timeouts,
         trace: ctx.options.trace.clone(),
+        access: ctx.options.access.clone(),
     };
     let prepared = match prepare::prepare(&needs, name).map_err(failed)? {
         Ready::Fetch(prepared) => prepared,
@@ -265,6 +284,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
         from: shared.from(),
         corrupt,
         already_here: false,
+        whole_checked: ctx.options.whole_file_check,
     })
 }
 
@@ -272,7 +292,7 @@ pub fn download(ctx: &Context, name: &str) -> Result<Report, DownloadError> {
 fn already_here(ctx: &Context, meta: Meta, started: Instant) -> Report {
     ctx.progress.size.store(meta.size, Ordering::Relaxed);
     ctx.progress.verified.store(meta.size, Ordering::Relaxed);
-    let _ = ctx.link.call_line(Request::Upload(meta.clone()));
+    let _ = announce(ctx, &meta);
     Report {
         resumed: meta.pieces(),
         meta,
@@ -280,6 +300,7 @@ fn already_here(ctx: &Context, meta: Meta, started: Instant) -> Report {
         from: BTreeMap::new(),
         corrupt: Vec::new(),
         already_here: true,
+        whole_checked: false,
     }
 }
 
@@ -309,6 +330,7 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
             timeouts: ctx.options.timeouts,
             trace: ctx.options.trace.clone(),
             window_bytes: ctx.options.window_bytes,
+            access: ctx.options.access.clone(),
         },
     });
     (Arc::new(shared), p.lock)
@@ -340,6 +362,7 @@ fn transfer_bt(
         io_timeout: ctx.options.timeouts.io,
         preferred,
         bt,
+        access: ctx.options.access.as_deref(),
     };
     let mut lines = Lines::new(ctx, &meta);
     let result = coordinator::coordinate(&plan, shared, pool.sender(), &mut |tick| {
@@ -372,13 +395,21 @@ fn publish(ctx: &Context, shared: &Shared) -> Result<(), DownloadError> {
         ))
     })?;
     ctx.store.publish(meta, shared.hashes()).map_err(failed)?;
-    if let Err(e) = ctx.link.call_line(Request::Upload(meta.clone())) {
+    if let Err(e) = announce(ctx, meta) {
         ctx.events.say(&format!(
             "{}: downloaded, but announcing it failed: {e}",
             meta.name
         ));
     }
     Ok(())
+}
+
+/// Tell the tracker we hold the whole file: `UPLOAD`, or the access's own announcement.
+fn announce(ctx: &Context, meta: &Meta) -> Result<(), String> {
+    match &ctx.options.access {
+        Some(access) => access.announce(meta),
+        None => ctx.link.call_line(Request::Upload(meta.clone())).map(drop),
+    }
 }
 
 /// `ProgressStyle::Lines`: one line every `report_every`.

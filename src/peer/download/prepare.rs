@@ -17,6 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::conn::{Conn, Timeouts, Trace};
+use crate::peer::download::access::{Access, present};
 use crate::peer::link::Link;
 pub use crate::peer::store::NameLock as Lock;
 use crate::peer::store::{self, FileStamp, Holding, Layout, LockError, PieceSet, Store};
@@ -31,6 +32,10 @@ pub struct Needs<'a> {
     pub me: &'a str,
     pub timeouts: Timeouts,
     pub trace: Trace,
+    /// For a group's file: `info`/`who_has` instead of `INFO`/`WHOHAS`, a ticket before
+    /// `HASHES`, and no `PARTIAL` (the group's holders learn of us from the tracker only
+    /// once we hold it all).
+    pub access: Option<Arc<dyn Access>>,
 }
 
 /// What `prepare` found.
@@ -60,7 +65,11 @@ pub struct Prepared {
 /// Steps 1 to 5 above. An error is a sentence for the user.
 pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
     check_name(name).map_err(|e| e.message)?;
-    let meta = match needs.link.call_line(Request::Info { name: name.into() })? {
+    let info = match &needs.access {
+        Some(access) => access.info(name)?,
+        None => needs.link.call_line(Request::Info { name: name.into() })?,
+    };
+    let meta = match info {
         Reply::File(meta) if meta.name == name => meta,
         Reply::Err(ErrCode::NotFound, msg) => {
             return Ok(Ready::NotFound(not_found(needs, name, msg)));
@@ -117,7 +126,7 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
     let have = Arc::new(PieceSet::new(meta.pieces()));
     let started = part.metadata().map_or(0, |m| m.len()) > 0;
     part.set_len(meta.size)
-        .map_err(|e| format!("cannot size {}: {e}", part_path.display()))?;
+        .map_err(|e| super::verifier::write_failed(&meta.name, &e, meta.size, Some(&part_path)))?;
     let part = Layout::single(&part_path, part, meta.size);
     if started {
         store::recheck(&part, &meta, &hashes, &have)
@@ -131,7 +140,9 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
         .store
         .begin_partial(&meta, hashes.clone(), have.clone());
     // Tell the tracker we serve what we have; a failure here only costs the swarm our pieces.
-    let _ = needs.link.call_line(Request::Partial { name: name.into() });
+    if needs.access.is_none() {
+        let _ = needs.link.call_line(Request::Partial { name: name.into() });
+    }
     Ok(Ready::Fetch(Prepared {
         meta,
         hashes,
@@ -205,9 +216,11 @@ const HASHES_DEADLINE: Duration = Duration::from_secs(2);
 /// and who sent it. A holder that stalls costs the deadline once, not once per holder ahead
 /// of the honest one.
 fn fetch_hashes(needs: &Needs, meta: &Meta) -> Result<(Vec<Digest>, String), String> {
-    let mut holders: Vec<String> = needs
-        .link
-        .who_has(&meta.name)?
+    let holders = match &needs.access {
+        Some(access) => access.who_has(&meta.name)?,
+        None => needs.link.who_has(&meta.name)?,
+    };
+    let mut holders: Vec<String> = holders
         .into_iter()
         .map(|h| h.addr)
         .filter(|a| a != needs.me)
@@ -224,10 +237,11 @@ fn fetch_hashes(needs: &Needs, meta: &Meta) -> Result<(Vec<Digest>, String), Str
         for addr in batch {
             let (tx, addr, meta, trace) =
                 (tx.clone(), addr.clone(), meta.clone(), needs.trace.clone());
+            let access = needs.access.clone();
             // Each thread ends within its timeouts; one that is still waiting when another
             // holder has answered finishes on its own, and its answer is dropped.
             let spawned = thread::Builder::new().name("hashes".into()).spawn(move || {
-                let got = ask_hashes(&addr, &meta, timeouts, trace);
+                let got = ask_hashes(&addr, &meta, timeouts, trace, access.as_deref());
                 let _ = tx.send((addr, got));
             });
             if let Err(e) = spawned {
@@ -258,13 +272,19 @@ fn ask_hashes(
     meta: &Meta,
     timeouts: Timeouts,
     trace: Trace,
+    access: Option<&dyn Access>,
 ) -> Result<Vec<Digest>, String> {
     let max = meta.pieces() as u64 * 41;
     let request = Request::Hashes {
         name: meta.name.clone(),
     };
     let bytes = Conn::connect(addr, timeouts, trace)
-        .and_then(|mut c| c.request_data(&request, max))
+        .and_then(|mut c| {
+            if let Some(access) = access {
+                present(access, addr, &mut c)?;
+            }
+            c.request_data(&request, max)
+        })
         .map_err(|e| e.to_string())?;
     std::str::from_utf8(&bytes)
         .ok()

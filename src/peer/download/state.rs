@@ -3,7 +3,7 @@
 //! through the methods below, so every rule about them lives here.
 //!
 //! Locks: `picker` (with its `Condvar` `wake`) is the one the threads share, held for picker
-//! calls only, never across I/O. `sockets`, `from`, `fatal`, `spare` are leaf locks, each
+//! calls only, never across I/O. `sockets`, `from`, `fatal`, `buffers` are leaf locks, each
 //! taken alone or after `picker`, never the other way round.
 //!
 //! Never does I/O itself, except shutting sockets down when the download ends.
@@ -19,8 +19,23 @@ use crate::peer::picker::Picker;
 use crate::peer::store::{Layout, PieceSet};
 use crate::protocol::{Digest, Meta};
 
-/// Most piece buffers kept for reuse.
-const MAX_SPARE_BUFFERS: usize = 16;
+/// Most bytes of piece buffers one download holds at once: being read from a peer, queued
+/// for the verifiers, or kept spare. A piece larger than this is read alone (one buffer).
+/// So a download's buffers stay under `max(MEMORY_BUDGET, piece size)` whatever the piece
+/// size, the number of holders or the verifiers' speed (before: a window of pieces per
+/// holder plus the verifier queue plus 16 spares: 658 MB with 64 MiB pieces).
+pub const MEMORY_BUDGET: u64 = 32 << 20;
+
+/// Most bytes of spare piece buffers kept for reuse (inside the budget).
+const SPARE_BYTES: u64 = 8 << 20;
+
+/// Piece buffers: how many bytes are out (being filled or verified), and the spare ones.
+#[derive(Default)]
+struct Buffers {
+    out: u64,
+    spare: Vec<Vec<u8>>,
+    spare_bytes: u64,
+}
 
 /// What the fetchers need to know of the download's options.
 #[derive(Clone, Debug)]
@@ -29,6 +44,8 @@ pub struct Tuning {
     pub trace: Trace,
     /// Bytes of requests kept in flight per peer.
     pub window_bytes: u64,
+    /// For a group's file: the ticket each fetcher presents right after connecting.
+    pub access: Option<std::sync::Arc<dyn crate::peer::download::Access>>,
 }
 
 /// Everything a download starts from (what `prepare` found).
@@ -67,9 +84,10 @@ pub struct Shared {
     fetched: AtomicU64,
     me: String,
     tuning: Tuning,
-    /// Piece buffers done with, for the fetchers to fill again (no allocation and zeroing per
-    /// piece). Never more than `MAX_SPARE_BUFFERS`.
-    spare: Mutex<Vec<Vec<u8>>>,
+    /// Piece buffers out and spare (done with, for the fetchers to fill again: no allocation
+    /// and zeroing per piece), within `MEMORY_BUDGET`; `room` is signalled when one returns.
+    buffers: Mutex<Buffers>,
+    room: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,7 +111,8 @@ impl Shared {
             fetched: AtomicU64::new(0),
             me: start.me,
             tuning: start.tuning,
-            spare: Mutex::default(),
+            buffers: Mutex::default(),
+            room: Condvar::new(),
         }
     }
 
@@ -218,18 +237,47 @@ impl Shared {
         lock(&self.from).clone()
     }
 
-    /// A buffer of `len` bytes for a piece: a spare one if there is one.
-    pub fn buffer(&self, len: usize) -> Vec<u8> {
-        let mut buf = lock(&self.spare).pop().unwrap_or_default();
+    /// A buffer of `len` bytes for a piece (a spare one if there is one), once the budget has
+    /// room for it: waits while other pieces are read or verified. `None` if the download
+    /// stopped meanwhile. Every buffer given out must come back through `recycle`.
+    pub fn buffer(&self, len: usize) -> Option<Vec<u8>> {
+        let want = len as u64;
+        let limit = MEMORY_BUDGET.max(want);
+        let mut b = lock(&self.buffers);
+        while b.out > 0 && b.out + want > limit {
+            if self.stopped() {
+                return None;
+            }
+            b = self
+                .room
+                .wait_timeout(b, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        // Spares that no longer fit beside this buffer are freed, not kept.
+        while b.out + b.spare_bytes + want > limit && !b.spare.is_empty() {
+            let dropped = b.spare.pop().map_or(0, |v| v.capacity() as u64);
+            b.spare_bytes -= dropped;
+        }
+        let mut buf = b.spare.pop().unwrap_or_default();
+        b.spare_bytes -= buf.capacity() as u64;
+        b.out += want;
+        drop(b);
         buf.resize(len, 0);
-        buf
+        Some(buf)
     }
 
-    /// Keep a piece buffer for reuse.
+    /// Give back a buffer from `buffer` (its length unchanged); kept for reuse if the spares
+    /// stay under `SPARE_BYTES`.
     pub fn recycle(&self, buf: Vec<u8>) {
-        let mut spare = lock(&self.spare);
-        if spare.len() < MAX_SPARE_BUFFERS {
-            spare.push(buf);
+        let mut b = lock(&self.buffers);
+        b.out = b.out.saturating_sub(buf.len() as u64);
+        let cap = buf.capacity() as u64;
+        if b.spare_bytes + cap <= SPARE_BYTES {
+            b.spare_bytes += cap;
+            b.spare.push(buf);
         }
+        drop(b);
+        self.room.notify_all();
     }
 }

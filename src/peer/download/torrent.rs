@@ -162,6 +162,7 @@ pub fn download_torrent(ctx: &Context, t: &Metainfo) -> Result<Report, DownloadE
         from: shared.from(),
         corrupt,
         already_here: false,
+        whole_checked: false,
     })
 }
 

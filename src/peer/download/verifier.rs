@@ -181,9 +181,16 @@ fn verify(shared: &Shared, job: &Job) {
     let (offset, len) = shared.meta().piece_range(i);
     if let Err(e) = shared.part().write_all_at(&job.bytes, offset) {
         shared.picker().finish(w, i, false);
-        shared.fail(format!(
-            "cannot write the download of {}: {e}",
-            shared.meta().name
+        let missing: u64 = (0..shared.meta().pieces())
+            .filter(|&p| !shared.have().has(p))
+            .map(|p| shared.meta().piece_range(p).1)
+            .sum();
+        let part = shared.part().parts().first().map(|p| p.path.clone());
+        shared.fail(write_failed(
+            &shared.meta().name,
+            &e,
+            missing,
+            part.as_deref(),
         ));
         return;
     }
@@ -200,6 +207,27 @@ fn verify(shared: &Shared, job: &Job) {
         shared.finish_all();
     }
 }
+
+/// Why a verified piece could not be written; out of space says how much more the download
+/// needs and where its part file is (verified pieces stay there for a later `get`).
+pub fn write_failed(
+    name: &str,
+    e: &std::io::Error,
+    missing: u64,
+    part: Option<&std::path::Path>,
+) -> String {
+    let at = part.map_or(String::new(), |p| format!(" ({})", p.display()));
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(ENOSPC) {
+        format!(
+            "cannot write the download of {name}: {e}: its part file{at} needs {missing} more bytes; free that much and run get again (verified pieces are kept)"
+        )
+    } else {
+        format!("cannot write the download of {name}{at}: {e}")
+    }
+}
+
+/// Linux's "no space left on device" errno.
+const ENOSPC: i32 = 28;
 
 /// Hash the part file front to back as its verified prefix grows; the file's SHA-1 once
 /// complete, `None` if the download stopped first.
@@ -257,5 +285,29 @@ fn flusher(shared: &Shared) {
             let _ = shared.part().sync_data();
             flushed = verified;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_space_says_how_much_is_needed_and_where_the_part_file_is() {
+        let e = std::io::Error::from_raw_os_error(ENOSPC);
+        let part = std::path::Path::new("/d/.torrentphile/f.bin.part");
+        let msg = write_failed("f.bin", &e, 123_456, Some(part));
+        assert_eq!(
+            msg,
+            format!(
+                "cannot write the download of f.bin: {e}: its part file (/d/.torrentphile/f.bin.part) needs 123456 more bytes; free that much and run get again (verified pieces are kept)"
+            )
+        );
+        let other = std::io::Error::from_raw_os_error(5);
+        let msg = write_failed("f.bin", &other, 1, Some(part));
+        assert!(
+            msg.starts_with("cannot write the download of f.bin (/d/.torrentphile/f.bin.part): "),
+            "{msg}"
+        );
     }
 }

@@ -6,10 +6,11 @@
 //! tracker for the file (`GINFO`), its holders (`GWHOHAS`) and a ticket per holder (`GRANT`),
 //! presents the ticket to the holder, checks the piece hashes against `root` and every piece
 //! against its hash, and publishes the file in the group's folder (then copies it where the
-//! user asked). It fetches from one holder at a time, with requests pipelined.
+//! user asked). It runs the public downloader (`peer::download`: every holder at once, the
+//! verifier pool) with a `GroupAccess` hook; it never fetches a byte itself.
 
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -20,9 +21,11 @@ use crate::auth::scram::{self, ClientKeys, Credentials, SessionKey};
 use crate::auth::ticket::TicketKey;
 use crate::conn::Conn;
 use crate::peer::Peer;
-use crate::peer::store::{Holding, parse_hashes};
-use crate::protocol::{AccountRequest, Digest, Meta, Reply, Request};
-use crate::sha1::Sha1;
+use crate::peer::download::{
+    self, Access, Context, DownloadError, DownloadOptions, Progress, Report,
+};
+use crate::peer::store::Holding;
+use crate::protocol::{AccountRequest, ErrCode, Holder, Meta, Reply, Request};
 use crate::tracker::accounts::urandom;
 
 /// A group download, for `show_downloads`.
@@ -130,7 +133,31 @@ fn announce(groups: &Groups, ask: &mut dyn FnMut(Request) -> Result<Reply, Strin
 
 impl Peer {
     fn ask_line(&self, request: AccountRequest) -> Result<String, String> {
-        ack(self.link.call_line(Request::Account(request))?)
+        self.follow_leader(|| ack(self.link.call_line(Request::Account(request.clone()))?))
+    }
+
+    /// Run `f` again after a failover: when the tracker answered `ERR not-leader` (nothing was
+    /// done; the link is moving to the leader) or the link was between trackers (nothing was
+    /// sent), wait for the link to register with the next tracker and ask again, a few times.
+    /// A request whose connection broke mid-way is not repeated: it may have taken effect.
+    fn follow_leader<T>(&self, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+        let mut tries = 0;
+        loop {
+            match f() {
+                Err(e)
+                    if tries < 6
+                        && (e.starts_with("not-leader ")
+                            || (e.starts_with("tracker ") && e.contains(" unreachable: "))) =>
+                {
+                    tries += 1;
+                    // The link clears its registration just after handing back the refusal:
+                    // give it a moment, then wait for the next registration.
+                    std::thread::sleep(std::time::Duration::from_millis(50 * tries));
+                    let _ = self.link.wait_registered(std::time::Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `create_user`: the tracker picks a salt; the password never leaves this process.
@@ -159,8 +186,10 @@ impl Peer {
     /// `login`: SCRAM, then serve and announce this peer's group files.
     pub fn login(&self, user: &str, password: &str) -> Result<String, String> {
         let mut ask = |r: Request| self.link.call_line(r);
-        let secret = Secret::Password(password.as_bytes());
-        let (keys, session) = login_exchange(&mut ask, user, secret)?;
+        let (keys, session) = self.follow_leader(|| {
+            let secret = Secret::Password(password.as_bytes());
+            login_exchange(&mut ask, user, secret)
+        })?;
         self.groups
             .logged_in(user, keys, TicketKey::from_session(&session));
         announce(&self.groups, &mut ask);
@@ -228,46 +257,8 @@ impl Peer {
 
     fn fetch_group(&self, group: &str, name: &str, dest: &Path) -> Result<String, String> {
         let started = Instant::now();
-        let info = AccountRequest::GInfo {
-            group: group.into(),
-            name: name.into(),
-        };
-        let meta = match self.link.call_line(Request::Account(info))? {
-            Reply::File(meta) => meta,
-            other => return Err(ack(other).err().unwrap_or_default()),
-        };
         let store = self.groups.store(group)?;
-        let have = store
-            .get(name)
-            .filter(|e| matches!(e.holding, Holding::Complete) && e.meta.same_content(&meta));
-        if have.is_none() {
-            let whohas = AccountRequest::GWhoHas {
-                group: group.into(),
-                name: name.into(),
-            };
-            let holders = match self.link.call_line(Request::Account(whohas))? {
-                Reply::Peers(holders) => holders,
-                other => return Err(ack(other).err().unwrap_or_default()),
-            };
-            let me = self.link.id();
-            let mut last = format!("no holder of {name} in {group} answered");
-            let mut hashes = None;
-            for holder in holders.iter().filter(|h| Some(&h.addr) != me.as_ref()) {
-                match self.fetch_from(&holder.addr, group, &meta, &store.part_path(name)) {
-                    Ok(h) => {
-                        hashes = Some(h);
-                        break;
-                    }
-                    Err(e) => last = format!("{}: {e}", holder.addr),
-                }
-            }
-            let hashes = hashes.ok_or(last)?;
-            store.publish(&meta, Arc::new(hashes))?;
-            self.ask_line(AccountRequest::GUpload {
-                group: group.into(),
-                meta: meta.clone(),
-            })?;
-        }
+        let report = self.get_group(group, name)?;
         let target = if dest.is_dir() {
             dest.join(name)
         } else {
@@ -276,71 +267,97 @@ impl Peer {
         place(&store.path(name), &target)?;
         Ok(format!(
             "downloaded {name} of {group} ({} bytes) to {} in {:.1} s",
-            meta.size,
+            report.meta.size,
             target.display(),
             started.elapsed().as_secs_f64()
         ))
     }
 
-    /// Ticket, hashes, every piece, from one holder; the verified file is left at `part`.
-    fn fetch_from(
-        &self,
-        holder: &str,
-        group: &str,
-        meta: &Meta,
-        part: &Path,
-    ) -> Result<Vec<Digest>, String> {
-        let grant = AccountRequest::Grant {
+    /// Download `name` of `group` into the group's folder with the public downloader (every
+    /// holder at once, pieces verified by the pool), asking `GINFO`/`GWHOHAS` and presenting
+    /// a fresh `GRANT`ed ticket on every holder connection; then `GUPLOAD` it. Blocks.
+    pub fn get_group(&self, group: &str, name: &str) -> Result<Report, String> {
+        let store = self.groups.store(group)?;
+        let me = self.link.wait_registered(self.config.timeouts.idle)?;
+        let access: Arc<dyn Access> = Arc::new(GroupAccess {
             group: group.into(),
-            name: meta.name.clone(),
+            name: name.into(),
+            ask: self.link.shared_caller(),
+        });
+        let options = DownloadOptions {
+            access: Some(access),
+            ..self.config.download.clone()
+        };
+        let progress = Progress::new(name);
+        let ctx = Context {
+            store: &store,
+            link: &self.link,
+            me: &me,
+            options: &options,
+            progress: &progress,
+            events: &self.events,
+        };
+        download::download(&ctx, name).map_err(|e| match e {
+            DownloadError::NotFound(why) => format!("not-found {why}"),
+            DownloadError::Failed(why) => why,
+        })
+    }
+}
+
+/// A group's side of a download: `GINFO`, `GWHOHAS`, a `GRANT` per holder connection,
+/// `GUPLOAD` once complete. Asks through the tracker link from any download thread.
+struct GroupAccess {
+    group: String,
+    /// The file downloaded (a ticket is for one file).
+    name: String,
+    ask: Arc<dyn Fn(Request) -> Result<Reply, String> + Send + Sync>,
+}
+
+impl fmt::Debug for GroupAccess {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "GroupAccess({} {})", self.group, self.name)
+    }
+}
+
+impl Access for GroupAccess {
+    fn info(&self, name: &str) -> Result<Reply, String> {
+        let info = AccountRequest::GInfo {
+            group: self.group.clone(),
+            name: name.into(),
+        };
+        match (self.ask)(Request::Account(info))? {
+            reply @ (Reply::File(_) | Reply::Err(ErrCode::NotFound, _)) => Ok(reply),
+            other => Err(ack(other).err().unwrap_or_default()),
+        }
+    }
+
+    fn who_has(&self, name: &str) -> Result<Vec<Holder>, String> {
+        let whohas = AccountRequest::GWhoHas {
+            group: self.group.clone(),
+            name: name.into(),
+        };
+        match (self.ask)(Request::Account(whohas))? {
+            Reply::Peers(holders) => Ok(holders),
+            Reply::Err(ErrCode::NotFound, _) => Ok(Vec::new()),
+            other => Err(ack(other).err().unwrap_or_default()),
+        }
+    }
+
+    fn ticket(&self, holder: &str) -> Result<String, String> {
+        let grant = AccountRequest::Grant {
+            group: self.group.clone(),
+            name: self.name.clone(),
             holder: holder.into(),
         };
-        let ticket = self.ask_line(grant)?;
-        let timeouts = self.config.timeouts;
-        let trace = self.config.download.trace.clone();
-        let mut conn = Conn::connect(holder, timeouts, trace).map_err(|e| e.to_string())?;
-        conn.send_line(&ticket).map_err(|e| e.to_string())?;
-        ack(conn.read_reply().map_err(|e| e.to_string())?)?;
-        let name = meta.name.clone();
-        let text = conn
-            .request_data(&Request::Hashes { name: name.clone() }, 64 << 20)
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8(text).map_err(|_| "hashes are not text".to_string())?;
-        let hashes = parse_hashes(&text, meta).ok_or("the holder's hashes do not match root")?;
-        let file = File::create(part).map_err(|e| format!("{}: {e}", part.display()))?;
-        file.set_len(meta.size).map_err(|e| e.to_string())?;
-        let pieces = meta.pieces();
-        let window = (64u32 << 20) / meta.piece_size;
-        let mut buf = vec![0u8; meta.piece_size as usize];
-        let mut next = 0;
-        while next < pieces {
-            let end = (next + window.max(1)).min(pieces);
-            let lines: Vec<String> = (next..end)
-                .map(|index| {
-                    let name = name.clone();
-                    Request::Piece { name, index }.to_string()
-                })
-                .collect();
-            conn.send_lines(&lines).map_err(|e| e.to_string())?;
-            for index in next..end {
-                let (offset, len) = meta.piece_range(index);
-                match conn.read_reply().map_err(|e| e.to_string())? {
-                    Reply::Data(n) if n == len => {}
-                    other => return Err(format!("PIECE {index} answered {other}")),
-                }
-                let piece = &mut buf[..len as usize];
-                let deadline = Instant::now() + timeouts.line;
-                conn.read_data(piece, deadline).map_err(|e| e.to_string())?;
-                if Sha1::from(&*piece).digest() != hashes[index as usize] {
-                    return Err(format!("piece {index} failed its hash"));
-                }
-                file.write_all_at(piece, offset)
-                    .map_err(|e| e.to_string())?;
-            }
-            next = end;
-        }
-        file.sync_all().map_err(|e| e.to_string())?;
-        Ok(hashes)
+        ack((self.ask)(Request::Account(grant))?)
+    }
+
+    fn announce(&self, meta: &Meta) -> Result<(), String> {
+        let gupload = AccountRequest::GUpload {
+            group: self.group.clone(),
+            meta: meta.clone(),
+        };
+        ack((self.ask)(Request::Account(gupload))?).map(drop)
     }
 }
 

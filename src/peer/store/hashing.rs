@@ -42,7 +42,7 @@ pub fn parse_hashes(text: &str, meta: &Meta) -> Option<Vec<Digest>> {
 /// Hash a file: its whole SHA-1 and one SHA-1 per piece, in one read. The whole-file hash runs
 /// on a second thread so the two hashes of each piece use both cores.
 pub fn hash_file(path: &Path, name: &str, piece_size: u32) -> io::Result<(Meta, Vec<Digest>)> {
-    let mut file = File::open(path)?;
+    let mut file = super::open_regular(path)?;
     let mut whole = crate::sha1::Sha1::new();
     let mut hashes = Vec::new();
     let mut size = 0u64;

@@ -187,7 +187,7 @@ impl Layout {
         match self.spans(offset, len).as_slice() {
             [(i, at, n)] if *n == len => {
                 let part = &self.parts[*i];
-                Some(File::open(&part.path).map(|f| (f, *at, part)))
+                Some(super::open_regular(&part.path).map(|f| (f, *at, part)))
             }
             [] if len == 0 => None,
             _ => None,
@@ -204,7 +204,7 @@ fn open(path: &Path, writable: bool) -> io::Result<File> {
             .truncate(false)
             .open(path)
     } else {
-        File::open(path)
+        super::open_regular(path)
     }
 }
 

@@ -22,6 +22,7 @@
 mod hashing;
 mod layout;
 mod pieces;
+mod regular;
 mod scan;
 mod state_files;
 mod torrent;
@@ -39,6 +40,7 @@ use crate::protocol::{self, Digest, Meta, check_name};
 pub use hashing::{hash_file, hashes_text, parse_hashes, recheck};
 pub use layout::Layout;
 pub use pieces::PieceSet;
+pub use regular::open_regular;
 pub use scan::Found;
 use state_files::StateDir;
 pub use state_files::{LockError, NameLock, STATE_DIR};

@@ -60,17 +60,17 @@ impl StateDir {
 
     /// `NAME.part`, a download in progress.
     pub fn part_path(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}.part"))
+        self.path.join(format!("{}.part", stem(name)))
     }
 
     /// `NAME.meta`, the cached `FILE` line and piece hashes.
     pub fn meta_path(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}.meta"))
+        self.path.join(format!("{}.meta", stem(name)))
     }
 
     /// `NAME.lock`, held by the one download of NAME.
     pub fn lock_path(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}.lock"))
+        self.path.join(format!("{}.lock", stem(name)))
     }
 
     /// Take the download lock of `name` now, or fail at once if another download holds it.
@@ -113,15 +113,57 @@ impl StateDir {
         // A name of its own per writer: two threads or processes may write the same cache.
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let tmp = (self.path).join(format!("{}.meta.{}-{n}.tmp", meta.name, process::id()));
+        let tmp = (self.path).join(format!(
+            "{}.meta.{}-{n}.tmp",
+            stem(&meta.name),
+            process::id()
+        ));
         fs::write(&tmp, text)?;
         fs::rename(tmp, self.meta_path(&meta.name))
+    }
+}
+
+/// Longest name kept readable in a state file's name: the longest suffix added
+/// (`.meta.PID-N.tmp`, at most 32 bytes) must keep the whole under the file system's 255.
+const READABLE_STEM: usize = 200;
+
+/// The state files' name for `name`: the name itself when short, else `~` and the SHA-1 of
+/// the name in hex (a name of 247 to 255 bytes plus `.part` would not fit in 255 bytes). The
+/// meta cache records the full name and is checked against it, so a clash cannot mislead.
+fn stem(name: &str) -> String {
+    if name.len() <= READABLE_STEM {
+        name.to_string()
+    } else {
+        format!("~{}", crate::sha1::Sha1::from(name).digest())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_get_hashed_state_file_names_that_fit() {
+        let dir = std::env::temp_dir().join(format!("tp-stem-{}", std::process::id()));
+        let state = StateDir::create(&dir).unwrap();
+        assert!(
+            state
+                .part_path("a.txt")
+                .ends_with(".torrentphile/a.txt.part")
+        );
+        let long = "n".repeat(255);
+        for path in [
+            state.part_path(&long),
+            state.meta_path(&long),
+            state.lock_path(&long),
+        ] {
+            let file = path.file_name().unwrap().len();
+            assert!(file <= 46 && file > 41, "{}", path.display());
+        }
+        assert_ne!(state.part_path(&long), state.part_path(&"n".repeat(254)));
+        drop(state.lock(&long).unwrap());
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn a_name_lock_is_held_once_until_dropped() {

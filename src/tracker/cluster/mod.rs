@@ -85,9 +85,13 @@ pub struct Options {
     /// Listen here instead of binding this member's address from the cluster file (tests bind
     /// `127.0.0.1:0` first, then write the file).
     pub listener: Option<TcpListener>,
-    /// Accept `NOTE <text>` on the cluster port (a test hook: see `client_line`).
-    pub test_notes: bool,
+    /// What `STATE` on the cluster port answers after `ACK ` (the tracker's replicated state,
+    /// one line; a read for people with `nc` and for checkers, served by every member).
+    pub inspect: Option<Inspect>,
 }
+
+/// See [`Options::inspect`].
+pub type Inspect = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Default for Options {
     fn default() -> Options {
@@ -97,7 +101,7 @@ impl Default for Options {
             heartbeat_ticks: 2,
             client_addr: None,
             listener: None,
-            test_notes: false,
+            inspect: None,
         }
     }
 }
@@ -164,7 +168,7 @@ impl Cluster {
             client_addr: options.client_addr,
             trace,
             inbox,
-            test_notes: options.test_notes,
+            inspect: options.inspect,
             status: Mutex::new(Status {
                 role: Role::Follower,
                 term: node.term(),
@@ -210,6 +214,20 @@ impl Cluster {
     /// (it times out, then check-quorum makes it step down).
     pub fn propose(&self, commands: Vec<String>, timeout: Duration) -> Result<(), ProposeError> {
         self.shared.propose(commands, timeout)
+    }
+
+    /// A handle for other threads (the tracker's connections) to call [`Cluster::propose`]
+    /// with `timeout`, answering the `ERR` a client gets for a refusal.
+    pub fn proposer(
+        &self,
+        timeout: Duration,
+    ) -> impl Fn(Vec<String>) -> Result<(), ProtoError> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move |commands| {
+            shared
+                .propose(commands, timeout)
+                .map_err(|e| not_committed(&e))
+        }
     }
 
     /// The leader's client address, as far as this member knows.

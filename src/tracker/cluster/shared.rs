@@ -1,6 +1,6 @@
 //! What the threads of one cluster member share: the driver's published status, the other
 //! members' client addresses, the cut-link test hook, and the answers to lines sent to the
-//! cluster port by non-members (`STATUS`, the `NOTE` test hook).
+//! cluster port by non-members (`STATUS`, `STATE`).
 //!
 //! It owns no thread and does no I/O; every lock here is held for a few field reads or writes.
 
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) client_addr: Option<String>,
     pub(crate) trace: Trace,
     pub(crate) inbox: Sender<Input>,
-    pub(crate) test_notes: bool,
+    pub(crate) inspect: Option<super::Inspect>,
     pub(crate) status: Mutex<Status>,
     pub(crate) changed: Condvar,
     /// Other members' client addresses, as their handshakes said.
@@ -106,8 +106,9 @@ impl Shared {
     }
 
     /// Answer one line sent to the cluster port by something that is not a member: `STATUS`
-    /// (this member's view, for people with `nc`) and, only with [`Options::test_notes`],
-    /// `NOTE <text>` (propose `<text>`; a TEST HOOK the accounts verbs will replace).
+    /// (this member's Raft view) and `STATE` (its replicated state, see
+    /// [`super::Options::inspect`]), for people with `nc` and for checkers. Both are reads of
+    /// this member alone: a follower answers them too.
     pub(crate) fn client_line(&self, line: &str) -> String {
         let line = line.trim_end_matches('\r');
         if line == "STATUS" {
@@ -124,13 +125,13 @@ impl Shared {
                 self.id, s.term, s.commit, s.last_index
             );
         }
-        match line.strip_prefix("NOTE ") {
-            Some(text) if self.test_notes => match self.propose(vec![text.to_string()], Duration::from_secs(5)) {
-                Ok(()) => "ACK committed".to_string(),
-                Err(e) => not_committed(&e).into_reply().to_string(),
-            },
-            _ => "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS".to_string(),
+        if line == "STATE" {
+            return match &self.inspect {
+                Some(inspect) => format!("ACK {}", inspect()),
+                None => "ACK none".to_string(),
+            };
         }
+        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS or STATE".to_string()
     }
 }
 

@@ -117,7 +117,7 @@ impl Transport {
 }
 
 /// One inbound connection: a member's handshake then its messages, or a client line (see
-/// `Shared::client_line`: `STATUS`, and the `NOTE` test hook).
+/// `Shared::client_line`: `STATUS` and `STATE`).
 fn serve_inbound(shared: &Shared, conn: &mut Conn) {
     let Ok(first) = conn.read_line(MAX_LINE) else {
         return;
