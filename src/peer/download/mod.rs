@@ -72,6 +72,11 @@ pub struct DownloadOptions {
     pub progress: ProgressStyle,
     /// With `ProgressStyle::Lines`: how often a line is said (default 3 s).
     pub report_every: Duration,
+    /// BENCHMARKS ONLY: store pieces without hashing them, so `make bench` can measure the
+    /// same transfer unverified and show what verification costs. Never set by the CLI or the
+    /// shell; a download with it set is not checked at all. Always `false` in real use.
+    #[doc(hidden)]
+    pub unverified_bench_only: bool,
 }
 
 impl Default for DownloadOptions {
@@ -85,6 +90,7 @@ impl Default for DownloadOptions {
             whole_file_check: false,
             progress: ProgressStyle::Quiet,
             report_every: Duration::from_secs(3),
+            unverified_bench_only: false,
         }
     }
 }
@@ -303,6 +309,7 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
             timeouts: ctx.options.timeouts,
             trace: ctx.options.trace.clone(),
             window_bytes: ctx.options.window_bytes,
+            unverified_bench_only: ctx.options.unverified_bench_only,
         },
     });
     (Arc::new(shared), p.lock)

@@ -30,6 +30,8 @@ pub struct Tuning {
     pub trace: Trace,
     /// Bytes of requests kept in flight per peer.
     pub window_bytes: u64,
+    /// `DownloadOptions::unverified_bench_only`: benchmarks only, never in real use.
+    pub unverified_bench_only: bool,
 }
 
 /// Everything a download starts from (what `prepare` found).
