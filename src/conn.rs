@@ -178,7 +178,14 @@ pub struct Conn {
     timeouts: Timeouts,
     read_timeout: Option<Duration>,
     trace: Trace,
+    /// Reply lines queued by `queue_line`, sent with the next write (one system call for the
+    /// replies to pipelined requests). Empty between calls of the public methods, except after
+    /// `queue_line`.
+    out: Vec<u8>,
 }
+
+/// Most bytes `Conn::queue_line` keeps before it writes them out anyway.
+const MAX_QUEUED: usize = 16 * 1024;
 
 impl Conn {
     /// Wrap an accepted or connected stream; sets its timeouts and TCP_NODELAY.
@@ -195,6 +202,7 @@ impl Conn {
             timeouts,
             read_timeout: Some(timeouts.idle),
             trace,
+            out: Vec::new(),
         })
     }
 
@@ -310,24 +318,57 @@ impl Conn {
         Ok(line)
     }
 
-    /// Write one line (the `\n` is added).
+    /// Write one line (the `\n` is added), after any lines queued by `queue_line`, in one
+    /// system call.
     pub fn send_line(&mut self, line: &str) -> io::Result<()> {
-        self.trace.line(&self.name, ">", line.as_bytes());
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-        (&*self.stream).write_all(&buf)
+        self.push_line(line);
+        self.flush()
     }
 
     /// Write several lines in one system call (pipelined requests).
     pub fn send_lines(&mut self, lines: &[String]) -> io::Result<()> {
-        let mut buf = Vec::new();
         for line in lines {
-            self.trace.line(&self.name, ">", line.as_bytes());
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
+            self.push_line(line);
         }
-        (&*self.stream).write_all(&buf)
+        self.flush()
+    }
+
+    /// Queue one line to go out with the next write (`flush`, `send_line`, a data block).
+    /// For a server answering pipelined requests: while another request is already waiting
+    /// in the read buffer (`line_waiting`), its replies can share one system call. Writes
+    /// at once if the queue has grown past 16 KiB.
+    pub fn queue_line(&mut self, line: &str) -> io::Result<()> {
+        self.push_line(line);
+        if self.out.len() >= MAX_QUEUED {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Write the queued lines, if any.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = (&*self.stream).write_all(&self.out);
+        self.out.clear();
+        if self.out.capacity() > MAX_QUEUED {
+            self.out = Vec::new(); // a burst of long replies does not pin its buffer
+        }
+        written
+    }
+
+    /// Is a whole line already in the read buffer, so the next `read_line` will not wait for
+    /// the network (the other end pipelines its requests)?
+    pub fn line_waiting(&self) -> bool {
+        self.reader.buffer().contains(&b'\n')
+    }
+
+    fn push_line(&mut self, line: &str) {
+        // Traced when queued, before the bytes leave, as every sent line is.
+        self.trace.line(&self.name, ">", line.as_bytes());
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.push(b'\n');
     }
 
     /// Send `DATA <len>` and the bytes.
