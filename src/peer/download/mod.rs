@@ -83,6 +83,11 @@ pub struct DownloadOptions {
     pub report_every: Duration,
     /// `None` for a public file. For a group's file: how to ask about it and be let in.
     pub access: Option<Arc<dyn Access>>,
+    /// BENCHMARKS ONLY: store pieces without hashing them, so `make bench` can measure the
+    /// same transfer unverified and show what verification costs. Never set by the CLI or the
+    /// shell; a download with it set is not checked at all. Always `false` in real use.
+    #[doc(hidden)]
+    pub unverified_bench_only: bool,
 }
 
 impl Default for DownloadOptions {
@@ -97,6 +102,7 @@ impl Default for DownloadOptions {
             progress: ProgressStyle::Quiet,
             report_every: Duration::from_secs(3),
             access: None,
+            unverified_bench_only: false,
         }
     }
 }
@@ -331,6 +337,7 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
             trace: ctx.options.trace.clone(),
             window_bytes: ctx.options.window_bytes,
             access: ctx.options.access.clone(),
+            unverified_bench_only: ctx.options.unverified_bench_only,
         },
     });
     (Arc::new(shared), p.lock)

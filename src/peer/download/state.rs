@@ -46,6 +46,8 @@ pub struct Tuning {
     pub window_bytes: u64,
     /// For a group's file: the ticket each fetcher presents right after connecting.
     pub access: Option<std::sync::Arc<dyn crate::peer::download::Access>>,
+    /// `DownloadOptions::unverified_bench_only`: benchmarks only, never in real use.
+    pub unverified_bench_only: bool,
 }
 
 /// Everything a download starts from (what `prepare` found).
