@@ -7,7 +7,7 @@
 //! `sha1_smol` stays the portable path and the reference the tests compare against.
 //!
 //! This module owns padding, buffering of partial blocks, and the [`Digest`] type (its hex
-//! text is the wire format). It must never hold `unsafe` code itself: that is all in `ni.rs`,
+//! text is the wire format). It must never hold unchecked code itself: every intrinsic call is in `ni.rs`,
 //! which only compresses whole blocks. The API mirrors `sha1_smol`'s, so a call site changes
 //! by a rename.
 

@@ -190,6 +190,22 @@ impl Peer {
 
     /// Download `name` into the folder (blocks until done or failed).
     pub fn download(&self, name: &str) -> Result<Report, DownloadError> {
+        self.run_download(name, |ctx| download::download(ctx, name))
+    }
+
+    /// Download what the .torrent `t` describes into the folder (`DIR/NAME` or
+    /// `DIR/NAME/...`), checking every piece against the .torrent; blocks until done or failed.
+    pub fn download_torrent(&self, t: &crate::torrent::Metainfo) -> Result<Report, DownloadError> {
+        self.run_download(&t.name, |ctx| download::download_torrent(ctx, t))
+    }
+
+    /// Run one download under `name` in `downloads` (so `status` shows it), with this peer's
+    /// context, and record its outcome.
+    fn run_download(
+        &self,
+        name: &str,
+        run: impl FnOnce(&Context) -> Result<Report, DownloadError>,
+    ) -> Result<Report, DownloadError> {
         let me = self
             .link
             .wait_registered(self.config.timeouts.idle)
@@ -207,38 +223,7 @@ impl Peer {
             progress: &progress,
             events: &self.events,
         };
-        let result = download::download(&ctx, name);
-        *progress
-            .outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(match &result {
-            Ok(report) => Ok(report.to_string()),
-            Err(e) => Err(e.to_string()),
-        });
-        result
-    }
-
-    /// Download what the .torrent `t` describes into the folder (`DIR/NAME` or
-    /// `DIR/NAME/...`), checking every piece against the .torrent; blocks until done or failed.
-    pub fn download_torrent(&self, t: &crate::torrent::Metainfo) -> Result<Report, DownloadError> {
-        let me = self
-            .link
-            .wait_registered(self.config.timeouts.idle)
-            .map_err(DownloadError::Failed)?;
-        let progress = Arc::new(Progress::new(&t.name));
-        self.downloads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(t.name.clone(), progress.clone());
-        let ctx = Context {
-            store: &self.store,
-            link: &self.link,
-            me: &me,
-            options: &self.config.download,
-            progress: &progress,
-            events: &self.events,
-        };
-        let result = download::download_torrent(&ctx, t);
+        let result = run(&ctx);
         *progress
             .outcome
             .lock()

@@ -141,8 +141,11 @@ fn the_line_loop_answers_every_line_exactly_once() {
         start.elapsed(),
         lines.len()
     );
+    // About 30% of the lines are valid requests, and the tracker's own verbs among them
+    // (a peer's verb is `unknown-verb` here) come to about 8%: a twentieth says the mix is
+    // not degenerate without failing on a seed's luck.
     assert!(
-        overlong > 0 && good > lines.len() / 10,
+        overlong > 0 && good > lines.len() / 20,
         "seed {seed}: the mix is off"
     );
 }
