@@ -1637,6 +1637,12 @@ fn bt_wire(b: &mut Bench, s: &mut Section) -> Res<()> {
 
 type Case = fn(&mut Bench, &mut Section) -> Res<()>;
 
+/// The cases the `cargo test` smoke run leaves out: each takes seconds of process start-ups
+/// (aria2c, leader kills) that its own integration tests already spend.
+fn smoke_skips(title: &str) -> bool {
+    title.starts_with("Cluster:") || title.starts_with("BitTorrent wire:")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--echo-server") {
@@ -1698,6 +1704,15 @@ fn main() {
     let (started, mut failed) = (Instant::now(), 0);
     for (i, &(title, case)) in cases.iter().enumerate() {
         if only.as_ref().is_some_and(|o| !o.contains(&(i + 1))) {
+            continue;
+        }
+        // Under `cargo test` (the smoke run `make test` does) the two slowest cases are left
+        // to their own tests, which drive the same code harder: `make bench-quick` runs them.
+        if !benching && smoke_skips(title) {
+            println!(
+                "({}. {title}: left to tests/cluster*.rs and tests/bt_real.rs under cargo test; make bench-quick runs it)",
+                i + 1
+            );
             continue;
         }
         let mut s = Section {
