@@ -14,11 +14,13 @@
 
 mod common;
 
+use common::{Aria2, have_aria2c};
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -36,19 +38,6 @@ use torrentphile::util::Rng;
 /// things work (every wait below ends on an event, not on this).
 const PATIENCE: Duration = Duration::from_secs(60);
 const OUR_PEER_ID: [u8; 20] = *b"-TP0001-wiretest0001";
-
-fn have_aria2c() -> bool {
-    let ok = Command::new("aria2c")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped: aria2c is not installed (apt-get install aria2)");
-    }
-    ok
-}
 
 /// A tracker on 127.0.0.1:0 that answers every announce with `peers` and reports each
 /// announce (with the address it came from) on the channel.
@@ -108,52 +97,6 @@ fn make_torrent(tag: &str, tracker: SocketAddr) -> (PathBuf, PathBuf, Vec<u8>, M
     let meta = Metainfo::parse(&fs::read(&torrent).unwrap()).unwrap();
     assert_eq!(meta.piece_count(), 10);
     (dir, torrent, data, meta)
-}
-
-/// aria2c, talking to nobody but the tracker in the torrent and the peers it names.
-struct Aria2(Child);
-
-impl Aria2 {
-    fn start(torrent: &Path, dir: &Path, extra: &[&str]) -> Aria2 {
-        let log = fs::File::create(dir.join("aria2c.out")).unwrap();
-        let child = Command::new("aria2c")
-            .arg(torrent)
-            .arg(format!("--dir={}", dir.display()))
-            .args([
-                // Every socket on loopback.
-                "--interface=127.0.0.1",
-                // A range below Linux's ephemeral ports (32768-60999), so no outgoing
-                // connection can be holding the port aria2c picks; it binds the first free
-                // one and tells the tracker which.
-                "--listen-port=20000-32000",
-                "--no-conf=true",
-                "--enable-dht=false",
-                "--enable-dht6=false",
-                "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false",
-                "--disable-ipv6=true",
-                "--file-allocation=none",
-                "--summary-interval=0",
-                "--console-log-level=warn",
-                "--log-level=info",
-            ])
-            .arg(format!("--log={}", dir.join("aria2c.log").display()))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Aria2(child)
-    }
-}
-
-impl Drop for Aria2 {
-    fn drop(&mut self) {
-        // Only the child this test started, by its handle.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn send(stream: &mut TcpStream, msg: &Message, trace: &mut Vec<String>) {

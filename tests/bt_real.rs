@@ -12,8 +12,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,97 +22,6 @@ use torrentphile::torrent::Metainfo;
 const SIZE: u64 = 256 << 20;
 /// Bounds every wait; never reached when things work.
 const PATIENCE: Duration = Duration::from_secs(240);
-
-fn have_aria2c() -> bool {
-    let ok = Command::new("aria2c")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped: aria2c is not installed (apt-get install aria2)");
-    }
-    ok
-}
-
-/// aria2c on loopback only, talking to the torrent's tracker and the peers it names.
-pub struct Aria2(Child);
-
-impl Aria2 {
-    pub fn start(torrent: &Path, dir: &Path, extra: &[&str]) -> Aria2 {
-        let log = fs::File::create(dir.join("aria2c.out")).unwrap();
-        let child = Command::new("aria2c")
-            .arg(torrent)
-            .arg(format!("--dir={}", dir.display()))
-            .args([
-                "--interface=127.0.0.1",
-                "--listen-port=20000-32000",
-                "--no-conf=true",
-                "--enable-dht=false",
-                "--enable-dht6=false",
-                "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false",
-                "--disable-ipv6=true",
-                "--file-allocation=none",
-                "--summary-interval=0",
-                "--console-log-level=warn",
-                "--log-level=notice",
-                "--bt-tracker-interval=1",
-            ])
-            .arg(format!("--log={}", dir.join("aria2c.log").display()))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Aria2(child)
-    }
-
-    /// A leecher: exits once its copy is complete and verified.
-    pub fn leecher(torrent: &Path, dir: &Path) -> Aria2 {
-        Aria2::start(torrent, dir, &["--seed-time=0"])
-    }
-
-    /// A seeder of the data already in `dir`: hashes it first, then seeds until killed.
-    pub fn seeder(torrent: &Path, dir: &Path) -> Aria2 {
-        Aria2::start(
-            torrent,
-            dir,
-            &[
-                "--seed-ratio=0.0",
-                "--check-integrity=true",
-                "--bt-seed-unverified=false",
-            ],
-        )
-    }
-
-    /// Wait for a leecher to exit; panics (with its log) if it fails or takes too long.
-    pub fn wait_done(&mut self, dir: &Path) {
-        let end = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                let log = fs::read_to_string(dir.join("aria2c.out")).unwrap_or_default();
-                assert!(status.success(), "aria2c failed: {status}\n{log}");
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "aria2c did not finish in {PATIENCE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Aria2 {
-    fn drop(&mut self) {
-        // Only the child this test started, by its handle.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `src/big.bin` (256 MiB, seeded random) and its .torrent (256 KiB pieces) announcing to
 /// `tracker`; the file's SHA-1.

@@ -4,9 +4,12 @@
 //! answer: that is the tests' job.
 #![allow(dead_code)]
 
+pub mod aria2;
 mod client;
 mod fake_peer;
 
+#[allow(unused_imports)]
+pub use aria2::{Aria2, have_aria2c};
 #[allow(unused_imports)]
 pub use client::{Client, HANG, connect_stream};
 #[allow(unused_imports)]
