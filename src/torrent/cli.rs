@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use getopts::Options;
+use getopts::{Matches, Options};
 
 use super::create::{self, CreateOptions, Style};
 use super::metainfo::{MAX_TORRENT_BYTES, Metainfo};
@@ -51,6 +51,19 @@ fn usage(msg: impl Into<String>) -> Fail {
 
 fn failure(msg: impl Into<String>) -> Fail {
     (msg.into(), 1)
+}
+
+/// Parse `args` with `opts` plus `--help`; `Ok(None)` means the help was printed.
+fn parse(opts: &mut Options, args: &[String], brief: &str) -> Result<Option<Matches>, Fail> {
+    opts.optflag("h", "help", "show this help");
+    let m = opts
+        .parse(args)
+        .map_err(|e| usage(format!("{e}\n\n{}", opts.usage(brief))))?;
+    if m.opt_present("help") {
+        println!("{}", opts.usage(brief));
+        return Ok(None);
+    }
+    Ok(Some(m))
 }
 
 fn create_cmd(args: &[String]) -> Result<(), Fail> {
@@ -96,15 +109,10 @@ fn create_cmd(args: &[String]) -> Result<(), Fail> {
         "the created-by text (default torrentphile VERSION)",
         "TEXT",
     );
-    opts.optflag("h", "help", "show this help");
     let brief = "usage: torrentphile torrent create [options] PATH";
-    let m = opts
-        .parse(args)
-        .map_err(|e| usage(format!("{e}\n\n{}", opts.usage(brief))))?;
-    if m.opt_present("help") {
-        println!("{}", opts.usage(brief));
+    let Some(m) = parse(&mut opts, args, brief)? else {
         return Ok(());
-    }
+    };
     let [target] = m.free.as_slice() else {
         return Err(usage(format!(
             "give exactly one PATH to share\n\n{}",
@@ -200,14 +208,9 @@ fn create_cmd(args: &[String]) -> Result<(), Fail> {
 fn show_cmd(args: &[String]) -> Result<(), Fail> {
     let brief = "usage: torrentphile torrent show FILE";
     let mut opts = Options::new();
-    opts.optflag("h", "help", "show this help");
-    let m = opts
-        .parse(args)
-        .map_err(|e| usage(format!("{e}\n\n{}", opts.usage(brief))))?;
-    if m.opt_present("help") {
-        println!("{}", opts.usage(brief));
+    let Some(m) = parse(&mut opts, args, brief)? else {
         return Ok(());
-    }
+    };
     let [path] = m.free.as_slice() else {
         return Err(usage(format!(
             "give exactly one .torrent FILE\n\n{}",

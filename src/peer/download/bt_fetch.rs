@@ -167,14 +167,7 @@ pub fn worker(
     for (_, unfinished) in open.drain() {
         shared.recycle(unfinished.buf);
     }
-    let mut picker = shared.picker();
-    while state.pending() > 0 {
-        picker = shared.wait(picker, Duration::from_millis(50));
-    }
-    picker.remove_peer(w);
-    drop(picker);
-    shared.remove_socket(w);
-    shared.notify();
+    super::fetcher::retire(shared, w, &state);
     match (state.corrupt_piece(), result) {
         (Some(bad), _) => WorkerEnd::Corrupt(bad),
         (_, Ok(())) => WorkerEnd::Done,

@@ -64,16 +64,7 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
         })
     };
     drop(verifiers);
-    // Wait until the verifiers have dealt with every piece this peer sent, so a corrupt one
-    // is known before we say how this peer did.
-    let mut picker = shared.picker();
-    while state.pending() > 0 {
-        picker = shared.wait(picker, Duration::from_millis(50));
-    }
-    picker.remove_peer(w);
-    drop(picker);
-    shared.remove_socket(w);
-    shared.notify();
+    retire(shared, w, &state);
     match (state.corrupt_piece(), fetched) {
         (Some(bad), _) => WorkerEnd::Corrupt(bad),
         (None, Err(_)) if refused.is_some() && !shared.stopped() => {
@@ -86,6 +77,20 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
 }
 
 /// `HELLO` and the first `HAVE`.
+/// A worker's last step, whatever wire it spoke: wait until the verifiers have dealt with
+/// every piece its peer sent (so a corrupt one is known before we say how the peer did),
+/// then take the peer out of the picker and its socket out of the download.
+pub(super) fn retire(shared: &Shared, w: usize, state: &WorkerState) {
+    let mut picker = shared.picker();
+    while state.pending() > 0 {
+        picker = shared.wait(picker, Duration::from_millis(50));
+    }
+    picker.remove_peer(w);
+    drop(picker);
+    shared.remove_socket(w);
+    shared.notify();
+}
+
 fn hello(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
     let hello = Request::Hello {
         id: shared.me().to_string(),
