@@ -18,6 +18,7 @@
 mod config;
 mod node;
 mod shared;
+mod snapfile;
 mod storage;
 mod transport;
 
