@@ -27,6 +27,7 @@ fn what_is_saved_comes_back_after_truncation_and_appends() {
     let mut model = Persisted::default();
     let changes = [
         Persist {
+            snapshot: None,
             hard_state: Some(HardState {
                 term: 2,
                 voted_for: Some(3),
@@ -39,16 +40,19 @@ fn what_is_saved_comes_back_after_truncation_and_appends() {
             ],
         },
         Persist {
+            snapshot: None,
             hard_state: None,
             truncate_from: Some(3),
             append: vec![entry(3, 3, "c"), entry(4, 3, "d")],
         },
         Persist {
+            snapshot: None,
             hard_state: None,
             truncate_from: None,
             append: vec![entry(5, 3, "e")],
         },
         Persist {
+            snapshot: None,
             hard_state: Some(HardState {
                 term: 4,
                 voted_for: None,

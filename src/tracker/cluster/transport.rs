@@ -17,6 +17,8 @@
 //! > APPEND 3 1 10 2 10 1
 //! > ENTRY 3 5 hello
 //! > PING                                   when idle for a second: keeps the connection warm
+//! > SNAPSHOT 3 1 500 2 0 no 65536          a chunk of a snapshot, then its data line, which
+//! - <65536 bytes>                          the trace shows only as a size (it holds accounts)
 //! ```
 //!
 //! and replies travel on the other member's own connection back. A lost connection loses
@@ -26,6 +28,7 @@
 //! waits). `--trace` shows each line: `tracker 1 > 127.0.0.1:9102  VOTE 3 1 10 2`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -36,7 +39,7 @@ use super::Shared;
 use super::node::Input;
 use crate::conn::{Conn, ConnError, Timeouts};
 use crate::protocol::MAX_LINE;
-use crate::raft::{Message, NodeId, lines_after, parse};
+use crate::raft::{Message, NodeId, lines_after, parse, snapshot_data_len};
 use crate::server::Server;
 use crate::util::Rng;
 
@@ -175,7 +178,18 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             Ok(n) => n,
             Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
         };
-        for _ in 0..more {
+        let snapshot = line.starts_with("SNAPSHOT ");
+        if snapshot {
+            // The data line is read as a data block, so the trace shows its size only.
+            match read_snapshot_data(conn, &line) {
+                Ok(data) => {
+                    text.push('\n');
+                    text.push_str(&data);
+                }
+                Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
+            }
+        }
+        for _ in 0..if snapshot { 0 } else { more } {
             match conn.read_line(MAX_LINE) {
                 Ok(next) => {
                     text.push('\n');
@@ -255,23 +269,34 @@ fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
 /// Write queued messages until the connection breaks (false) or the driver is gone (true).
 fn stream(conn: &mut Conn, rx: &Receiver<Message>) -> bool {
     loop {
-        let lines = match rx.recv_timeout(KEEPALIVE) {
+        let msgs = match rx.recv_timeout(KEEPALIVE) {
             Ok(msg) => {
-                let mut lines = Vec::new();
-                push_lines(&mut lines, &msg);
+                let mut msgs = vec![msg];
                 // Whatever else is queued goes in the same write.
-                for _ in 0..63 {
-                    match rx.try_recv() {
-                        Ok(msg) => push_lines(&mut lines, &msg),
-                        Err(_) => break,
-                    }
-                }
-                lines
+                msgs.extend(rx.try_iter().take(63));
+                msgs
             }
-            Err(RecvTimeoutError::Timeout) => vec!["PING".to_string()],
+            Err(RecvTimeoutError::Timeout) => {
+                if conn.send_line("PING").is_err() {
+                    return false;
+                }
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => return true,
         };
-        if conn.send_lines(&lines).is_err() {
+        let mut lines = Vec::new();
+        for msg in &msgs {
+            if let Message::Snapshot { .. } = msg {
+                if conn.send_lines(&std::mem::take(&mut lines)).is_err()
+                    || send_snapshot(conn, msg).is_err()
+                {
+                    return false;
+                }
+            } else {
+                push_lines(&mut lines, msg);
+            }
+        }
+        if !lines.is_empty() && conn.send_lines(&lines).is_err() {
             return false;
         }
     }
@@ -280,4 +305,29 @@ fn stream(conn: &mut Conn, rx: &Receiver<Message>) -> bool {
 /// A message as separate lines (an `APPEND` and its `ENTRY` lines), so each is traced alone.
 fn push_lines(lines: &mut Vec<String>, msg: &Message) {
     lines.extend(msg.to_string().split('\n').map(str::to_string));
+}
+
+/// A `SNAPSHOT`: its first line as usual, its data line written past the trace (the snapshot
+/// holds password verifiers; a trace shows only how long the line is).
+fn send_snapshot(conn: &mut Conn, msg: &Message) -> std::io::Result<()> {
+    let text = msg.to_string();
+    let (first, data) = text.split_once('\n').unwrap_or((&text, ""));
+    conn.send_line(first)?;
+    conn.trace_event(&format!("<{} bytes of snapshot data>", data.len() + 1));
+    let mut line = Vec::with_capacity(data.len() + 1);
+    line.extend_from_slice(data.as_bytes());
+    line.push(b'\n');
+    (&*conn.stream()).write_all(&line)
+}
+
+/// Read a `SNAPSHOT`'s data line (its length is on the first line) as a data block.
+fn read_snapshot_data(conn: &mut Conn, first: &str) -> Result<String, String> {
+    let n = snapshot_data_len(first).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; n + 1];
+    conn.read_data(&mut buf, Instant::now() + IO * 4)
+        .map_err(|e| format!("snapshot data: {e:?}"))?;
+    if buf.pop() != Some(b'\n') {
+        return Err("the snapshot data line is longer than announced".into());
+    }
+    String::from_utf8(buf).map_err(|_| "the snapshot data is not text".into())
 }
