@@ -214,8 +214,8 @@ impl Journal {
         let mut covered = 0u64;
         match fs::read(&snap_path) {
             Ok(bytes) => {
-                let (records, seq) = read_snapshot(&bytes)
-                    .map_err(|e| format!("{}: {e}", snap_path.display()))?;
+                let (records, seq) =
+                    read_snapshot(&bytes).map_err(|e| format!("{}: {e}", snap_path.display()))?;
                 covered = seq;
                 opened.records.extend(records);
             }

@@ -382,9 +382,12 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
         }
         "SNAPSHOT" => {
             let n = snapshot_data_len(first)?;
-            let line = lines
-                .next()
-                .ok_or_else(|| ParseError("SNAPSHOT without its data line".into()))?;
+            // An empty data line may be eaten as the message's trailing newline.
+            let line = match lines.next() {
+                Some(line) => line,
+                None if n == 0 => "",
+                None => return bad("SNAPSHOT without its data line"),
+            };
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.len() != n {
                 return bad(format!(
@@ -392,7 +395,8 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
                     line.len()
                 ));
             }
-            let data = base64::decode(line).map_err(|e| ParseError(format!("SNAPSHOT data: {e}")))?;
+            let data =
+                base64::decode(line).map_err(|e| ParseError(format!("SNAPSHOT data: {e}")))?;
             if data.len() > MAX_CHUNK {
                 return bad(format!("SNAPSHOT carries at most {MAX_CHUNK} bytes"));
             }

@@ -58,8 +58,8 @@ mod message_tests;
 mod node_tests;
 
 pub use message::{
-    MAX_CHUNK, MAX_CHUNK_LINE, MAX_COMMAND, MAX_ENTRIES, MAX_SNAPSHOT, Message, ParseError,
-    escape, lines_after, parse, snapshot_data_len, unescape,
+    MAX_CHUNK, MAX_CHUNK_LINE, MAX_COMMAND, MAX_ENTRIES, MAX_SNAPSHOT, Message, ParseError, escape,
+    lines_after, parse, snapshot_data_len, unescape,
 };
 pub use node::{CompactError, Config, Node, Role};
 

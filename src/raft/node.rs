@@ -15,8 +15,8 @@ use super::log::Log;
 use super::message::{MAX_CHUNK, MAX_COMMAND, MAX_ENTRIES, Message, escape};
 use super::{Entry, HardState, NodeId, Persisted, Proposal, ProposeError, Ready, Snapshot};
 
-pub use snapshot::CompactError;
 use crate::util::Rng;
+pub use snapshot::CompactError;
 
 /// Timing and options, in ticks (the caller decides how long a tick is).
 #[derive(Clone, Debug)]

@@ -161,7 +161,16 @@ fn a_stale_sender_is_told_the_newer_term() {
         term: 5,
         voted_for: None,
     };
-    let mut node = Node::new(1, &[2, 3], Persisted { hard, snapshot: None, log: vec![] }, 1);
+    let mut node = Node::new(
+        1,
+        &[2, 3],
+        Persisted {
+            hard,
+            snapshot: None,
+            log: vec![],
+        },
+        1,
+    );
     node.step(vote(4, 2));
     node.step(Message::Append {
         term: 3,

@@ -157,7 +157,9 @@ impl Replica {
     /// member). Nothing changes if they do not parse; the error says why.
     pub fn restore(&self, bytes: &[u8]) -> Result<(), String> {
         let (lines, _) = crate::journal::read_snapshot(bytes)?;
-        let (meta, records) = lines.split_first().ok_or("the snapshot has no REPLICA record")?;
+        let (meta, records) = lines
+            .split_first()
+            .ok_or("the snapshot has no REPLICA record")?;
         let w: Vec<&str> = meta.split(' ').collect();
         let applied = match w[..] {
             ["REPLICA", count, skipped, chain, order] => {
