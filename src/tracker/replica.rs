@@ -239,6 +239,21 @@ impl Replica {
     }
 }
 
+/// The Raft log is compacted once this many entries were applied past the last snapshot,
+/// unless told otherwise (`tracker --snapshot-every N`).
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+
+/// Log compaction for a cluster whose state machine is `replica`: every `every` applied
+/// entries (0: never), snapshot it; restore it from a leader's snapshot or the one on disk.
+pub fn snapshots(replica: &Arc<Replica>, every: u64) -> crate::tracker::cluster::Snapshots {
+    let (take, restore) = (replica.clone(), replica.clone());
+    crate::tracker::cluster::Snapshots {
+        every,
+        take: Box::new(move |index| take.snapshot(index)),
+        restore: Box::new(move |bytes| restore.restore(bytes)),
+    }
+}
+
 /// Why a replicated mutation was not made.
 #[derive(Debug)]
 pub enum Refusal {

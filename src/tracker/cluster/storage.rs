@@ -210,6 +210,7 @@ impl Storage {
         } else {
             Vec::new()
         };
+        let header = bytes.len() as u64;
         if from < until {
             let at = self.offsets[(from - self.first) as usize];
             let end = self.offsets[(until - self.first) as usize];
@@ -222,7 +223,6 @@ impl Storage {
             }
             bytes.extend_from_slice(&kept);
         }
-        let header = bytes.len() as u64;
         bytes.extend_from_slice(text.as_bytes());
         replace(&self.dir, "log", &bytes)?;
         self.log = OpenOptions::new().append(true).open(self.dir.join("log"))?;

@@ -184,6 +184,14 @@ fn a_restart_reads_the_snapshot_and_the_log_after_it() {
     let log = fs::read_to_string(dir.join("raft/log")).unwrap();
     assert!(log.starts_with("START 10 "), "{log}");
     let _ = fs::remove_dir_all(&dir);
+    // The same changes on one open storage (its offsets kept in memory, never re-read).
+    let (mut s, _) = Storage::open(&dir, 1, "f").unwrap();
+    for c in &changes {
+        s.save(c).unwrap();
+    }
+    drop(s);
+    assert_eq!(Storage::open(&dir, 1, "f").unwrap().1, model);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -198,12 +206,20 @@ fn a_crash_between_the_snapshot_and_the_log_cut_is_repaired() {
     .unwrap();
     drop(s);
     // Our own snapshot at 2 on disk, the log not cut yet: entries 3 and 4 are kept.
-    fs::write(dir.join("raft/snapshot"), snapfile::encode(&snap(2, 1, "x"))).unwrap();
+    fs::write(
+        dir.join("raft/snapshot"),
+        snapfile::encode(&snap(2, 1, "x")),
+    )
+    .unwrap();
     let (_, p) = Storage::open(&dir, 1, "f").unwrap();
     assert_eq!(p.log, entries[2..].to_vec());
     assert_eq!(p.snapshot, Some(snap(2, 1, "x")));
     // A leader's snapshot at 3 of another term: the log after it conflicted, and goes.
-    fs::write(dir.join("raft/snapshot"), snapfile::encode(&snap(3, 2, "y"))).unwrap();
+    fs::write(
+        dir.join("raft/snapshot"),
+        snapfile::encode(&snap(3, 2, "y")),
+    )
+    .unwrap();
     let (_, p) = Storage::open(&dir, 1, "f").unwrap();
     assert_eq!(p.log, vec![]);
     let _ = fs::remove_dir_all(&dir);
@@ -246,6 +262,9 @@ fn a_damaged_snapshot_or_start_line_refuses_to_start_naming_the_file() {
     let body = "START 4";
     fs::write(&log, format!("{body} {}\n", checksum(body))).unwrap();
     let err = Storage::open(&dir, 1, "f").err().unwrap();
-    assert!(err.contains("starts at entry 4 but the snapshot ends at 2"), "{err}");
+    assert!(
+        err.contains("starts at entry 4 but the snapshot ends at 2"),
+        "{err}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
