@@ -5,7 +5,7 @@
 //! restarts from its own snapshot and log.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use torrentphile::auth::accounts::Record;
@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(15);
 fn start(
     config: &ClusterConfig,
     id: u64,
-    root: &PathBuf,
+    root: &Path,
     ports: (TcpListener, TcpListener),
 ) -> Member {
     let state = root.join(format!("m{id}"));

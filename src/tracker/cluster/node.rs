@@ -33,6 +33,9 @@ const BATCH: usize = 64;
 /// The tracker's state machine: gets each committed command, in log order.
 pub type Apply = Box<dyn FnMut(&str) + Send>;
 
+/// Replace the whole state machine by a snapshot's bytes, or say why they are not one.
+pub type Restore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
+
 /// The state machine's side of log compaction (Raft §7).
 pub struct Snapshots {
     /// Compact once this many entries were applied since the last snapshot (0: never).
@@ -41,7 +44,7 @@ pub struct Snapshots {
     pub take: Box<dyn FnMut(u64) -> Vec<u8> + Send>,
     /// Replace the whole state machine by a snapshot's bytes (at start, and when the leader
     /// sends one); an error says why the bytes are not a snapshot.
-    pub restore: Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>,
+    pub restore: Restore,
 }
 
 pub(super) struct Driver {
