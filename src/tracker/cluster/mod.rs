@@ -21,6 +21,8 @@ mod node;
 mod shared;
 mod snapfile;
 mod storage;
+#[cfg(test)]
+mod storage_tests;
 mod transport;
 
 use std::fmt;

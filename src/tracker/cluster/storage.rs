@@ -47,11 +47,11 @@ fn start_line(first: u64) -> String {
     format!("{body} {sum}\n")
 }
 
-fn checksum(text: &str) -> String {
+pub(super) fn checksum(text: &str) -> String {
     Sha1::from(text.as_bytes()).hexdigest()[..8].to_string()
 }
 
-fn entry_line(e: &Entry) -> String {
+pub(super) fn entry_line(e: &Entry) -> String {
     let body = format!("{} {}", e.term, escape(&e.command));
     let sum = checksum(&body);
     format!("{body} {sum}\n")
@@ -350,7 +350,3 @@ fn read_log(bytes: &[u8], path: &Path) -> Result<(u64, Vec<Entry>, Vec<u64>), St
     // `offsets[i]` is where entry first+i starts; the last element is the end of the good part.
     Ok((first, entries, offsets))
 }
-
-#[cfg(test)]
-#[path = "storage_tests.rs"]
-mod tests;

@@ -1,7 +1,11 @@
 //! Storage on a temporary folder: round trips, the torn-tail rule, snapshots, refusals.
 
-use super::*;
-use crate::raft::Snapshot;
+use std::fs;
+use std::path::PathBuf;
+
+use super::snapfile;
+use super::storage::{Storage, checksum, entry_line};
+use crate::raft::{Entry, HardState, Persist, Persisted, Snapshot};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
