@@ -55,6 +55,8 @@ mod node;
 #[cfg(test)]
 mod message_tests;
 #[cfg(test)]
+mod node_snapshot_tests;
+#[cfg(test)]
 mod node_tests;
 
 pub use message::{
