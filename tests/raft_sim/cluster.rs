@@ -18,9 +18,10 @@
 
 use std::collections::BTreeMap;
 
-use torrentphile::raft::{
-    Config, Message, Node, NodeId, Persisted, Proposal, Snapshot, escape, parse, unescape,
-};
+#[path = "snapshots.rs"]
+mod snapshots;
+
+use torrentphile::raft::{Config, Message, Node, NodeId, Persisted, Proposal, parse};
 use torrentphile::util::Rng;
 
 pub const TICK_MS: u64 = 10;
@@ -82,25 +83,6 @@ pub struct Sim {
     /// Snapshots taken by nodes themselves, and installed from a leader.
     pub compactions: u64,
     pub installs: u64,
-}
-
-/// The sim's state machine (the commands applied, in order) as snapshot bytes.
-fn encode(applied: &[String]) -> Vec<u8> {
-    let mut text = String::new();
-    for c in applied {
-        text.push_str(&escape(c));
-        text.push('\n');
-    }
-    text.into_bytes()
-}
-
-fn decode(data: &[u8]) -> Option<Vec<String>> {
-    let text = std::str::from_utf8(data).ok()?;
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    if text.is_empty() {
-        return Some(Vec::new());
-    }
-    body.split('\n').map(unescape).collect()
 }
 
 impl Sim {
@@ -216,34 +198,6 @@ impl Sim {
         if let Some(snapshot) = self.disks[i].snapshot.clone() {
             self.restore(id, &snapshot);
         }
-    }
-
-    /// Replace node `id`'s state machine by a snapshot, checking it against what was chosen.
-    fn restore(&mut self, id: NodeId, snapshot: &Snapshot) {
-        let Some(applied) = decode(&snapshot.data) else {
-            self.fail(&format!("node {id}: a snapshot does not decode"));
-        };
-        if applied.len() as u64 != snapshot.index {
-            self.fail(&format!(
-                "node {id}: the snapshot at {} holds {} commands",
-                snapshot.index,
-                applied.len()
-            ));
-        }
-        for (k, command) in applied.iter().enumerate() {
-            if let Some((_, chosen)) = self.chosen.get(&(k as u64 + 1))
-                && chosen != command
-            {
-                self.fail(&format!(
-                    "node {id}: the snapshot holds {command:?} at {}, {chosen:?} was chosen",
-                    k + 1
-                ));
-            }
-        }
-        self.applied[id as usize - 1] = applied;
-        // What this node proposed up to there may or may not be in it: never acknowledged.
-        self.pending
-            .retain(|(n, p, _)| *n != id || p.index > snapshot.index);
     }
 
     /// Split the network: nodes talk only within their group (nodes not listed: alone).
@@ -440,30 +394,6 @@ impl Sim {
             }
         }
         self.compact_if_due(id);
-    }
-
-    /// The driver's rule: compact once `snapshot_every` entries were applied past the snapshot.
-    fn compact_if_due(&mut self, id: NodeId) {
-        let i = id as usize - 1;
-        let Some(node) = self.nodes[i].as_mut() else {
-            return;
-        };
-        let applied = node.applied_index();
-        if self.snapshot_every == 0 || applied < node.snapshot_index() + self.snapshot_every {
-            return;
-        }
-        if applied != self.applied[i].len() as u64 {
-            self.fail(&format!(
-                "node {id}: applied index {applied} but {} commands applied",
-                self.applied[i].len()
-            ));
-        }
-        let data = encode(&self.applied[i]);
-        if let Err(e) = node.compact(applied, data) {
-            self.fail(&format!("node {id}: compact: {e}"));
-        }
-        self.compactions += 1;
-        self.process(id);
     }
 
     // -- clients ----------------------------------------------------------------------------
