@@ -138,6 +138,31 @@ pub fn read_records(bytes: &[u8], first_seq: u64) -> Result<Read, String> {
     })
 }
 
+/// A snapshot's bytes: `records` framed and numbered from 1, then `END <covered>`. The
+/// lone tracker's snapshot file, and the data of a cluster member's Raft snapshot.
+pub fn snapshot_text(records: &[String], covered: u64) -> String {
+    let mut text = String::new();
+    for (i, r) in records.iter().enumerate() {
+        text.push_str(&frame(i as u64 + 1, r));
+    }
+    text.push_str(&frame(records.len() as u64 + 1, &format!("END {covered}")));
+    text
+}
+
+/// Undo [`snapshot_text`]: the records and the `END` number, or why the bytes are not a whole
+/// snapshot (a snapshot is written whole, so any damage is corruption, never a torn write).
+pub fn read_snapshot(bytes: &[u8]) -> Result<(Vec<String>, u64), String> {
+    let read = read_records(bytes, 1).map_err(|e| format!("{e}; the snapshot is corrupt"))?;
+    let (end, body) = read.records.split_last().ok_or("empty snapshot")?;
+    let covered = end
+        .1
+        .strip_prefix("END ")
+        .and_then(|s| s.parse().ok())
+        .filter(|_| read.torn.is_none())
+        .ok_or("the snapshot has no END record; it is corrupt")?;
+    Ok((body.iter().map(|(_, t)| t.clone()).collect(), covered))
+}
+
 /// What `open` found besides the records: warnings for the operator.
 #[derive(Debug, Default)]
 pub struct Opened {
@@ -189,26 +214,10 @@ impl Journal {
         let mut covered = 0u64;
         match fs::read(&snap_path) {
             Ok(bytes) => {
-                let read = read_records(&bytes, 1).map_err(|e| {
-                    format!("{}: {e}; the snapshot is corrupt", snap_path.display())
-                })?;
-                let (end, body) = read
-                    .records
-                    .split_last()
-                    .ok_or_else(|| format!("{}: empty snapshot", snap_path.display()))?;
-                let seq = end
-                    .1
-                    .strip_prefix("END ")
-                    .and_then(|s| s.parse().ok())
-                    .filter(|_| read.torn.is_none())
-                    .ok_or_else(|| {
-                        format!(
-                            "{}: the snapshot has no END record; it is corrupt",
-                            snap_path.display()
-                        )
-                    })?;
+                let (records, seq) =
+                    read_snapshot(&bytes).map_err(|e| format!("{}: {e}", snap_path.display()))?;
                 covered = seq;
-                opened.records.extend(body.iter().map(|(_, t)| t.clone()));
+                opened.records.extend(records);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(fail(&snap_path, "read", e)),
@@ -385,11 +394,7 @@ impl Journal {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         let covered = inner.next_seq - 1;
-        let mut text = String::new();
-        for (i, r) in records.iter().enumerate() {
-            text.push_str(&frame(i as u64 + 1, r));
-        }
-        text.push_str(&frame(records.len() as u64 + 1, &format!("END {covered}")));
+        let text = snapshot_text(records, covered);
         let tmp = self.dir.join(SNAPSHOT_TMP);
         {
             let mut f = File::create(&tmp)?;

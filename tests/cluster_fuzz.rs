@@ -38,6 +38,9 @@ const SHAPES: &[&str] = &[
     "APPENDED 0 2 yes 0",
     "APPEND 0 2 0 0 0 1\nENTRY 0 hello",
     "APPEND 0 2 0 0 0 0",
+    "SNAPSHOT 0 2 0 0 0 yes 4\naGk=",
+    "SNAPSHOT 0 2 5 0 0 no 0\n",
+    "SNAPPED 0 2 0 0",
 ];
 
 fn mutate(rng: &mut Rng, line: &str) -> String {

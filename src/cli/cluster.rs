@@ -12,13 +12,13 @@ use getopts::Matches;
 use super::{Fail, usage};
 use crate::conn::Trace;
 use crate::tracker::cluster::{Cluster, ClusterConfig, Options};
-use crate::tracker::replica::Replica;
+use crate::tracker::replica::{self, Replica, SNAPSHOT_EVERY};
 
 /// How long a tracker waits for its accounts record to commit before `ERR timeout`.
 pub const PROPOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Start the cluster member the options ask for, or `None` without `--cluster`. The accounts
-/// replica it returns starts empty and is filled by the Raft log (replayed whole at start).
+/// replica it returns starts from the Raft snapshot, if any, and the Raft log after it.
 pub(super) fn member(
     m: &Matches,
     client: &TcpListener,
@@ -28,11 +28,24 @@ pub(super) fn member(
     let given = ["cluster", "id", "state"].map(|o| m.opt_str(o));
     let [Some(file), Some(id), Some(state)] = given else {
         if given[0].is_none() && given[1].is_none() {
+            if m.opt_present("snapshot-every") {
+                return Err(usage(
+                    "--snapshot-every goes with --cluster FILE --id N --state DIR",
+                ));
+            }
             return Ok(None);
         }
         return Err(usage(
             "--cluster FILE, --id N and --state DIR go together: give all three",
         ));
+    };
+    let every = match m.opt_str("snapshot-every") {
+        None => SNAPSHOT_EVERY,
+        Some(n) => n.parse().map_err(|_| {
+            usage(format!(
+                "--snapshot-every {n:?} must be a whole number of log entries (0: never compact)"
+            ))
+        })?,
     };
     let id: u64 = id
         .parse()
@@ -61,6 +74,7 @@ pub(super) fn member(
     let options = Options {
         client_addr: Some(advertised),
         inspect: Some(Arc::new(move || inspect.inspect())),
+        snapshots: Some(replica::snapshots(&replica, every)),
         ..Options::default()
     };
     let applier = replica.clone();

@@ -63,6 +63,12 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
         "FILE",
     );
     opts.optopt("", "id", "with --cluster: this tracker's id in FILE", "N");
+    opts.optopt(
+        "",
+        "snapshot-every",
+        "with --cluster: compact the Raft log into a snapshot every N applied entries (default 10000; 0: never)",
+        "N",
+    );
     opts.optflag("", "trace", "print every protocol line to stderr");
     opts.optopt(
         "",

@@ -1,8 +1,9 @@
 //! Raft's messages as lines of the project's protocol: parse from text, `Display` back to text.
 //!
-//! This file owns the *format* of the six Raft messages and nothing else: no socket, no clock,
-//! no decision. Every message is one line (`APPEND` is one line followed by one `ENTRY` line
-//! per log entry), printable ASCII, a verb in capitals, single spaces:
+//! This file owns the *format* of the eight Raft messages and nothing else: no socket, no
+//! clock, no decision. Every message is one line (`APPEND` is one line followed by one `ENTRY`
+//! line per log entry, `SNAPSHOT` one line followed by its data line), printable ASCII, a verb
+//! in capitals, single spaces:
 //!
 //! ```text
 //! PREVOTE  <term> <from> <last_index> <last_term>      would you vote for me in <term>?
@@ -12,7 +13,14 @@
 //! APPEND   <term> <from> <prev_index> <prev_term> <commit> <n>   AppendEntries, then n lines:
 //! ENTRY    <term> <len> <command>                      one log entry
 //! APPENDED <term> <from> yes|no <match_index>          its reply
+//! SNAPSHOT <term> <from> <last_index> <last_term> <offset> yes|no <n>   InstallSnapshot
+//! <n characters of base64>                             (Figure 13), `yes` on the last chunk
+//! SNAPPED  <term> <from> <last_index> <received>       "send from byte <received> on"
 //! ```
+//!
+//! The snapshot's data travels on a line of its own, so that a trace can show the first line
+//! and only the size of the second (the data holds the accounts, password verifiers included).
+//! A finished install is answered `APPENDED <term> <from> yes <last_index>`.
 //!
 //! An entry's command is opaque text. It travels escaped (`\\` for a backslash, `\xHH` for any
 //! byte that is not printable ASCII, so a newline can never split it) and `<len>` is the length
@@ -22,13 +30,24 @@
 
 use std::fmt;
 
+mod text;
+
 use super::{Entry, NodeId};
+use crate::auth::base64;
+pub use text::{ParseError, escape, unescape};
+use text::{bad, clean, number, yes_no};
 
 /// Most entries one `APPEND` may carry; a longer batch is refused by the parser.
 pub const MAX_ENTRIES: usize = 64;
 /// Longest escaped command, in bytes, so that an `ENTRY` line fits the protocol's 4096-byte
 /// line limit with room for its prefix.
 pub const MAX_COMMAND: usize = 4000;
+/// Most snapshot bytes in one `SNAPSHOT` (its data line is at most 64 KiB of base64).
+pub const MAX_CHUNK: usize = 48 * 1024;
+/// Most bytes a follower accepts for one whole snapshot.
+pub const MAX_SNAPSHOT: usize = 64 * 1024 * 1024;
+/// Longest data line of a `SNAPSHOT`: [`MAX_CHUNK`] bytes in base64.
+pub const MAX_CHUNK_LINE: usize = MAX_CHUNK.div_ceil(3) * 4;
 
 /// One Raft message. `from` is the sender's id, so a receiver needs nothing from the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +96,25 @@ pub enum Message {
         success: bool,
         match_index: u64,
     },
+    /// `SNAPSHOT`: InstallSnapshot RPC (Figure 13), one chunk of `data` at `offset`; `done`
+    /// on the last one.
+    Snapshot {
+        term: u64,
+        from: NodeId,
+        last_index: u64,
+        last_term: u64,
+        offset: u64,
+        done: bool,
+        data: Vec<u8>,
+    },
+    /// `SNAPPED`: a chunk's reply: the follower holds `received` bytes of the snapshot ending at
+    /// `last_index` and wants the chunk starting there.
+    Snapped {
+        term: u64,
+        from: NodeId,
+        last_index: u64,
+        received: u64,
+    },
 }
 
 impl Message {
@@ -88,7 +126,9 @@ impl Message {
             | Message::Vote { term, .. }
             | Message::Voted { term, .. }
             | Message::Append { term, .. }
-            | Message::Appended { term, .. } => *term,
+            | Message::Appended { term, .. }
+            | Message::Snapshot { term, .. }
+            | Message::Snapped { term, .. } => *term,
         }
     }
 
@@ -100,99 +140,22 @@ impl Message {
             | Message::Vote { from, .. }
             | Message::Voted { from, .. }
             | Message::Append { from, .. }
-            | Message::Appended { from, .. } => *from,
+            | Message::Appended { from, .. }
+            | Message::Snapshot { from, .. }
+            | Message::Snapped { from, .. } => *from,
         }
     }
 }
 
-/// Why a message did not parse: one sentence for an `ERR bad-request` reply or a trace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParseError(pub String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn bad<T>(message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError(message.into()))
-}
-
-/// Escape a command for an `ENTRY` line: printable ASCII stays, `\` doubles, the rest is `\xHH`.
-pub fn escape(command: &str) -> String {
-    let mut out = String::with_capacity(command.len());
-    for b in command.bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b' '..=b'~' => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Undo [`escape`]; `None` for a dangling `\`, a bad `\x`, or bytes that are not UTF-8.
-pub fn unescape(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            out.push(bytes[i]);
-            i += 1;
-        } else if bytes.get(i + 1) == Some(&b'\\') {
-            out.push(b'\\');
-            i += 2;
-        } else if bytes.get(i + 1) == Some(&b'x') {
-            let hex = text.get(i + 2..i + 4)?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 4;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn number(word: &str, what: &str) -> Result<u64, ParseError> {
-    // Digits only (Rust's parser would also take a leading `+`), and at most 20 of them.
-    if word.is_empty() || word.len() > 20 || !word.bytes().all(|b| b.is_ascii_digit()) {
-        let shown: String = word.chars().take(24).collect();
-        return bad(format!(
-            "{what} \"{}\" is not a number",
-            shown.escape_default()
-        ));
-    }
-    word.parse()
-        .or_else(|_| bad(format!("{what} {word} is too large")))
-}
-
-fn yes_no(word: &str) -> Result<bool, ParseError> {
-    match word {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => bad("expected yes or no"),
-    }
-}
-
-/// A line without its `\n` (and a `\r` from `nc -C`), checked to be printable ASCII.
-fn clean(line: &str) -> Result<&str, ParseError> {
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if !line.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        return bad("the line is not printable ASCII");
-    }
-    Ok(line)
-}
-
-/// How many `ENTRY` lines follow this first line: `n` for an `APPEND`, 0 for the others. A
-/// transport reads the first line, asks this, reads that many more, then calls [`parse`].
+/// How many lines follow this first line: `n` for an `APPEND`, 1 for a `SNAPSHOT`, 0 for the
+/// others. A transport reads the first line, asks this, reads that many more, then calls
+/// [`parse`].
 pub fn lines_after(first_line: &str) -> Result<usize, ParseError> {
     let line = clean(first_line)?;
     let words: Vec<&str> = line.split(' ').collect();
+    if words[0] == "SNAPSHOT" {
+        return snapshot_data_len(first_line).map(|_| 1);
+    }
     if words[0] != "APPEND" {
         return Ok(0);
     }
@@ -227,6 +190,22 @@ fn parse_entry(line: &str, index: u64) -> Result<Entry, ParseError> {
         term,
         command,
     })
+}
+
+/// The length of a `SNAPSHOT`'s data line, from its first line (checked to be bounded).
+pub fn snapshot_data_len(first_line: &str) -> Result<usize, ParseError> {
+    let line = clean(first_line)?;
+    let w: Vec<&str> = line.split(' ').collect();
+    if w.len() != 8 || w[0] != "SNAPSHOT" {
+        return bad("SNAPSHOT takes: term from last_index last_term offset yes|no n");
+    }
+    let n = number(w[7], "n")?;
+    if n > MAX_CHUNK_LINE as u64 {
+        return bad(format!(
+            "SNAPSHOT data is at most {MAX_CHUNK_LINE} characters"
+        ));
+    }
+    Ok(n as usize)
 }
 
 /// Parse one message from its text: one line, or an `APPEND` line and its `ENTRY` lines,
@@ -313,6 +292,45 @@ pub fn parse(text: &str) -> Result<Message, ParseError> {
                 entries,
             }
         }
+        "SNAPPED" => {
+            want(5, "term from last_index received")?;
+            Message::Snapped {
+                term: number(w[1], "term")?,
+                from: number(w[2], "from")?,
+                last_index: number(w[3], "last_index")?,
+                received: number(w[4], "received")?,
+            }
+        }
+        "SNAPSHOT" => {
+            let n = snapshot_data_len(first)?;
+            // An empty data line may be eaten as the message's trailing newline.
+            let line = match lines.next() {
+                Some(line) => line,
+                None if n == 0 => "",
+                None => return bad("SNAPSHOT without its data line"),
+            };
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.len() != n {
+                return bad(format!(
+                    "SNAPSHOT says {n} characters of data but {} follow",
+                    line.len()
+                ));
+            }
+            let data =
+                base64::decode(line).map_err(|e| ParseError(format!("SNAPSHOT data: {e}")))?;
+            if data.len() > MAX_CHUNK {
+                return bad(format!("SNAPSHOT carries at most {MAX_CHUNK} bytes"));
+            }
+            Message::Snapshot {
+                term: number(w[1], "term")?,
+                from: number(w[2], "from")?,
+                last_index: number(w[3], "last_index")?,
+                last_term: number(w[4], "last_term")?,
+                offset: number(w[5], "offset")?,
+                done: yes_no(w[6])?,
+                data,
+            }
+        }
         "" => return bad("empty line"),
         verb => {
             let shown: String = verb.chars().take(24).collect();
@@ -384,6 +402,29 @@ impl fmt::Display for Message {
             } => {
                 write!(f, "APPENDED {term} {from} {} {match_index}", yn(*success))
             }
+            Message::Snapshot {
+                term,
+                from,
+                last_index,
+                last_term,
+                offset,
+                done,
+                data,
+            } => {
+                let text = base64::encode(data);
+                write!(
+                    f,
+                    "SNAPSHOT {term} {from} {last_index} {last_term} {offset} {} {}\n{text}",
+                    yn(*done),
+                    text.len()
+                )
+            }
+            Message::Snapped {
+                term,
+                from,
+                last_index,
+                received,
+            } => write!(f, "SNAPPED {term} {from} {last_index} {received}"),
         }
     }
 }

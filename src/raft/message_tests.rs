@@ -1,6 +1,6 @@
 //! The Raft message lines: exact text, round trips, escapes, refusals, and a seeded fuzz.
 
-use super::message::{MAX_COMMAND, MAX_ENTRIES, escape};
+use super::message::{MAX_CHUNK, MAX_CHUNK_LINE, MAX_COMMAND, MAX_ENTRIES, escape};
 use super::{Entry, Message, lines_after, parse};
 use crate::util::Rng;
 
@@ -75,6 +75,30 @@ fn samples() -> Vec<Message> {
             last_index: u64::MAX,
             last_term: 0,
         },
+        Message::Snapshot {
+            term: 7,
+            from: 1,
+            last_index: 500,
+            last_term: 6,
+            offset: 0,
+            done: false,
+            data: b"hello\0world".to_vec(),
+        },
+        Message::Snapshot {
+            term: 7,
+            from: 1,
+            last_index: 500,
+            last_term: 6,
+            offset: 11,
+            done: true,
+            data: vec![],
+        },
+        Message::Snapped {
+            term: 7,
+            from: 3,
+            last_index: 500,
+            received: 11,
+        },
     ]
 }
 
@@ -96,6 +120,9 @@ fn messages_print_as_documented() {
     );
     assert_eq!(text[6], "APPENDED 7 2 yes 13");
     assert_eq!(text[7], "APPENDED 7 3 no 4");
+    assert_eq!(text[9], "SNAPSHOT 7 1 500 6 0 no 16\naGVsbG8Ad29ybGQ=");
+    assert_eq!(text[10], "SNAPSHOT 7 1 500 6 11 yes 0\n");
+    assert_eq!(text[11], "SNAPPED 7 3 500 11");
 }
 
 #[test]
@@ -105,7 +132,11 @@ fn every_message_round_trips_through_its_text() {
         assert_eq!(parse(&text), Ok(msg.clone()), "{text}");
         // A transport reads the first line, then as many as lines_after says.
         let first = text.split('\n').next().unwrap();
-        assert_eq!(lines_after(first), Ok(text.lines().count() - 1), "{text}");
+        assert_eq!(
+            lines_after(first),
+            Ok(text.split('\n').count() - 1),
+            "{text}"
+        );
         // CRLF (nc -C) and a trailing newline are accepted.
         let crlf = format!("{}\r\n", text.replace('\n', "\r\n"));
         assert_eq!(parse(&crlf), Ok(msg), "{crlf:?}");
@@ -163,12 +194,28 @@ fn bad_messages_are_refused_with_a_reason() {
         "APPEND 1 2 3 4 5 65",
         "VOTE 1 2 3 4\nVOTE 1 2 3 4",
         "VOTE 1 2 3 4\u{7}",
+        "SNAPPED 1 2 3",
+        "SNAPPED 1 2 3 x",
+        "SNAPSHOT 1 2 3 4 0 yes 4",
+        "SNAPSHOT 1 2 3 4 0 yes 4\naGk=\nVOTE 1 2 3 4",
+        "SNAPSHOT 1 2 3 4 0 yes 3\naGk=",
+        "SNAPSHOT 1 2 3 4 0 yes 4\naGk*",
+        "SNAPSHOT 1 2 3 4 0 yes 4\naGl=",
+        "SNAPSHOT 1 2 3 4 0 maybe 4\naGk=",
+        "SNAPSHOT 1 2 3 4 0 yes\naGk=",
+        "SNAPSHOT 1 2 3 4 0 yes 99999999\naGk=",
     ];
     for line in bad {
         let err = parse(line).expect_err(line);
         assert!(!err.0.is_empty(), "{line:?}");
     }
     assert!(lines_after(&format!("APPEND 1 2 3 4 5 {}", MAX_ENTRIES + 1)).is_err());
+    // A whole chunk fits; one more base64 quantum does not.
+    let full = crate::auth::base64::encode(&vec![7u8; MAX_CHUNK]);
+    assert_eq!(full.len(), MAX_CHUNK_LINE);
+    assert!(parse(&format!("SNAPSHOT 1 2 3 4 0 yes {}\n{full}", full.len())).is_ok());
+    let over = crate::auth::base64::encode(&vec![7u8; MAX_CHUNK + 1]);
+    assert!(lines_after(&format!("SNAPSHOT 1 2 3 4 0 yes {}", over.len())).is_err());
     let long = "x".repeat(MAX_COMMAND + 1);
     assert!(
         parse(&format!(
@@ -185,7 +232,7 @@ fn bad_messages_are_refused_with_a_reason() {
 fn parser_survives_garbage() {
     let seed = 0x5EED_0A11;
     let mut rng = Rng::new(seed);
-    let alphabet = b"APPENDVOTEDRY0123456789 \n\r\\xyesno-\t";
+    let alphabet = b"APPENDVOTEDRYSNAPHOT0123456789 \n\r\\xyesno-\t=+/";
     let valid: Vec<String> = samples().iter().map(|m| m.to_string()).collect();
     let mut accepted = 0;
     for round in 0..20_000 {

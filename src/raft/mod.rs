@@ -14,11 +14,16 @@
 //! - **PreVote** (§9.6): a node first asks whether it *could* win before bumping its term, so
 //!   a node that was partitioned away does not disrupt a healthy cluster when it comes back.
 //!
-//! Left out, on purpose: **membership changes** (§6) and **snapshots / log compaction** (§7).
-//! The cluster is a fixed list of trackers read from a file at start; changing it means
-//! stopping the cluster, which a course-sized deployment can afford, and joint consensus is the
-//! subtlest part of the paper. The journal (accounts, groups) stays small enough to replay
-//! whole, so the log is never compacted and a lagging follower catches up entry by entry.
+//! Log compaction (§7, Figure 13): when told by its caller ([`Node::compact`]) a node replaces
+//! the applied prefix of its log by a [`Snapshot`] (the caller's state-machine bytes, and the
+//! index and term of the last entry they cover). A leader whose follower needs an entry that
+//! was compacted away sends the snapshot instead (`SNAPSHOT`, in chunks); the follower keeps
+//! the part of its log that follows the snapshot if it matches, discards the rest, and tells
+//! its caller to restore its state machine from the bytes ([`Ready::restore`]).
+//!
+//! Left out, on purpose: **membership changes** (§6). The cluster is a fixed list of trackers
+//! read from a file at start; changing it means stopping the cluster, which a course-sized
+//! deployment can afford, and joint consensus is the subtlest part of the paper.
 //!
 //! What this module must never do: I/O, read a clock, spawn a thread, or hold a lock. Time is
 //! [`Node::tick`], the network is [`Node::step`] and [`Ready::send`], the disk is
@@ -35,8 +40,13 @@
 //! Persisting before sending is what makes a vote or an acknowledged append a promise that
 //! survives a crash: a node must never tell a peer "I voted for you" or "I have entry 7" and
 //! then forget it on restart. On restart, build the node from what was persisted. The commit
-//! index is volatile (Figure 2), so a restarted node applies its entries again from index 1
-//! as it relearns the commit index: the caller rebuilds its state machine from them.
+//! index is volatile (Figure 2), so a restarted node applies its entries again from the first
+//! one after its snapshot (index 1 without one) as it relearns the commit index: the caller
+//! restores its state machine from the persisted snapshot, then applies them.
+//!
+//! With a snapshot, step 1 writes `persist.snapshot` (atomically) before the log changes, and
+//! step 3 starts with `ready.restore` (replace the state machine by the snapshot's bytes) before
+//! the committed entries.
 
 mod log;
 mod message;
@@ -45,12 +55,15 @@ mod node;
 #[cfg(test)]
 mod message_tests;
 #[cfg(test)]
+mod node_snapshot_tests;
+#[cfg(test)]
 mod node_tests;
 
 pub use message::{
-    MAX_COMMAND, MAX_ENTRIES, Message, ParseError, escape, lines_after, parse, unescape,
+    MAX_CHUNK, MAX_CHUNK_LINE, MAX_COMMAND, MAX_ENTRIES, MAX_SNAPSHOT, Message, ParseError, escape,
+    lines_after, parse, snapshot_data_len, unescape,
 };
-pub use node::{Config, Node, Role};
+pub use node::{CompactError, Config, Node, Role};
 
 /// A cluster member's id, as written in the cluster file (`0` is reserved for "nobody").
 pub type NodeId = u64;
@@ -71,11 +84,24 @@ pub struct HardState {
     pub voted_for: Option<NodeId>,
 }
 
+/// The state machine as of entry `index` (of term `term`): what replaces entries `1..=index`
+/// after a compaction (§7). `data` is opaque to Raft: the caller's own serialisation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The last entry the snapshot covers ("last included index").
+    pub index: u64,
+    /// That entry's term ("last included term").
+    pub term: u64,
+    pub data: Vec<u8>,
+}
+
 /// Everything a node was told to persist: what [`Node::new`] starts from after a restart.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Persisted {
     pub hard: HardState,
-    /// The log, entries 1, 2, 3 ... in order.
+    /// The newest snapshot, if the log was ever compacted.
+    pub snapshot: Option<Snapshot>,
+    /// The log after the snapshot: entries `s+1, s+2, ...` in order (`s` = 0 without one).
     pub log: Vec<Entry>,
 }
 
@@ -85,18 +111,25 @@ impl Persisted {
         if let Some(hard) = change.hard_state {
             self.hard = hard;
         }
+        if let Some(snapshot) = &change.snapshot {
+            self.log.retain(|e| e.index > snapshot.index);
+            self.snapshot = Some(snapshot.clone());
+        }
         if let Some(from) = change.truncate_from {
-            self.log.truncate(from.saturating_sub(1) as usize);
+            self.log.retain(|e| e.index < from);
         }
         self.log.extend(change.append.iter().cloned());
     }
 }
 
-/// What to write durably before sending anything.
+/// What to write durably before sending anything, in this order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
     /// A new term or vote, when either changed.
     pub hard_state: Option<HardState>,
+    /// A new snapshot: write it whole (atomically), then drop every stored entry it covers
+    /// (index <= `snapshot.index`) ...
+    pub snapshot: Option<Snapshot>,
     /// Drop every stored entry with index >= this (a conflict found by log matching) ...
     pub truncate_from: Option<u64>,
     /// ... then append these, in order (their indexes follow the kept entries).
@@ -109,6 +142,9 @@ pub struct Ready {
     pub persist: Persist,
     /// Messages to deliver, each to the member named.
     pub send: Vec<(NodeId, Message)>,
+    /// A snapshot received from the leader: replace the state machine by its bytes before
+    /// applying `committed` (which then starts right after `restore.index`).
+    pub restore: Option<Snapshot>,
     /// Entries newly known committed, in index order, to apply to the state machine.
     pub committed: Vec<Entry>,
 }
@@ -116,7 +152,10 @@ pub struct Ready {
 impl Ready {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.persist == Persist::default() && self.send.is_empty() && self.committed.is_empty()
+        self.persist == Persist::default()
+            && self.send.is_empty()
+            && self.restore.is_none()
+            && self.committed.is_empty()
     }
 }
 

@@ -7,13 +7,16 @@
 
 mod election;
 mod replication;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
 use super::log::Log;
-use super::message::{MAX_COMMAND, MAX_ENTRIES, Message, escape};
-use super::{Entry, HardState, NodeId, Persisted, Proposal, ProposeError, Ready};
+use super::message::{MAX_CHUNK, MAX_COMMAND, MAX_ENTRIES, Message, escape};
+use super::{Entry, HardState, NodeId, Persisted, Proposal, ProposeError, Ready, Snapshot};
+
 use crate::util::Rng;
+pub use snapshot::CompactError;
 
 /// Timing and options, in ticks (the caller decides how long a tick is).
 #[derive(Clone, Debug)]
@@ -30,6 +33,8 @@ pub struct Config {
     /// A leader without a majority for an election timeout steps down, and a follower with a
     /// live leader ignores vote requests (thesis §6.2, §4.2.3).
     pub check_quorum: bool,
+    /// Most snapshot bytes in one `SNAPSHOT` message (at most [`MAX_CHUNK`]).
+    pub snapshot_chunk: usize,
 }
 
 impl Default for Config {
@@ -40,6 +45,7 @@ impl Default for Config {
             max_batch: MAX_ENTRIES,
             pre_vote: true,
             check_quorum: true,
+            snapshot_chunk: MAX_CHUNK,
         }
     }
 }
@@ -61,6 +67,10 @@ struct Progress {
     matched: u64,
     /// Heard from in the current check-quorum window.
     active: bool,
+    /// The snapshot being sent to this follower (its last index), and the offset of the next
+    /// chunk it asked for.
+    snap_index: u64,
+    snap_offset: u64,
 }
 
 /// One Raft server. See the module docs of [`crate::raft`] for the caller's loop.
@@ -81,6 +91,8 @@ pub struct Node {
     progress: BTreeMap<NodeId, Progress>,
     hard_dirty: bool,
     outbox: Vec<(NodeId, Message)>,
+    /// A snapshot arriving from the leader, chunk by chunk.
+    incoming: Option<Snapshot>,
 }
 
 impl Node {
@@ -106,6 +118,7 @@ impl Node {
             election_ticks: config.election_ticks.max(1),
             heartbeat_ticks: config.heartbeat_ticks.max(1),
             max_batch: config.max_batch.clamp(1, MAX_ENTRIES),
+            snapshot_chunk: config.snapshot_chunk.clamp(1, MAX_CHUNK),
             ..config
         };
         let mut node = Node {
@@ -116,7 +129,7 @@ impl Node {
             term: persisted.hard.term,
             voted_for: persisted.hard.voted_for,
             leader: None,
-            log: Log::restore(persisted.log),
+            log: Log::restore(persisted.snapshot, persisted.log),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             timeout: 0,
@@ -124,6 +137,7 @@ impl Node {
             progress: BTreeMap::new(),
             hard_dirty: false,
             outbox: Vec::new(),
+            incoming: None,
             config,
         };
         node.reset_timer();
@@ -152,7 +166,15 @@ impl Node {
     pub fn last_index(&self) -> u64 {
         self.log.last_index()
     }
-    /// The entry at `index` in this node's log (committed or not).
+    /// The highest index handed to the caller to apply (or restored from a snapshot).
+    pub fn applied_index(&self) -> u64 {
+        self.log.applied()
+    }
+    /// The last index the newest snapshot covers (0 before any compaction).
+    pub fn snapshot_index(&self) -> u64 {
+        self.log.base()
+    }
+    /// The entry at `index` in this node's log (committed or not; `None` once compacted).
     pub fn entry(&self, index: u64) -> Option<&Entry> {
         self.log.entry(index)
     }
@@ -169,10 +191,12 @@ impl Node {
         if std::mem::take(&mut self.hard_dirty) {
             ready.persist.hard_state = Some(self.hard_state());
         }
-        let (truncate_from, append) = self.log.take_unstable();
+        let (snapshot, truncate_from, append) = self.log.take_unstable();
+        ready.persist.snapshot = snapshot;
         ready.persist.truncate_from = truncate_from;
         ready.persist.append = append;
         ready.send = std::mem::take(&mut self.outbox);
+        ready.restore = self.log.take_restore();
         ready.committed = self.log.take_committed();
         ready
     }
@@ -249,7 +273,9 @@ impl Node {
                 Message::PreVote { .. } | Message::PreVoted { granted: true, .. } => {}
                 // We have a live leader: a vote request is a disruption, not news (§4.2.3).
                 Message::Vote { .. } if self.in_lease() => return,
-                Message::Append { .. } => self.become_follower(term, Some(from)),
+                Message::Append { .. } | Message::Snapshot { .. } => {
+                    self.become_follower(term, Some(from))
+                }
                 _ => self.become_follower(term, None),
             }
         } else if term < self.term {
@@ -257,7 +283,7 @@ impl Node {
             let term = self.term;
             let id = self.id;
             let reply = match msg {
-                Message::Append { .. } => Message::Appended {
+                Message::Append { .. } | Message::Snapshot { .. } => Message::Appended {
                     term,
                     from: id,
                     success: false,
@@ -331,6 +357,19 @@ impl Node {
                 match_index,
                 ..
             } => self.handle_appended(from, success, match_index),
+            Message::Snapshot {
+                last_index,
+                last_term,
+                offset,
+                done,
+                data,
+                ..
+            } => self.handle_snapshot(from, last_index, last_term, offset, done, data),
+            Message::Snapped {
+                last_index,
+                received,
+                ..
+            } => self.handle_snapped(from, last_index, received),
         }
     }
 }

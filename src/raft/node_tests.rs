@@ -22,6 +22,7 @@ fn vote(term: u64, from: u64) -> Message {
 #[test]
 fn a_vote_is_persisted_with_its_reply_and_survives_a_restart() {
     let mut disk = Persisted {
+        snapshot: None,
         hard: HardState {
             term: 1,
             voted_for: None,
@@ -106,6 +107,7 @@ fn only_the_leader_takes_proposals() {
 #[test]
 fn a_conflicting_suffix_is_truncated_and_the_ready_says_so() {
     let disk = Persisted {
+        snapshot: None,
         hard: HardState {
             term: 2,
             voted_for: None,
@@ -159,7 +161,16 @@ fn a_stale_sender_is_told_the_newer_term() {
         term: 5,
         voted_for: None,
     };
-    let mut node = Node::new(1, &[2, 3], Persisted { hard, log: vec![] }, 1);
+    let mut node = Node::new(
+        1,
+        &[2, 3],
+        Persisted {
+            hard,
+            snapshot: None,
+            log: vec![],
+        },
+        1,
+    );
     node.step(vote(4, 2));
     node.step(Message::Append {
         term: 3,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::conn::Trace;
 use crate::raft::NodeId;
 use crate::tracker::cluster::{Cluster, ClusterConfig, Options};
-use crate::tracker::replica::Replica;
+use crate::tracker::replica::{self, Replica, SNAPSHOT_EVERY};
 use crate::tracker::{Gate, Tracker, TrackerConfig};
 
 /// How long a member waits for a record to commit before `ERR timeout`.
@@ -35,8 +35,23 @@ impl Member {
         state_dir: &Path,
         cluster_port: TcpListener,
         client: TcpListener,
-        mut tracker: TrackerConfig,
+        tracker: TrackerConfig,
     ) -> Result<Member, String> {
+        let (ports, every) = ((cluster_port, client), SNAPSHOT_EVERY);
+        Member::start_with(config, id, state_dir, ports, tracker, every)
+    }
+
+    /// [`Member::start`] with the Raft log compacted every `snapshot_every` applied entries
+    /// (0: never); `ports` are the cluster and the client listeners.
+    pub fn start_with(
+        config: ClusterConfig,
+        id: NodeId,
+        state_dir: &Path,
+        ports: (TcpListener, TcpListener),
+        mut tracker: TrackerConfig,
+        snapshot_every: u64,
+    ) -> Result<Member, String> {
+        let (cluster_port, client) = ports;
         let client_addr = client
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -46,6 +61,7 @@ impl Member {
             client_addr: Some(client_addr.to_string()),
             listener: Some(cluster_port),
             inspect: Some(Arc::new(move || inspect.inspect())),
+            snapshots: Some(replica::snapshots(&replica, snapshot_every)),
             ..Options::default()
         };
         let apply = Box::new(move |command: &str| applier.apply(command));

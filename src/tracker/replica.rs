@@ -9,8 +9,12 @@
 //! process) lets the proposer learn what became of its own record: applied, already so, or
 //! refused.
 //!
-//! The state starts empty and is rebuilt from the whole Raft log at every start (there is no
-//! log compaction: the cluster replays every committed record).
+//! The state starts empty and is rebuilt at every start from the member's Raft snapshot, if
+//! any ([`Replica::restore`]), then the committed log after it. A snapshot
+//! ([`Replica::snapshot`]) is the lone tracker's journal snapshot format (`journal::
+//! snapshot_text`): a first record `REPLICA <applied> <skipped> <chain> <order>` (so that
+//! `STATE` reads the same as after replaying the whole log), then the accounts as records,
+//! then `END <raft index>`.
 //!
 //! What it must never do: touch a socket or the disk, or call back into the cluster (apply runs
 //! on the driver thread). Its locks are held for a few map operations.
@@ -129,6 +133,66 @@ impl Replica {
         }
     }
 
+    /// The state as of the last applied command, as snapshot bytes for Raft entry `index`.
+    pub fn snapshot(&self, index: u64) -> Vec<u8> {
+        let mut lines = Vec::new();
+        {
+            let a = lock(&self.applied);
+            let order: Vec<&str> = a.order.iter().map(String::as_str).collect();
+            let order = if order.is_empty() {
+                "-".to_string()
+            } else {
+                order.join(",")
+            };
+            lines.push(format!(
+                "REPLICA {} {} {} {order}",
+                a.count, a.skipped, a.chain
+            ));
+        }
+        lines.extend(lock(&self.state).to_records().iter().map(Record::to_string));
+        crate::journal::snapshot_text(&lines, index).into_bytes()
+    }
+
+    /// Replace the whole state by a snapshot's bytes (from [`Replica::snapshot`] on any
+    /// member). Nothing changes if they do not parse; the error says why.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        let (lines, _) = crate::journal::read_snapshot(bytes)?;
+        let (meta, records) = lines
+            .split_first()
+            .ok_or("the snapshot has no REPLICA record")?;
+        let w: Vec<&str> = meta.split(' ').collect();
+        let applied = match w[..] {
+            ["REPLICA", count, skipped, chain, order] => {
+                let count = count.parse().map_err(|_| "bad REPLICA count")?;
+                let skipped = skipped.parse().map_err(|_| "bad REPLICA skipped")?;
+                let order = match order {
+                    "-" => Default::default(),
+                    o => o.split(',').map(str::to_string).collect(),
+                };
+                Applied {
+                    count,
+                    skipped,
+                    chain: chain.to_string(),
+                    order,
+                }
+            }
+            _ => return Err("the snapshot's first record is not REPLICA".into()),
+        };
+        let records = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.parse::<Record>()
+                    .map_err(|e| format!("snapshot record {}: {e}", i + 2))
+            })
+            .collect::<Result<Vec<Record>, String>>()?;
+        let accounts = Accounts::replay(&records)
+            .map_err(|(i, e)| format!("snapshot record {}: {e}", i + 2))?;
+        *lock(&self.state) = accounts;
+        *lock(&self.applied) = applied;
+        Ok(())
+    }
+
     /// Propose `record` and wait for its outcome at apply. `None` when there is no cluster.
     pub fn mutate(&self, record: &Record) -> Option<Result<Effect, Refusal>> {
         let propose = lock(&self.propose).clone()?;
@@ -172,6 +236,21 @@ impl Replica {
             }
         }
         line
+    }
+}
+
+/// The Raft log is compacted once this many entries were applied past the last snapshot,
+/// unless told otherwise (`tracker --snapshot-every N`).
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+
+/// Log compaction for a cluster whose state machine is `replica`: every `every` applied
+/// entries (0: never), snapshot it; restore it from a leader's snapshot or the one on disk.
+pub fn snapshots(replica: &Arc<Replica>, every: u64) -> crate::tracker::cluster::Snapshots {
+    let (take, restore) = (replica.clone(), replica.clone());
+    crate::tracker::cluster::Snapshots {
+        every,
+        take: Box::new(move |index| take.snapshot(index)),
+        restore: Box::new(move |bytes| restore.restore(bytes)),
     }
 }
 
@@ -234,6 +313,31 @@ mod tests {
                 .map(|g| g.admin.clone()),
             Some("alice".to_string())
         );
+    }
+
+    #[test]
+    fn a_restored_snapshot_reads_the_same_as_the_replayed_log() {
+        let (a, b) = (Replica::new(1), Replica::new(2));
+        a.apply(&format!("x.0 {}", user("alice")));
+        a.apply(&format!("x.1 {}", group("g1", "alice")));
+        a.apply("x.2 NOT-A-RECORD");
+        let bytes = a.snapshot(3);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.ends_with(" END 3\n"), "{text}");
+        b.apply(&format!("y.0 {}", user("zed"))); // replaced whole by the restore
+        b.restore(&bytes).unwrap();
+        assert_eq!(a.inspect(), b.inspect());
+        assert_eq!(*a.state().lock().unwrap(), *b.state().lock().unwrap());
+        // And they go on alike.
+        for r in [&a, &b] {
+            r.apply(&format!("x.3 {}", user("bob")));
+        }
+        assert_eq!(a.inspect(), b.inspect());
+        let mut damaged = bytes;
+        damaged[20] ^= 1;
+        assert!(b.restore(&damaged).is_err());
+        assert_eq!(a.inspect(), b.inspect());
+        assert!(Replica::new(3).restore(&a.snapshot(0)).is_ok());
     }
 
     #[test]

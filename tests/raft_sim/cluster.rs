@@ -11,9 +11,15 @@
 //! - no two nodes ever apply different entries at one index (across restarts too);
 //! - never two leaders in one term;
 //! - a command is acknowledged when its proposer applies it at the proposed index and term;
-//!   after healing, every acknowledged command sits at its index on every node.
+//!   after healing, every acknowledged command sits at its index on every node;
+//! - with compaction on (`snapshot_every`), a node's state machine (the list of commands it
+//!   applied) is snapshotted and the log cut; a restored snapshot must agree with every command
+//!   chosen at its indexes, and a restarted node starts from its snapshot on disk.
 
 use std::collections::BTreeMap;
+
+#[path = "snapshots.rs"]
+mod snapshots;
 
 use torrentphile::raft::{Config, Message, Node, NodeId, Persisted, Proposal, parse};
 use torrentphile::util::Rng;
@@ -72,6 +78,11 @@ pub struct Sim {
     pub acks: Vec<(u64, NodeId)>,
     boots: u64,
     pub delivered: u64,
+    /// Compact a node's log once it applied this many entries past its snapshot (0: never).
+    pub snapshot_every: u64,
+    /// Snapshots taken by nodes themselves, and installed from a leader.
+    pub compactions: u64,
+    pub installs: u64,
 }
 
 impl Sim {
@@ -99,6 +110,9 @@ impl Sim {
             acks: Vec::new(),
             boots: 0,
             delivered: 0,
+            snapshot_every: 0,
+            compactions: 0,
+            installs: 0,
             ids,
         };
         sim.nodes = (0..n).map(|_| None).collect();
@@ -181,6 +195,9 @@ impl Sim {
         );
         self.nodes[i] = Some(node);
         self.applied[i].clear();
+        if let Some(snapshot) = self.disks[i].snapshot.clone() {
+            self.restore(id, &snapshot);
+        }
     }
 
     /// Split the network: nodes talk only within their group (nodes not listed: alone).
@@ -338,6 +355,10 @@ impl Sim {
         for (to, msg) in ready.send {
             self.enqueue(id, to, msg);
         }
+        if let Some(snapshot) = &ready.restore {
+            self.installs += 1;
+            self.restore(id, snapshot);
+        }
         for e in ready.committed {
             if e.index != self.applied[i].len() as u64 + 1 {
                 self.fail(&format!("node {id} applied index {} out of order", e.index));
@@ -372,6 +393,7 @@ impl Sim {
                 }
             }
         }
+        self.compact_if_due(id);
     }
 
     // -- clients ----------------------------------------------------------------------------

@@ -123,6 +123,8 @@ impl Node {
                     next,
                     matched: 0,
                     active: false,
+                    snap_index: 0,
+                    snap_offset: 0,
                 };
                 (p, fresh)
             })

@@ -33,7 +33,11 @@ impl Node {
             prev_term = self.log.term_at(prev_index).unwrap_or(0);
         }
         let (term, id) = (self.term, self.id);
-        if self.log.term_at(prev_index) != Some(prev_term) {
+        // Below our snapshot means the leader sent only entries we hold committed (the skip
+        // above ran out of entries): they match, whatever their terms.
+        let matches =
+            prev_index < self.log.base() || self.log.term_at(prev_index) == Some(prev_term);
+        if !matches {
             let hint = self.conflict_hint(prev_index);
             let reply = Message::Appended {
                 term,
@@ -130,6 +134,10 @@ impl Node {
             return;
         };
         p.next = p.next.clamp(1, self.log.last_index() + 1);
+        if p.next <= self.log.base() {
+            // The entries it needs were compacted away: send the snapshot (§7).
+            return self.send_snapshot(to);
+        }
         let prev_index = p.next - 1;
         let msg = Message::Append {
             term: self.term,

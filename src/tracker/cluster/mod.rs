@@ -9,8 +9,9 @@
 //! with [`Cluster::propose`], which returns only once they are committed (on a majority, in
 //! this leader's term), and every member, leader or not, gets every committed command once, in
 //! log order, through the `apply` callback given to [`Cluster::start`]. After a restart the
-//! callback sees the whole log again from the first entry (Raft's commit index is not
-//! persisted), so the tracker builds its replicated state from scratch at start.
+//! callback sees the log again from the first entry after the snapshot (Raft's commit index
+//! is not persisted), so the tracker builds its replicated state at start from the snapshot
+//! (`Options::snapshots`, restored before anything is applied) and the entries after it.
 //!
 //! What it must never do: decide anything Raft decides (that is the core's), hold a lock
 //! across I/O, or know what a command means.
@@ -18,7 +19,10 @@
 mod config;
 mod node;
 mod shared;
+mod snapfile;
 mod storage;
+#[cfg(test)]
+mod storage_tests;
 mod transport;
 
 use std::fmt;
@@ -30,7 +34,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 pub use config::{ClusterConfig, MAX_MEMBERS};
-pub use node::Apply;
+pub use node::{Apply, Snapshots};
 pub use shared::{not_committed, not_leader};
 
 use crate::conn::Trace;
@@ -88,6 +92,12 @@ pub struct Options {
     /// What `STATE` on the cluster port answers after `ACK ` (the tracker's replicated state,
     /// one line; a read for people with `nc` and for checkers, served by every member).
     pub inspect: Option<Inspect>,
+    /// Log compaction (Raft §7): how often, and the state machine's snapshot and restore.
+    /// Without it the log is never compacted and a member cannot take a leader's snapshot.
+    pub snapshots: Option<Snapshots>,
+    /// Most snapshot bytes per `SNAPSHOT` message (default and maximum
+    /// [`crate::raft::MAX_CHUNK`]; tests use less to see several chunks).
+    pub snapshot_chunk: usize,
 }
 
 /// See [`Options::inspect`].
@@ -102,6 +112,8 @@ impl Default for Options {
             client_addr: None,
             listener: None,
             inspect: None,
+            snapshots: None,
+            snapshot_chunk: raft::MAX_CHUNK,
         }
     }
 }
@@ -138,6 +150,20 @@ impl Cluster {
         config.check_member(id, "the cluster file")?;
         let fingerprint = config.fingerprint();
         let (storage, persisted) = Storage::open(state_dir, id, &fingerprint)?;
+        let mut snapshots = options.snapshots;
+        if let Some(snapshot) = &persisted.snapshot {
+            let path = state_dir.join("raft").join("snapshot");
+            let restored = match &mut snapshots {
+                Some(s) => (s.restore)(&snapshot.data),
+                None => Err("this tracker was started without snapshots".into()),
+            };
+            restored.map_err(|e| {
+                format!(
+                    "{} does not restore ({e}): restore the folder from a backup, or delete it to rejoin the cluster empty",
+                    path.display()
+                )
+            })?;
+        }
         let listener = match options.listener {
             Some(l) => l,
             None => {
@@ -150,6 +176,7 @@ impl Cluster {
         let raft_config = raft::Config {
             election_ticks: options.election_ticks,
             heartbeat_ticks: options.heartbeat_ticks,
+            snapshot_chunk: options.snapshot_chunk,
             ..raft::Config::default()
         };
         let peers = config.peers_of(id);
@@ -175,6 +202,7 @@ impl Cluster {
                 leader: None,
                 commit: 0,
                 last_index: node.last_index(),
+                snapshot: node.snapshot_index(),
                 failed: None,
                 stopped: false,
             }),
@@ -190,6 +218,7 @@ impl Cluster {
             transport,
             shared: shared.clone(),
             apply,
+            snapshots,
             tick: options.tick.max(Duration::from_millis(1)),
             pending: Vec::new(),
         };
@@ -239,6 +268,11 @@ impl Cluster {
     /// The leader's member id, as far as this member knows.
     pub fn leader_id(&self) -> Option<NodeId> {
         self.shared.status().leader
+    }
+
+    /// The last log index this member's newest snapshot covers (0: never compacted).
+    pub fn snapshot_index(&self) -> u64 {
+        self.shared.status().snapshot
     }
 
     /// Whether this member leads now (it may still be cut off: see [`Cluster::propose`]).

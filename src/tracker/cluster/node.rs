@@ -3,8 +3,10 @@
 //! It turns time into ticks, incoming messages into `step`, proposals into `propose`, and
 //! handles every [`crate::raft::Ready`] in the order the Raft module's docs require: persist
 //! (fsync), then send, then apply committed entries in order to the tracker's callback, then
-//! answer the proposals those entries settle. It never holds a lock across I/O: the shared
-//! status is updated after each round, under a short lock.
+//! answer the proposals those entries settle; a snapshot from the leader is restored before
+//! those entries, and once `snapshot_every` entries were applied since the last snapshot the
+//! driver asks the state machine for one and compacts the log (§7). It never holds a lock
+//! across I/O: the shared status is updated after each round, under a short lock.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -31,12 +33,27 @@ const BATCH: usize = 64;
 /// The tracker's state machine: gets each committed command, in log order.
 pub type Apply = Box<dyn FnMut(&str) + Send>;
 
+/// Replace the whole state machine by a snapshot's bytes, or say why they are not one.
+pub type Restore = Box<dyn FnMut(&[u8]) -> Result<(), String> + Send>;
+
+/// The state machine's side of log compaction (Raft §7).
+pub struct Snapshots {
+    /// Compact once this many entries were applied since the last snapshot (0: never).
+    pub every: u64,
+    /// The state machine's bytes as of the last applied entry, whose index is given.
+    pub take: Box<dyn FnMut(u64) -> Vec<u8> + Send>,
+    /// Replace the whole state machine by a snapshot's bytes (at start, and when the leader
+    /// sends one); an error says why the bytes are not a snapshot.
+    pub restore: Restore,
+}
+
 pub(super) struct Driver {
     pub(super) node: Node,
     pub(super) storage: Storage,
     pub(super) transport: Transport,
     pub(super) shared: Arc<Shared>,
     pub(super) apply: Apply,
+    pub(super) snapshots: Option<Snapshots>,
     pub(super) tick: Duration,
     /// Proposals waiting for their last entry to commit.
     pub(super) pending: Vec<(Proposal, Sender<Result<(), ProposeError>>)>,
@@ -147,36 +164,83 @@ impl Driver {
         }
     }
 
-    /// Persist, then send, then apply, then settle proposals; then publish the status.
+    /// Persist, then send, then restore and apply, then settle proposals; then compact if
+    /// due (persisted in the round that follows at once); then publish the status.
     fn process(&mut self) -> std::io::Result<()> {
-        let ready = self.node.ready();
-        if !ready.is_empty() {
+        loop {
+            let ready = self.node.ready();
+            if ready.is_empty() {
+                break;
+            }
             if ready.persist != raft::Persist::default() {
                 self.storage.save(&ready.persist)?;
             }
             for (to, msg) in ready.send {
                 self.transport.send(to, msg);
             }
+            if let Some(snapshot) = &ready.restore {
+                self.restore(snapshot)?;
+            }
             for entry in &ready.committed {
                 if !entry.command.is_empty() {
                     (self.apply)(&entry.command);
                 }
-                self.pending.retain(|(p, done)| {
-                    if p.index != entry.index {
-                        return true;
-                    }
-                    let result = if p.term == entry.term {
+                self.settle(|p| {
+                    (p.index == entry.index).then_some(if p.term == entry.term {
                         Ok(())
                     } else {
                         Err(ProposeError::Lost)
-                    };
-                    let _ = done.send(result);
-                    false
+                    })
                 });
+            }
+            if !self.compact_if_due() {
+                break;
             }
         }
         self.publish();
         Ok(())
+    }
+
+    /// Answer the pending proposals `outcome` has an answer for.
+    fn settle(&mut self, outcome: impl Fn(&Proposal) -> Option<Result<(), ProposeError>>) {
+        self.pending.retain(|(p, done)| match outcome(p) {
+            Some(result) => {
+                let _ = done.send(result);
+                false
+            }
+            None => true,
+        });
+    }
+
+    /// The leader sent a snapshot: the state machine becomes it. A proposal it covers may or
+    /// may not be in it (this member lost the lead meanwhile): the caller must not assume.
+    fn restore(&mut self, snapshot: &raft::Snapshot) -> std::io::Result<()> {
+        let restored = match &mut self.snapshots {
+            Some(s) => (s.restore)(&snapshot.data),
+            None => Err("this member cannot restore snapshots".into()),
+        };
+        restored.map_err(|e| {
+            std::io::Error::other(format!(
+                "the snapshot up to entry {} does not restore: {e}",
+                snapshot.index
+            ))
+        })?;
+        self.settle(|p| (p.index <= snapshot.index).then_some(Err(ProposeError::Timeout)));
+        Ok(())
+    }
+
+    /// Compact the log when enough entries were applied since the last snapshot; true if it
+    /// did (there is a snapshot to persist).
+    fn compact_if_due(&mut self) -> bool {
+        let Some(s) = &mut self.snapshots else {
+            return false;
+        };
+        let applied = self.node.applied_index();
+        if s.every == 0 || applied < self.node.snapshot_index() + s.every {
+            return false;
+        }
+        let data = (s.take)(applied);
+        self.node.compact(applied, data).is_ok()
     }
 
     fn publish(&self) {
@@ -187,6 +251,7 @@ impl Driver {
             s.leader = node.leader();
             s.commit = node.commit_index();
             s.last_index = node.last_index();
+            s.snapshot = node.snapshot_index();
         });
     }
 }

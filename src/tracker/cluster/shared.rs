@@ -23,6 +23,8 @@ pub(crate) struct Status {
     pub(crate) leader: Option<NodeId>,
     pub(crate) commit: u64,
     pub(crate) last_index: u64,
+    /// The last index the newest snapshot covers (0: never compacted).
+    pub(crate) snapshot: u64,
     pub(crate) failed: Option<String>,
     pub(crate) stopped: bool,
 }

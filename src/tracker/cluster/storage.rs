@@ -1,6 +1,6 @@
 //! Raft's persistent state on disk, under `DIR/raft/`: what must survive a crash.
 //!
-//! It owns three files and nothing else (no socket, no Raft decision):
+//! It owns four files and nothing else (no socket, no Raft decision):
 //!
 //! - `member`: `member <id> cluster <fingerprint>`, written once. A folder written by another
 //!   member, or for another cluster, is refused: two trackers sharing a folder, or a folder
@@ -11,7 +11,12 @@
 //!   checksum is the first 8 hex digits of the SHA-1 of `<term> <escaped command>`. Appends
 //!   are fsynced before `save` returns, and the driver sends nothing before that (Raft's
 //!   "persist, then send"). A conflict (Raft truncating its log) rewrites the kept prefix and
-//!   the new entries to `log.tmp`, fsyncs it and renames it over `log`.
+//!   the new entries to `log.tmp`, fsyncs it and renames it over `log`. After a compaction
+//!   the log starts with a line `START <index> <checksum>`: the index of its first entry.
+//! - `snapshot` (see `snapfile.rs`): the state machine as of one entry, replaced whole. It is
+//!   written before the log is cut (a crash in between leaves entries the snapshot covers, which
+//!   the next start skips), and an entry the snapshot covers with another term means the crash
+//!   came while installing a leader's snapshot: the log after it is discarded (Figure 13).
 //!
 //! The torn-tail rule: a crash in the middle of an append can leave a last line without its
 //! newline or with a bad checksum. That entry was never acknowledged to anyone (its fsync did
@@ -22,6 +27,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use super::snapfile;
 use crate::raft::{Entry, HardState, NodeId, Persist, Persisted, escape, unescape};
 use crate::sha1::Sha1;
 
@@ -29,15 +35,23 @@ use crate::sha1::Sha1;
 pub struct Storage {
     dir: PathBuf,
     log: File,
+    /// The index of the log file's first entry (1 unless compacted).
+    first: u64,
     /// Byte offset where each stored entry's line starts, then the end of the file.
     offsets: Vec<u64>,
 }
 
-fn checksum(text: &str) -> String {
+fn start_line(first: u64) -> String {
+    let body = format!("START {first}");
+    let sum = checksum(&body);
+    format!("{body} {sum}\n")
+}
+
+pub(super) fn checksum(text: &str) -> String {
     Sha1::from(text.as_bytes()).hexdigest()[..8].to_string()
 }
 
-fn entry_line(e: &Entry) -> String {
+pub(super) fn entry_line(e: &Entry) -> String {
     let body = format!("{} {}", e.term, escape(&e.command));
     let sum = checksum(&body);
     format!("{body} {sum}\n")
@@ -80,6 +94,7 @@ impl Storage {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
         check_member(&dir, id, fingerprint)?;
         let hard = read_hard_state(&dir)?;
+        let snapshot = snapfile::read(&dir)?;
         let log_path = dir.join("log");
         let mut bytes = Vec::new();
         match File::open(&log_path) {
@@ -90,7 +105,7 @@ impl Storage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read {}: {e}", log_path.display())),
         }
-        let (log, offsets) = read_log(&bytes, &log_path)?;
+        let (first, mut log, offsets) = read_log(&bytes, &log_path)?;
         let good_len = *offsets.last().unwrap_or(&0);
         let file = OpenOptions::new()
             .create(true)
@@ -103,12 +118,41 @@ impl Storage {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| format!("cannot trim {}: {e}", log_path.display()))?;
         }
-        let storage = Storage {
+        let mut storage = Storage {
             dir,
             log: file,
+            first,
             offsets,
         };
-        Ok((storage, Persisted { hard, log }))
+        let base = snapshot.as_ref().map_or(0, |s| s.index);
+        if first > base + 1 {
+            return Err(format!(
+                "{} starts at entry {first} but the snapshot ends at {base}: entries are missing; restore the folder from a backup, or delete it to rejoin the cluster empty",
+                log_path.display()
+            ));
+        }
+        if let Some(s) = &snapshot {
+            let covered = log.iter().find(|e| e.index == s.index);
+            if covered.is_some_and(|e| e.term != s.term) {
+                log.clear(); // A crash while installing a leader's snapshot (Figure 13).
+            }
+            log.retain(|e| e.index > s.index);
+            if first <= s.index {
+                // Cut what the snapshot covers now, so the file and the log agree again.
+                let text: String = log.iter().map(entry_line).collect();
+                storage
+                    .rewrite(s.index + 1, s.index + 1, &text)
+                    .map_err(|e| format!("cannot rewrite {}: {e}", log_path.display()))?;
+            }
+        }
+        Ok((
+            storage,
+            Persisted {
+                hard,
+                snapshot,
+                log,
+            },
+        ))
     }
 
     /// Write one `Persist` durably: hard state, then log truncation and appends. Returns once
@@ -122,9 +166,16 @@ impl Storage {
         for e in &change.append {
             text.push_str(&entry_line(e));
         }
+        let stored_end = self.first + self.offsets.len() as u64 - 1;
+        if let Some(snapshot) = &change.snapshot {
+            // The snapshot first: once it is on disk, the entries it covers may go.
+            replace(&self.dir, snapfile::NAME, &snapfile::encode(snapshot))?;
+            let keep_until = change.truncate_from.unwrap_or(u64::MAX).min(stored_end);
+            return self.rewrite(snapshot.index + 1, keep_until, &text);
+        }
         match change.truncate_from {
-            Some(from) if from >= 1 && from as usize <= self.offsets.len().saturating_sub(1) => {
-                self.rewrite(from, &text)?
+            Some(from) if from >= self.first && from < stored_end => {
+                self.rewrite(self.first, from, &text)?
             }
             _ if !text.is_empty() => self.append(&text)?,
             _ => {}
@@ -149,20 +200,46 @@ impl Storage {
         self.offsets.push(end);
     }
 
-    /// Keep entries `1..from`, then `text`: a new file renamed over the old one.
-    fn rewrite(&mut self, from: u64, text: &str) -> io::Result<()> {
-        let keep = self.offsets[from as usize - 1];
-        let path = self.dir.join("log");
-        let mut prefix = Vec::with_capacity(keep as usize + text.len());
-        File::open(&path)?.take(keep).read_to_end(&mut prefix)?;
-        if prefix.len() as u64 != keep {
-            return Err(io::Error::other("the log file is shorter than its entries"));
+    /// A new log file: a `START` line if it does not begin at 1, the stored entries
+    /// `new_first..keep_until` (those it holds), then `text`; renamed over the old one.
+    fn rewrite(&mut self, new_first: u64, keep_until: u64, text: &str) -> io::Result<()> {
+        let stored_end = self.first + self.offsets.len() as u64 - 1;
+        let (from, until) = (new_first.max(self.first), keep_until.min(stored_end));
+        let mut bytes = if new_first > 1 {
+            start_line(new_first).into_bytes()
+        } else {
+            Vec::new()
+        };
+        let header = bytes.len() as u64;
+        if from < until {
+            let at = self.offsets[(from - self.first) as usize];
+            let end = self.offsets[(until - self.first) as usize];
+            let mut kept = Vec::with_capacity((end - at) as usize);
+            let mut f = File::open(self.dir.join("log"))?;
+            io::Seek::seek(&mut f, io::SeekFrom::Start(at))?;
+            f.take(end - at).read_to_end(&mut kept)?;
+            if kept.len() as u64 != end - at {
+                return Err(io::Error::other("the log file is shorter than its entries"));
+            }
+            bytes.extend_from_slice(&kept);
         }
-        prefix.extend_from_slice(text.as_bytes());
-        replace(&self.dir, "log", &prefix)?;
-        self.log = OpenOptions::new().append(true).open(&path)?;
-        self.offsets.truncate(from as usize - 1);
-        self.offsets.push(keep);
+        bytes.extend_from_slice(text.as_bytes());
+        replace(&self.dir, "log", &bytes)?;
+        self.log = OpenOptions::new().append(true).open(self.dir.join("log"))?;
+        // New offsets: those of the kept entries, shifted, then the appended lines.
+        let mut offsets = vec![header];
+        if from < until {
+            let base = self.offsets[(from - self.first) as usize];
+            let shift = |o: u64| o - base + offsets[0];
+            let kept: Vec<u64> = self.offsets
+                [(from - self.first) as usize + 1..=(until - self.first) as usize]
+                .iter()
+                .map(|&o| shift(o))
+                .collect();
+            offsets.extend(kept);
+        }
+        self.first = new_first;
+        self.offsets = offsets;
         self.record(text);
         Ok(())
     }
@@ -217,12 +294,35 @@ fn read_hard_state(dir: &Path) -> Result<HardState, String> {
     })
 }
 
-/// The entries in `bytes` and the offset of each line (plus the end of the last good one).
-fn read_log(bytes: &[u8], path: &Path) -> Result<(Vec<Entry>, Vec<u64>), String> {
-    let mut entries = Vec::new();
-    let mut offsets = vec![0u64];
+/// The index of the first entry in `bytes` (from its `START` line, else 1), the entries, and
+/// the offset of each line (plus the end of the last good one).
+fn read_log(bytes: &[u8], path: &Path) -> Result<(u64, Vec<Entry>, Vec<u64>), String> {
+    let mut first = 1;
     let mut at = 0usize;
-    let mut lines = bytes.split_inclusive(|&b| b == b'\n').peekable();
+    if bytes.starts_with(b"START ") {
+        let end = bytes.iter().position(|&b| b == b'\n');
+        let line = end.and_then(|n| std::str::from_utf8(&bytes[..n]).ok());
+        let parsed = line.and_then(|l| {
+            let (body, sum) = l.rsplit_once(' ')?;
+            let n: u64 = body.strip_prefix("START ")?.parse().ok()?;
+            (checksum(body) == sum && n >= 1).then_some(n)
+        });
+        match (parsed, end) {
+            (Some(n), Some(end)) => {
+                first = n;
+                at = end + 1;
+            }
+            _ => {
+                return Err(format!(
+                    "{} line 1 (START) is damaged: restore the folder from a backup",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut offsets = vec![at as u64];
+    let mut lines = bytes[at..].split_inclusive(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
         let complete = line.last() == Some(&b'\n');
         let parsed = std::str::from_utf8(line)
@@ -236,143 +336,17 @@ fn read_log(bytes: &[u8], path: &Path) -> Result<(Vec<Entry>, Vec<u64>), String>
             return Err(format!(
                 "{} line {} is damaged and is not the last line (not a torn write): restore the folder from a backup",
                 path.display(),
-                entries.len() + 1
+                entries.len() + 1 + usize::from(first > 1)
             ));
         };
         at += line.len();
         entries.push(Entry {
-            index: entries.len() as u64 + 1,
+            index: first + entries.len() as u64,
             term,
             command,
         });
         offsets.push(at as u64);
     }
-    // `offsets[i]` is where entry i+1 starts; the last element is the end of the good part.
-    Ok((entries, offsets))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "torrentphile-storage-{name}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
-    fn entry(index: u64, term: u64, command: &str) -> Entry {
-        Entry {
-            index,
-            term,
-            command: command.into(),
-        }
-    }
-
-    #[test]
-    fn what_is_saved_comes_back_after_truncation_and_appends() {
-        let dir = temp("roundtrip");
-        let (mut s, p) = Storage::open(&dir, 1, "f1").unwrap();
-        assert_eq!(p, Persisted::default());
-        let mut model = Persisted::default();
-        let changes = [
-            Persist {
-                hard_state: Some(HardState {
-                    term: 2,
-                    voted_for: Some(3),
-                }),
-                truncate_from: None,
-                append: vec![
-                    entry(1, 1, ""),
-                    entry(2, 2, "a b  "),
-                    entry(3, 2, "x\n\\y é"),
-                ],
-            },
-            Persist {
-                hard_state: None,
-                truncate_from: Some(3),
-                append: vec![entry(3, 3, "c"), entry(4, 3, "d")],
-            },
-            Persist {
-                hard_state: None,
-                truncate_from: None,
-                append: vec![entry(5, 3, "e")],
-            },
-            Persist {
-                hard_state: Some(HardState {
-                    term: 4,
-                    voted_for: None,
-                }),
-                truncate_from: Some(2),
-                append: vec![entry(2, 4, "f")],
-            },
-        ];
-        for c in &changes {
-            s.save(c).unwrap();
-            model.apply(c);
-            drop(s);
-            let (again, p) = Storage::open(&dir, 1, "f1").unwrap();
-            assert_eq!(p, model);
-            s = again;
-        }
-        assert_eq!(
-            fs::read_to_string(dir.join("raft/log")).unwrap(),
-            format!(
-                "{}{}",
-                entry_line(&entry(1, 1, "")),
-                entry_line(&entry(2, 4, "f"))
-            )
-        );
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_torn_tail_is_dropped_and_damage_before_it_is_refused() {
-        let dir = temp("torn");
-        let (mut s, _) = Storage::open(&dir, 1, "f").unwrap();
-        s.save(&Persist {
-            append: vec![entry(1, 1, "a"), entry(2, 1, "b")],
-            ..Persist::default()
-        })
-        .unwrap();
-        drop(s);
-        let log = dir.join("raft/log");
-        let good = fs::read(&log).unwrap();
-        // Half an entry with no newline: dropped, and the file trimmed.
-        let mut torn = good.clone();
-        torn.extend_from_slice(b"1 c 1234");
-        fs::write(&log, &torn).unwrap();
-        let (_, p) = Storage::open(&dir, 1, "f").unwrap();
-        assert_eq!(p.log.len(), 2);
-        assert_eq!(fs::read(&log).unwrap(), good);
-        // A whole last line with a wrong checksum: also a torn write.
-        let mut bad_last = good.clone();
-        bad_last.extend_from_slice(b"1 c 00000000\n");
-        fs::write(&log, &bad_last).unwrap();
-        assert_eq!(Storage::open(&dir, 1, "f").unwrap().1.log.len(), 2);
-        // Damage in the middle: refused, naming the line.
-        let mut damaged = good.clone();
-        damaged[0] = b'7';
-        fs::write(&log, &damaged).unwrap();
-        let err = Storage::open(&dir, 1, "f").err().unwrap();
-        assert!(err.contains("raft/log line 1 is damaged"), "{err}");
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_folder_of_another_member_or_cluster_is_refused() {
-        let dir = temp("member");
-        Storage::open(&dir, 1, "aaaa").unwrap();
-        let err = Storage::open(&dir, 2, "aaaa").err().unwrap();
-        assert!(
-            err.ends_with("says \"member 1 cluster aaaa\" but this is \"member 2 cluster aaaa\": the state folder belongs to another tracker or cluster; give each tracker its own --state folder"),
-            "{err}"
-        );
-        assert!(Storage::open(&dir, 1, "bbbb").is_err());
-        assert!(Storage::open(&dir, 1, "aaaa").is_ok());
-        let _ = fs::remove_dir_all(&dir);
-    }
+    // `offsets[i]` is where entry first+i starts; the last element is the end of the good part.
+    Ok((first, entries, offsets))
 }

@@ -17,6 +17,8 @@
 //! > APPEND 3 1 10 2 10 1
 //! > ENTRY 3 5 hello
 //! > PING                                   when idle for a second: keeps the connection warm
+//! > SNAPSHOT 3 1 500 2 0 no 65536          a chunk of a snapshot, then its data line, which
+//! - <65536 bytes>                          the trace shows only as a size (it holds accounts)
 //! ```
 //!
 //! and replies travel on the other member's own connection back. A lost connection loses
@@ -34,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::node::Input;
-use crate::conn::{Conn, ConnError, Timeouts};
+use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::protocol::MAX_LINE;
-use crate::raft::{Message, NodeId, lines_after, parse};
+use crate::raft::{Message, NodeId, lines_after, parse, snapshot_data_len};
 use crate::server::Server;
 use crate::util::Rng;
 
@@ -73,7 +75,8 @@ impl Transport {
                 line: IO * 5,
                 io: IO,
             };
-            if let Ok(mut conn) = Conn::new(stream, timeouts, inbound.trace.clone()) {
+            // Traced here, line by line, not by the connection: see `shown`.
+            if let Ok(mut conn) = Conn::new(stream, timeouts, Trace::off()) {
                 serve_inbound(&inbound, &mut conn);
             }
         })?;
@@ -116,13 +119,47 @@ impl Transport {
     }
 }
 
+/// What a trace shows of a cluster line. An `ENTRY` carrying a `CREATE-USER` record shows the
+/// user but not the rest (its stored and server keys are password verifiers), so the cluster
+/// port traces its lines itself rather than through `Conn`; a `SNAPSHOT`'s data line is shown
+/// by its size only (see `stream`).
+fn shown(line: &str) -> String {
+    if let Some(rest) = line.strip_prefix("ENTRY ") {
+        let w: Vec<&str> = rest.splitn(6, ' ').collect();
+        if let [term, len, tag, "CREATE-USER", user, _] = w[..] {
+            return format!("ENTRY {term} {len} {tag} CREATE-USER {user} <redacted>");
+        }
+    }
+    line.to_string()
+}
+
+fn note(shared: &Shared, who: &str, arrow: &str, line: &str) {
+    if shared.trace.is_on() {
+        shared.trace.note(who, arrow, &shown(line));
+    }
+}
+
+/// Read one line and trace it.
+fn read(shared: &Shared, conn: &mut Conn, who: &str) -> Result<String, ConnError> {
+    let line = conn.read_line(MAX_LINE)?;
+    let line = String::from_utf8_lossy(&line).into_owned();
+    note(shared, who, "<", &line);
+    Ok(line)
+}
+
+/// Trace one line and send it.
+fn send(shared: &Shared, conn: &mut Conn, who: &str, line: &str) -> std::io::Result<()> {
+    note(shared, who, ">", line);
+    conn.send_line(line)
+}
+
 /// One inbound connection: a member's handshake then its messages, or a client line (see
 /// `Shared::client_line`: `STATUS` and `STATE`).
 fn serve_inbound(shared: &Shared, conn: &mut Conn) {
-    let Ok(first) = conn.read_line(MAX_LINE) else {
+    let mut who = conn.remote().to_string();
+    let Ok(first) = read(shared, conn, &who) else {
         return;
     };
-    let first = String::from_utf8_lossy(&first).into_owned();
     let words: Vec<&str> = first.split_whitespace().collect();
     let from = match words[..] {
         ["CLUSTER", fingerprint, from, client] => match shared.check_hello(fingerprint, from) {
@@ -133,7 +170,7 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
                 from
             }
             Err(why) => {
-                let _ = conn.send_line(&format!("ERR conflict {why}"));
+                let _ = send(shared, conn, &who, &format!("ERR conflict {why}"));
                 return;
             }
         },
@@ -141,28 +178,27 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             // Not a member: a person with `nc`, or a test. One request, one reply, repeat.
             let mut line = first;
             loop {
-                if conn.send_line(&shared.client_line(&line)).is_err() {
+                if send(shared, conn, &who, &shared.client_line(&line)).is_err() {
                     return;
                 }
-                match conn.read_line(MAX_LINE) {
-                    Ok(next) => line = String::from_utf8_lossy(&next).into_owned(),
+                match read(shared, conn, &who) {
+                    Ok(next) => line = next,
                     Err(_) => return,
                 }
             }
         }
     };
-    if conn
-        .send_line(&format!("ACK cluster {}", shared.id))
-        .is_err()
-    {
+    if send(shared, conn, &who, &format!("ACK cluster {}", shared.id)).is_err() {
         return;
     }
-    conn.set_name(&format!("member {from}"));
+    let name = format!("member {from}");
+    note(shared, &who, "-", &format!("is {name} from now on"));
+    who = name;
     loop {
-        let line = match conn.read_line(MAX_LINE) {
-            Ok(line) => String::from_utf8_lossy(&line).into_owned(),
+        let line = match read(shared, conn, &who) {
+            Ok(line) => line,
             Err(ConnError::Timeout) => {
-                conn.trace_event("silent too long; closing");
+                note(shared, &who, "-", "silent too long; closing");
                 return;
             }
             Err(_) => return,
@@ -173,23 +209,40 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
         let mut text = line.clone();
         let more = match lines_after(&line) {
             Ok(n) => n,
-            Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
+            Err(e) => return note(shared, &who, "-", &format!("bad message: {e}; closing")),
         };
-        for _ in 0..more {
-            match conn.read_line(MAX_LINE) {
+        let snapshot = line.starts_with("SNAPSHOT ");
+        if snapshot {
+            // The data line is read as a data block, so the trace shows its size only.
+            match read_snapshot_data(conn, &line) {
+                Ok(data) => {
+                    note(shared, &who, "<", &format!("<{} bytes>", data.len() + 1));
+                    text.push('\n');
+                    text.push_str(&data);
+                }
+                Err(e) => return note(shared, &who, "-", &format!("bad message: {e}; closing")),
+            }
+        }
+        for _ in 0..if snapshot { 0 } else { more } {
+            match read(shared, conn, &who) {
                 Ok(next) => {
                     text.push('\n');
-                    text.push_str(&String::from_utf8_lossy(&next));
+                    text.push_str(&next);
                 }
                 Err(_) => return,
             }
         }
         let msg = match parse(&text) {
             Ok(msg) => msg,
-            Err(e) => return conn.trace_event(&format!("bad message: {e}; closing")),
+            Err(e) => return note(shared, &who, "-", &format!("bad message: {e}; closing")),
         };
         if msg.from() != from {
-            return conn.trace_event("a message claims another sender; closing");
+            return note(
+                shared,
+                &who,
+                "-",
+                "a message claims another sender; closing",
+            );
         }
         if shared.is_cut(from) {
             continue;
@@ -208,7 +261,7 @@ fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
         match connect(shared, addr) {
             Ok(mut conn) => {
                 backoff = BACKOFF_MIN;
-                if stream(&mut conn, rx) {
+                if stream(shared, &mut conn, addr, rx) {
                     return;
                 }
             }
@@ -238,13 +291,12 @@ fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
         line: IO * 2,
         io: IO,
     };
-    let mut conn =
-        Conn::connect(addr, timeouts, shared.trace.clone()).map_err(|e| e.to_string())?;
+    // Traced here, line by line, not by the connection: see `shown`.
+    let mut conn = Conn::connect(addr, timeouts, Trace::off()).map_err(|e| e.to_string())?;
     let client = shared.client_addr.as_deref().unwrap_or("-");
     let hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
-    conn.send_line(&hello).map_err(|e| e.to_string())?;
-    let reply = conn.read_line(MAX_LINE).map_err(|e| e.to_string())?;
-    let reply = String::from_utf8_lossy(&reply);
+    send(shared, &mut conn, addr, &hello).map_err(|e| e.to_string())?;
+    let reply = read(shared, &mut conn, addr).map_err(|e| e.to_string())?;
     if reply.starts_with("ACK cluster ") {
         Ok(conn)
     } else {
@@ -253,31 +305,75 @@ fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
 }
 
 /// Write queued messages until the connection breaks (false) or the driver is gone (true).
-fn stream(conn: &mut Conn, rx: &Receiver<Message>) -> bool {
+fn stream(shared: &Shared, conn: &mut Conn, addr: &str, rx: &Receiver<Message>) -> bool {
     loop {
-        let lines = match rx.recv_timeout(KEEPALIVE) {
+        let msgs = match rx.recv_timeout(KEEPALIVE) {
             Ok(msg) => {
-                let mut lines = Vec::new();
-                push_lines(&mut lines, &msg);
+                let mut msgs = vec![msg];
                 // Whatever else is queued goes in the same write.
-                for _ in 0..63 {
-                    match rx.try_recv() {
-                        Ok(msg) => push_lines(&mut lines, &msg),
-                        Err(_) => break,
-                    }
-                }
-                lines
+                msgs.extend(rx.try_iter().take(63));
+                msgs
             }
-            Err(RecvTimeoutError::Timeout) => vec!["PING".to_string()],
+            Err(RecvTimeoutError::Timeout) => vec![],
             Err(RecvTimeoutError::Disconnected) => return true,
         };
+        let mut lines = Vec::new();
+        for msg in &msgs {
+            let text = msg.to_string();
+            let mut parts = text.split('\n');
+            let first = parts.next().unwrap_or_default();
+            note(shared, addr, ">", first);
+            lines.push(first.to_string());
+            for line in parts {
+                if let Message::Snapshot { .. } = msg {
+                    // The data: its size only (a snapshot holds password verifiers).
+                    let size = format!("<{} bytes of snapshot data>", line.len() + 1);
+                    note(shared, addr, "-", &size);
+                } else {
+                    note(shared, addr, ">", line);
+                }
+                lines.push(line.to_string());
+            }
+        }
+        if lines.is_empty() {
+            lines.push("PING".to_string());
+            note(shared, addr, ">", "PING");
+        }
         if conn.send_lines(&lines).is_err() {
             return false;
         }
     }
 }
 
-/// A message as separate lines (an `APPEND` and its `ENTRY` lines), so each is traced alone.
-fn push_lines(lines: &mut Vec<String>, msg: &Message) {
-    lines.extend(msg.to_string().split('\n').map(str::to_string));
+/// Read a `SNAPSHOT`'s data line (its length is on the first line) as a data block.
+fn read_snapshot_data(conn: &mut Conn, first: &str) -> Result<String, String> {
+    let n = snapshot_data_len(first).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; n + 1];
+    conn.read_data(&mut buf, Instant::now() + IO * 4)
+        .map_err(|e| format!("snapshot data: {e:?}"))?;
+    if buf.pop() != Some(b'\n') {
+        return Err("the snapshot data line is longer than announced".into());
+    }
+    String::from_utf8(buf).map_err(|_| "the snapshot data is not text".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_traced_entry_never_shows_password_verifiers() {
+        let line = "ENTRY 1 126 4c43786d06fa96f4.2 CREATE-USER user1 100000 7DJvicgW3ziyL/1oI4IDrQ== AQEBAQEBAQEBAQEBAQEBAQEBAQE= AgICAgICAgICAgICAgICAgICAgI=";
+        assert_eq!(
+            shown(line),
+            "ENTRY 1 126 4c43786d06fa96f4.2 CREATE-USER user1 <redacted>"
+        );
+        for same in [
+            "ENTRY 2 28 a.1 CREATE-GROUP physics alice",
+            "APPEND 1 2 3 4 5 1",
+            "ENTRY 1 0 ",
+        ] {
+            assert_eq!(shown(same), same);
+        }
+    }
 }
