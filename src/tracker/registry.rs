@@ -17,6 +17,8 @@
 //!   registration, per address and in total, each refusal an `ERR limit`; and `LIST` reads one
 //!   page of at most `LIST_PAGE` names at a time (the files are kept sorted, so a page costs
 //!   its own length, never a sort of everything).
+//! - a `WHOHAS` reply lists at most `holders::PEERS_PER_REPLY` holders, those the asker can
+//!   reach, in a window that moves on at each ask (`peers_for`, `holders.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
