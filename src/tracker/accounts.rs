@@ -534,7 +534,7 @@ impl Auth {
                 let asker = Asker {
                     ip,
                     me: peer,
-                    turn: conn.turns.next(),
+                    turn: conn.turns.take(),
                 };
                 let holders = Holders::full_of(holders.iter().map(String::as_str));
                 Reply::Peers(holders.pick(&name, &asker)?)

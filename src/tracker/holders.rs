@@ -38,7 +38,7 @@ impl Turns {
     }
 
     /// The next ask's turn.
-    pub fn next(&mut self) -> u64 {
+    pub fn take(&mut self) -> u64 {
         let turn = self.0;
         self.0 = self.0.wrapping_add(1);
         turn
@@ -46,7 +46,7 @@ impl Turns {
 }
 
 /// Who asks: its address (which holders it can reach), its own registration (left out of a
-/// capped reply) and its turn (`Turns::next`).
+/// capped reply) and its turn (`Turns::take`).
 #[derive(Debug, Clone, Copy)]
 pub struct Asker<'a> {
     pub ip: IpAddr,
@@ -165,9 +165,10 @@ impl Holders {
     /// are holders but the asker can reach none of them.
     pub fn pick(&self, name: &str, asker: &Asker) -> Result<Vec<Holder>, ProtoError> {
         let near = asker.ip.to_canonical().is_loopback();
+        // Each kind: the LAN-reachable list, then (to loopback askers) the loopback one.
         let lists = |lan: usize| -> (&[Arc<str>], &[Arc<str>]) {
-            let far: &[Arc<str>] = if near { &self.lists[lan + 1] } else { &[] };
-            (&self.lists[lan], far)
+            let local: &[Arc<str>] = if near { &self.lists[lan + 1] } else { &[] };
+            (&self.lists[lan], local)
         };
         let (full, partial) = (lists(FULL_LAN), lists(PART_LAN));
         let count = |(a, b): (&[Arc<str>], &[Arc<str>])| a.len() + b.len();

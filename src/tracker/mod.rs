@@ -286,7 +286,7 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             let asker = Asker {
                 ip: client.ip,
                 me: client.registered.as_ref().map(|(id, _)| id.as_str()),
-                turn: client.turns.next(),
+                turn: client.turns.take(),
             };
             lock(registry).peers_for(&name, &asker).map(Reply::Peers)
         }
