@@ -12,11 +12,12 @@
 //!
 //! Pure data, no sockets, no clocks; every operation costs the reply's length or a few hash
 //! map steps, never the number of holders. Holders are kept in four lists (full or partial,
-//! reachable from the LAN or loopback only) with an index for removal by swap.
+//! reachable from the LAN or loopback only), removed by swap; past `SCAN_UP_TO` holders an
+//! index finds them (below, a look through the lists is as quick and saves the map's memory:
+//! most files have one or two holders, and the registry's memory bound counts every byte).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use crate::protocol::{ErrCode, Holder, ProtoError};
 
@@ -67,12 +68,15 @@ fn on_loopback(id: &str) -> bool {
         .is_ok_and(|a| a.ip().to_canonical().is_loopback())
 }
 
+/// Holders found by looking through the lists, up to this many; past it, by the index.
+const SCAN_UP_TO: usize = 8;
+
 /// The holders of one file.
 #[derive(Debug, Default)]
 pub struct Holders {
-    lists: [Vec<Arc<str>>; 4],
-    /// Holder id → (list, position in it).
-    at: HashMap<Arc<str>, (u8, u32)>,
+    lists: [Vec<Box<str>>; 4],
+    /// Holder id → (list, position in it), once there are more than `SCAN_UP_TO`.
+    index: Option<Box<HashMap<Box<str>, (u8, u32)>>>,
 }
 
 impl Holders {
@@ -94,7 +98,7 @@ impl Holders {
     pub fn insert(&mut self, id: &str, full: bool) -> bool {
         let base = if full { FULL_LAN } else { PART_LAN };
         let list = base + usize::from(on_loopback(id));
-        let new = match self.at.get(id).copied() {
+        let new = match self.find(id) {
             None => true,
             Some((now, _)) if full && usize::from(now) >= PART_LAN => {
                 self.remove(id);
@@ -102,34 +106,68 @@ impl Holders {
             }
             Some(_) => return false,
         };
-        let id: Arc<str> = Arc::from(id);
         let v = &mut self.lists[list];
         if v.capacity() == 0 {
             // Most files have one holder: no room for four.
             v.reserve_exact(1);
         }
-        self.at.insert(id.clone(), (list as u8, v.len() as u32));
-        v.push(id);
+        let at = (list as u8, v.len() as u32);
+        v.push(Box::from(id));
+        if let Some(index) = &mut self.index {
+            index.insert(Box::from(id), at);
+        } else if self.len() > SCAN_UP_TO {
+            self.index = Some(Box::new(self.build_index()));
+        }
         new
+    }
+
+    /// Every holder's place, for the index.
+    fn build_index(&self) -> HashMap<Box<str>, (u8, u32)> {
+        let mut index = HashMap::with_capacity(self.len());
+        for (list, v) in self.lists.iter().enumerate() {
+            for (pos, id) in v.iter().enumerate() {
+                index.insert(id.clone(), (list as u8, pos as u32));
+            }
+        }
+        index
+    }
+
+    /// Where `id` is: (list, position).
+    fn find(&self, id: &str) -> Option<(u8, u32)> {
+        if let Some(index) = &self.index {
+            return index.get(id).copied();
+        }
+        self.lists.iter().enumerate().find_map(|(list, v)| {
+            let pos = v.iter().position(|h| &**h == id)?;
+            Some((list as u8, pos as u32))
+        })
+    }
+
+    /// How many hold it, wholly or partly.
+    pub fn len(&self) -> usize {
+        self.lists.iter().map(Vec::len).sum()
     }
 
     /// `id` no longer holds the file; false if it did not.
     pub fn remove(&mut self, id: &str) -> bool {
-        let Some((list, pos)) = self.at.remove(id) else {
+        let Some((list, pos)) = self.find(id) else {
             return false;
         };
         let v = &mut self.lists[usize::from(list)];
         v.swap_remove(pos as usize);
-        if let Some(moved) = v.get(pos as usize)
-            && let Some(slot) = self.at.get_mut(moved)
-        {
-            slot.1 = pos;
+        if let Some(index) = &mut self.index {
+            index.remove(id);
+            if let Some(moved) = v.get(pos as usize)
+                && let Some(slot) = index.get_mut(moved)
+            {
+                slot.1 = pos;
+            }
         }
         true
     }
 
     pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
+        self.lists.iter().all(Vec::is_empty)
     }
 
     /// How many hold all of it.
@@ -166,12 +204,12 @@ impl Holders {
     pub fn pick(&self, name: &str, asker: &Asker) -> Result<Vec<Holder>, ProtoError> {
         let near = asker.ip.to_canonical().is_loopback();
         // Each kind: the LAN-reachable list, then (to loopback askers) the loopback one.
-        let lists = |lan: usize| -> (&[Arc<str>], &[Arc<str>]) {
-            let local: &[Arc<str>] = if near { &self.lists[lan + 1] } else { &[] };
+        let lists = |lan: usize| -> (&[Box<str>], &[Box<str>]) {
+            let local: &[Box<str>] = if near { &self.lists[lan + 1] } else { &[] };
             (&self.lists[lan], local)
         };
         let (full, partial) = (lists(FULL_LAN), lists(PART_LAN));
-        let count = |(a, b): (&[Arc<str>], &[Arc<str>])| a.len() + b.len();
+        let count = |(a, b): (&[Box<str>], &[Box<str>])| a.len() + b.len();
         let (f, p) = (count(full), count(partial));
         if f + p == 0 {
             return Err(if self.is_empty() {
@@ -192,7 +230,7 @@ impl Holders {
             window(partial, 0, p, None, true, &mut out);
         } else {
             // Past the cap the asker is left out; count the others of each kind.
-            let mine = asker.me.and_then(|me| self.at.get(me)).map(|(l, _)| *l);
+            let mine = asker.me.and_then(|me| self.find(me)).map(|(l, _)| l);
             let holds = |kind: usize| {
                 mine.is_some_and(|l| usize::from(l) == kind || (near && usize::from(l) == kind + 1))
             };
@@ -218,7 +256,7 @@ impl Holders {
 /// Append `want` holders of the two lists `a` then `b` (seen as one ring), from `start` on,
 /// skipping `skip`.
 fn window(
-    (a, b): (&[Arc<str>], &[Arc<str>]),
+    (a, b): (&[Box<str>], &[Box<str>]),
     start: usize,
     want: usize,
     skip: Option<&str>,
@@ -291,6 +329,41 @@ mod tests {
         assert_eq!(ask(&h, lo(), None, 0), ["b:1"]);
         assert!(h.remove("b:1"));
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn the_index_past_a_few_holders_agrees_with_a_plain_map() {
+        let mut h = Holders::new();
+        let mut model = std::collections::BTreeMap::new();
+        let id = |n: u32| format!("10.0.{}.{}:9000", n / 7, n % 7);
+        // Grow past SCAN_UP_TO, shrink below it, grow again: every step checked.
+        let steps = (0..40u32)
+            .map(|n| (n, n % 3 != 0))
+            .chain((0..40).filter(|n| n % 2 == 0).map(|n| (n, false)))
+            .chain((0..40).step_by(3).map(|n| (n + 100, true)));
+        for (i, (n, full)) in steps.enumerate() {
+            if i >= 40 && i < 60 {
+                assert_eq!(h.remove(&id(n)), model.remove(&id(n)).is_some());
+            } else {
+                let new = !model.contains_key(&id(n));
+                assert_eq!(h.insert(&id(n), full), new);
+                *model.entry(id(n)).or_insert(full) |= full;
+            }
+            assert_eq!(h.len(), model.len());
+            let want: Vec<Holder> = model
+                .iter()
+                .map(|(a, f)| Holder {
+                    addr: a.clone(),
+                    partial: !f,
+                })
+                .collect();
+            let mut got = h.all();
+            got.sort_by(|a, b| a.addr.cmp(&b.addr));
+            assert_eq!(got, want, "step {i}");
+            for a in model.keys() {
+                assert!(h.find(a).is_some(), "{a} lost at step {i}");
+            }
+        }
     }
 
     #[test]
