@@ -68,6 +68,14 @@ fn on_loopback(id: &str) -> bool {
         .is_ok_and(|a| a.ip().to_canonical().is_loopback())
 }
 
+/// The loopback rule: may the holder `holder` (its id, `ip:port`) be listed to an asker at
+/// `asker`? Loopback holders only to loopback askers: to anyone else `127.0.0.1:P` is their
+/// own machine. `Holders::pick` (so `WHOHAS` and `GWHOHAS`) asks it once per list, the lists
+/// being sorted by `on_loopback`.
+pub fn reachable(holder: &str, asker: IpAddr) -> bool {
+    !on_loopback(holder) || asker.to_canonical().is_loopback()
+}
+
 /// Holders found by looking through the lists, up to this many; past it, by the index.
 const SCAN_UP_TO: usize = 8;
 
@@ -202,11 +210,16 @@ impl Holders {
     /// `PEERS_PER_REPLY`, full ones first, each kind sorted by id. `ERR not-found` when there
     /// are holders but the asker can reach none of them.
     pub fn pick(&self, name: &str, asker: &Asker) -> Result<Vec<Holder>, ProtoError> {
-        let near = asker.ip.to_canonical().is_loopback();
-        // Each kind: the LAN-reachable list, then (to loopback askers) the loopback one.
+        // Every holder of a list is on loopback or none is: one `reachable` says for all.
+        let usable = |list: usize| {
+            self.lists[list]
+                .first()
+                .is_some_and(|id| reachable(id, asker.ip))
+        };
         let lists = |lan: usize| -> (&[Box<str>], &[Box<str>]) {
-            let local: &[Box<str>] = if near { &self.lists[lan + 1] } else { &[] };
-            (&self.lists[lan], local)
+            let take =
+                |list: usize| -> &[Box<str>] { if usable(list) { &self.lists[list] } else { &[] } };
+            (take(lan), take(lan + 1))
         };
         let (full, partial) = (lists(FULL_LAN), lists(PART_LAN));
         let count = |(a, b): (&[Box<str>], &[Box<str>])| a.len() + b.len();
@@ -230,10 +243,12 @@ impl Holders {
             window(partial, 0, p, None, true, &mut out);
         } else {
             // Past the cap the asker is left out; count the others of each kind.
-            let mine = asker.me.and_then(|me| self.find(me)).map(|(l, _)| l);
-            let holds = |kind: usize| {
-                mine.is_some_and(|l| usize::from(l) == kind || (near && usize::from(l) == kind + 1))
-            };
+            let mine = asker
+                .me
+                .and_then(|me| self.find(me))
+                .map(|(l, _)| usize::from(l));
+            let holds =
+                |kind: usize| mine.is_some_and(|l| (l == kind || l == kind + 1) && usable(l));
             let others_f = f - usize::from(holds(FULL_LAN));
             let others_p = p - usize::from(holds(PART_LAN));
             let mut want_p =
@@ -384,6 +399,8 @@ mod tests {
         h.insert("[::ffff:127.0.0.2]:9002", false);
         assert_eq!(ask(&h, lo(), None, 0).len(), 4);
         assert_eq!(ask(&h, lan(), None, 0), ["192.168.1.5:9000"]);
+        assert!(reachable("192.168.1.5:9000", lan()) && reachable("[::1]:9001", lo()));
+        assert!(!reachable("127.0.0.1:9000", lan()) && !reachable("[::1]:9001", lan()));
         h.remove("192.168.1.5:9000");
         let err = h
             .pick(

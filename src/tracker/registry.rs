@@ -25,6 +25,8 @@ use std::net::IpAddr;
 use std::ops::Bound;
 
 use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
+/// The loopback rule (ARCHITECTURE.md's invariants name it here), applied by `peers_for`.
+pub use crate::tracker::holders::reachable;
 use crate::tracker::holders::{Asker, Holders};
 
 /// A peer's id, `ip:port`.
