@@ -10,6 +10,8 @@ mod bind;
 mod common;
 #[path = "hostile/memory.rs"]
 mod memory;
+#[path = "hostile/peers.rs"]
+mod peers;
 #[path = "hostile/trust.rs"]
 mod trust;
 

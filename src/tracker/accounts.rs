@@ -29,7 +29,8 @@ use crate::auth::scram::{self, Credentials, ScramError};
 use crate::auth::ticket::{LIFETIME_SECS, Ticket, TicketKey};
 use crate::auth::{base64, hmac::hmac_sha1};
 use crate::journal::Journal;
-use crate::protocol::{AccountRequest, ErrCode, Holder, ProtoError, Reply};
+use crate::protocol::{AccountRequest, ErrCode, ProtoError, Reply};
+use crate::tracker::holders::{Asker, Holders, Turns};
 use crate::tracker::replica::{Refusal, Replica};
 use crate::tracker::sessions::Sessions;
 
@@ -78,12 +79,15 @@ pub struct AuthConn {
     salt: Option<(String, Vec<u8>)>,
     login: Option<(String, scram::Server)>,
     user: Option<String>,
+    /// Where this connection's `GWHOHAS` windows stand (`holders.rs`).
+    turns: Turns,
 }
 
 impl AuthConn {
     pub fn new(serial: u64) -> AuthConn {
         AuthConn {
             serial,
+            turns: Turns::starting_at(crate::util::Rng::from_time().next_u64()),
             ..AuthConn::default()
         }
     }
@@ -526,11 +530,14 @@ impl Auth {
                         format!("no peer online holds {name} in {group}"),
                     ));
                 }
-                let holders = holders.into_iter().map(|addr| Holder {
-                    addr,
-                    partial: false,
-                });
-                Reply::Peers(holders.collect())
+                // The rules of `WHOHAS`: reachable holders only, at most a reply's worth.
+                let asker = Asker {
+                    ip,
+                    me: peer,
+                    turn: conn.turns.take(),
+                };
+                let holders = Holders::full_of(holders.iter().map(String::as_str));
+                Reply::Peers(holders.pick(&name, &asker)?)
             }
             R::GInfo { group, name } => {
                 let user = self.user(conn)?;

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod bt_announce;
 pub mod cluster;
+pub mod holders;
 pub mod member;
 pub mod registry;
 pub mod replica;
@@ -30,6 +31,7 @@ use crate::conn::{Conn, Timeouts, Trace};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
 use crate::server::{Answer, Server, line_loop};
 use accounts::{AccountsConfig, Auth, AuthConn};
+use holders::{Asker, Turns};
 pub use registry::Limits;
 use registry::{PeerId, Registry, Session};
 
@@ -219,6 +221,8 @@ struct Client {
     registered: Option<(PeerId, Session)>,
     /// The accounts service and this connection's login (`None`: account verbs are refused).
     account: Option<(Arc<Auth>, AuthConn)>,
+    /// Where this connection's `PEERS` windows stand (`holders.rs`).
+    turns: Turns,
 }
 
 impl Client {
@@ -228,6 +232,7 @@ impl Client {
             heartbeat,
             registered: None,
             account: None,
+            turns: Turns::starting_at(crate::util::Rng::from_time().next_u64()),
         }
     }
 }
@@ -277,10 +282,14 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             lock(registry).remove(id, s, &name)?;
             Ok(Reply::Ack(format!("{name} removed")))
         }),
-        Request::WhoHas { name } => lock(registry)
-            .who_has(&name)
-            .and_then(|all| registry::reachable(&name, all, client.ip))
-            .map(Reply::Peers),
+        Request::WhoHas { name } => {
+            let asker = Asker {
+                ip: client.ip,
+                me: client.registered.as_ref().map(|(id, _)| id.as_str()),
+                turn: client.turns.take(),
+            };
+            lock(registry).peers_for(&name, &asker).map(Reply::Peers)
+        }
         Request::Info { name } => lock(registry).info(&name).map(Reply::File),
         Request::List => return list(registry, None),
         Request::ListAfter { after } => return list(registry, Some(&after)),

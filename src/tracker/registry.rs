@@ -17,12 +17,17 @@
 //!   registration, per address and in total, each refusal an `ERR limit`; and `LIST` reads one
 //!   page of at most `LIST_PAGE` names at a time (the files are kept sorted, so a page costs
 //!   its own length, never a sort of everything).
+//! - a `WHOHAS` reply lists at most `holders::PEERS_PER_REPLY` holders, those the asker can
+//!   reach, in a window that moves on at each ask (`peers_for`, `holders.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::ops::Bound;
 
 use crate::protocol::{ErrCode, Holder, Meta, ProtoError};
+/// The loopback rule (ARCHITECTURE.md's invariants name it here), applied by `peers_for`.
+pub use crate::tracker::holders::reachable;
+use crate::tracker::holders::{Asker, Holders};
 
 /// A peer's id, `ip:port`.
 pub type PeerId = String;
@@ -34,8 +39,8 @@ pub struct Session(u64);
 #[derive(Debug)]
 struct FileEntry {
     meta: Meta,
-    /// Holder id -> holds it completely (`true`) or is still downloading it (`false`).
-    holders: HashMap<PeerId, bool>,
+    /// Who holds it, completely or while downloading it (`holders.rs`: a reply's window).
+    holders: Holders,
 }
 
 /// A line of `LIST`.
@@ -250,7 +255,7 @@ impl Registry {
             .entry(meta.name.clone())
             .or_insert_with(|| FileEntry {
                 meta: meta.clone(),
-                holders: HashMap::new(),
+                holders: Holders::new(),
             });
         if !entry.meta.same_content(meta) {
             return Err(ProtoError::new(
@@ -261,7 +266,7 @@ impl Registry {
                 ),
             ));
         }
-        entry.holders.insert(id.to_string(), true);
+        entry.holders.insert(id, true);
         if self.holdings(id, session)?.insert(meta.name.clone()) {
             self.count_file(id, true);
         }
@@ -274,7 +279,7 @@ impl Registry {
         self.check_announce(id, name)?;
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
         // A full holder stays full: a stale PARTIAL never demotes it.
-        entry.holders.entry(id.to_string()).or_insert(false);
+        entry.holders.insert(id, false);
         if self.holdings(id, session)?.insert(name.to_string()) {
             self.count_file(id, true);
         }
@@ -287,7 +292,7 @@ impl Registry {
             self.count_file(id, false);
         }
         let entry = self.files.get_mut(name).ok_or_else(|| not_found(name))?;
-        if entry.holders.remove(id).is_none() {
+        if !entry.holders.remove(id) {
             return Err(ProtoError::new(
                 ErrCode::NotFound,
                 format!("you do not hold {name}"),
@@ -299,19 +304,19 @@ impl Registry {
         Ok(())
     }
 
-    /// The holders of `name`, full holders first, each group sorted by id.
+    /// Every holder of `name`, full holders first, each group sorted by id. Costs them all:
+    /// for the tracker's own uses and tests; a `WHOHAS` reply is `peers_for`.
     pub fn who_has(&self, name: &str) -> Result<Vec<Holder>, ProtoError> {
         let entry = self.files.get(name).ok_or_else(|| not_found(name))?;
-        let mut holders: Vec<Holder> = entry
-            .holders
-            .iter()
-            .map(|(id, full)| Holder {
-                addr: id.clone(),
-                partial: !full,
-            })
-            .collect();
-        holders.sort_by(|a, b| (a.partial, &a.addr).cmp(&(b.partial, &b.addr)));
-        Ok(holders)
+        Ok(entry.holders.all())
+    }
+
+    /// The holders of `name` one `PEERS` reply lists to `asker`: those it can reach, at most
+    /// `holders::PEERS_PER_REPLY`, a window that moves on at each of its asks. Costs the
+    /// reply, not the number of holders.
+    pub fn peers_for(&self, name: &str, asker: &Asker) -> Result<Vec<Holder>, ProtoError> {
+        let entry = self.files.get(name).ok_or_else(|| not_found(name))?;
+        entry.holders.pick(name, asker)
     }
 
     /// What `name` is.
@@ -334,8 +339,8 @@ impl Registry {
             .take(limit.min(LIST_PAGE))
             .map(|(_, e)| Listing {
                 meta: e.meta.clone(),
-                full: e.holders.values().filter(|f| **f).count(),
-                partial: e.holders.values().filter(|f| !**f).count(),
+                full: e.holders.full(),
+                partial: e.holders.partial(),
             })
             .collect()
     }
@@ -411,30 +416,6 @@ pub fn advertised(from: IpAddr, host: IpAddr) -> Result<(), ProtoError> {
     ))
 }
 
-/// The holders an asker at `asker` can reach: loopback holders only to loopback askers (to
-/// anyone else `127.0.0.1:P` is their own machine). When every holder is loopback and the
-/// asker is not, `ERR not-found` says why and what the holders should do.
-pub fn reachable(name: &str, all: Vec<Holder>, asker: IpAddr) -> Result<Vec<Holder>, ProtoError> {
-    if asker.is_loopback() {
-        return Ok(all);
-    }
-    let is_loopback = |h: &Holder| {
-        h.addr
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback())
-    };
-    let (far, near): (Vec<Holder>, Vec<Holder>) = all.into_iter().partition(|h| !is_loopback(h));
-    if far.is_empty() && !near.is_empty() {
-        return Err(ProtoError::new(
-            ErrCode::NotFound,
-            format!(
-                "{name} is held only at loopback addresses of the tracker's machine, which {asker} cannot reach (those peers should run with --advertise THEIR_LAN_ADDRESS)"
-            ),
-        ));
-    }
-    Ok(far)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,26 +437,6 @@ mod tests {
             .iter()
             .map(|h| h.to_string())
             .collect()
-    }
-
-    #[test]
-    fn loopback_holders_are_listed_to_loopback_askers_only() {
-        let h = |a: &str| Holder {
-            addr: a.into(),
-            partial: false,
-        };
-        let all = vec![h("127.0.0.1:9000"), h("192.168.1.5:9000"), h("[::1]:9001")];
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        let lan: IpAddr = "192.168.1.7".parse().unwrap();
-        assert_eq!(reachable("f", all.clone(), lo).unwrap().len(), 3);
-        assert_eq!(
-            reachable("f", all.clone(), lan).unwrap(),
-            vec![h("192.168.1.5:9000")]
-        );
-        let err = reachable("f", vec![h("127.0.0.1:9000")], lan).unwrap_err();
-        assert_eq!(err.code, ErrCode::NotFound);
-        assert!(err.message.contains("--advertise"), "{}", err.message);
-        assert!(reachable("f", vec![], lan).unwrap().is_empty());
     }
 
     #[test]

@@ -34,6 +34,13 @@
 #   6. Transmission: a Transmission seeder (transmission-cli) on 10.77.0.20 announces to our
 #      tracker over HTTP; `get --torrent` on h3 downloads a 16 MiB file from it over the
 #      BitTorrent wire; sha1 identical (SKIP when transmission-cli is not installed).
+#   7. --advertise: a second tracker in tr bound to 0.0.0.0:8100; two peers in tr register
+#      with it over 127.0.0.1. The one with `--advertise 10.77.0.1` is listed to h3 as
+#      10.77.0.1:P and h3 downloads from it, sha1 identical; the one without is listed only
+#      to loopback askers: h3's WHOHAS gets `ERR not-found ... --advertise` (never a 127.x
+#      address) and its `get` fails, while WHOHAS from tr's own loopback lists 127.0.0.1:P.
+#
+# CHECKS="1 7" runs only those checks (all by default).
 #
 # Every wait is bounded; namespaces and processes are torn down on any exit (trap EXIT).
 # Prints PASS/FAIL per check and `N passed, M failed`; exits non-zero if any check failed.
@@ -643,12 +650,86 @@ JSON
     stop transmission
 }
 
-check_cross
-check_slow
-check_delay
-check_cut
-check_cluster
-check_transmission
+# ---------------------------------------------------------------- 7. --advertise
+# Issue 14, item 7: a peer on the tracker's machine talks to it over loopback, so the tracker
+# sees 127.0.0.1; listed as such, a downloader elsewhere would connect to its own loopback.
+check_advertise() {
+    local what="7 --advertise (peers on the tracker's host, registered over 127.0.0.1)"
+    mkdir -p "$WORK/tradv" "$WORK/trlo" "$WORK/h3adv" || { fail "$what: mkdir"; return; }
+    head -c $((4 << 20)) /dev/urandom >"$WORK/src/adv.bin"
+    head -c $((1 << 20)) /dev/urandom >"$WORK/src/lo.bin"
+    cp "$WORK/src/adv.bin" "$WORK/tradv/"
+    cp "$WORK/src/lo.bin" "$WORK/trlo/"
+    start tracker2 "$NS_TR" "$BIN" tracker --bind 0.0.0.0 --port 8100 --timeout 3
+    if ! wait_ready tracker2 10; then
+        fail "$what: the tracker on 0.0.0.0:8100 did not start"
+        logs tracker2
+        return
+    fi
+    start advpeer "$NS_TR" "$BIN" peer --dir "$WORK/tradv" --port 7400 --bind 0.0.0.0 \
+        --tracker 127.0.0.1:8100 --advertise 10.77.0.1 --timeout 3
+    start lopeer "$NS_TR" "$BIN" peer --dir "$WORK/trlo" --port 7401 --bind 0.0.0.0 \
+        --tracker 127.0.0.1:8100 --timeout 3
+    # Both registered: the tracker's own loopback sees both (the advertised one by its LAN
+    # address, the other by loopback).
+    local deadline=$(($(now_ms) + 20000)) near_adv near_lo
+    while :; do
+        near_adv=$(ask "$NS_TR" 127.0.0.1 8100 "WHOHAS adv.bin")
+        near_lo=$(ask "$NS_TR" 127.0.0.1 8100 "WHOHAS lo.bin")
+        [[ $near_adv == "PEERS 10.77.0.1:7400" && $near_lo == "PEERS 127.0.0.1:7401" ]] && break
+        if (($(now_ms) > deadline)); then
+            fail "$what: from loopback, WHOHAS adv.bin said '${near_adv:-nothing}' and WHOHAS lo.bin '${near_lo:-nothing}' after 20 s"
+            logs advpeer lopeer tracker2
+            stop advpeer; stop lopeer; stop tracker2
+            return
+        fi
+        sleep 0.1
+    done
+    # From h3: the advertised address, and no loopback one.
+    local far_adv far_lo rc_lo
+    far_adv=$(ask "$NS_H3" 10.77.0.1 8100 "WHOHAS adv.bin")
+    far_lo=$(ask "$NS_H3" 10.77.0.1 8100 "WHOHAS lo.bin")
+    ip netns exec "$NS_H3" timeout 30 "$BIN" get adv.bin --dir "$WORK/h3adv" \
+        --tracker 10.77.0.1:8100 --bind 0.0.0.0 --port 0 --timeout 3 \
+        </dev/null >"$WORK/get-adv.out" 2>"$WORK/get-adv.err"
+    GET_RC=$?
+    ip netns exec "$NS_H3" timeout 30 "$BIN" get lo.bin --dir "$WORK/h3adv" \
+        --tracker 10.77.0.1:8100 --bind 0.0.0.0 --port 0 --timeout 3 \
+        </dev/null >"$WORK/get-lo.out" 2>"$WORK/get-lo.err"
+    rc_lo=$?
+    if [[ $far_adv != "PEERS 10.77.0.1:7400" ]]; then
+        fail "$what: h3 asked WHOHAS adv.bin and got '${far_adv:-nothing}', not PEERS 10.77.0.1:7400"
+    elif [[ $far_lo != "ERR not-found lo.bin is held only at loopback"*--advertise* ]]; then
+        fail "$what: h3 asked WHOHAS lo.bin and got '${far_lo:-nothing}', not ERR not-found ... --advertise"
+    elif ((GET_RC != 0)); then
+        fail "$what: get adv.bin on h3 exited $GET_RC"
+        logs get-adv advpeer
+    elif ! same_file "$WORK/src/adv.bin" "$WORK/h3adv/adv.bin"; then
+        fail "$what: the downloaded adv.bin differs from the original"
+    elif ((rc_lo == 0)) || [[ -e $WORK/h3adv/lo.bin ]]; then
+        fail "$what: get lo.bin on h3 succeeded, yet its only holder is on the tracker's loopback"
+    elif grep -q '127\.0\.0\.1' "$WORK/get-lo.out" "$WORK/get-lo.err"; then
+        fail "$what: get lo.bin on h3 was handed a loopback address: $(cat "$WORK/get-lo.err")"
+    else
+        pass "$what: h3 got adv.bin via 10.77.0.1:7400, sha1 identical; lo.bin refused: $(head -c 90 "$WORK/get-lo.err" | tr '\n' ' ')"
+    fi
+    stop advpeer
+    stop lopeer
+    stop tracker2
+}
+
+for check in ${CHECKS:-1 2 3 4 5 6 7}; do
+    case $check in
+    1) check_cross ;;
+    2) check_slow ;;
+    3) check_delay ;;
+    4) check_cut ;;
+    5) check_cluster ;;
+    6) check_transmission ;;
+    7) check_advertise ;;
+    *) fail "no check $check (CHECKS takes numbers from 1 to 7)" ;;
+    esac
+done
 
 say "$PASSED passed, $FAILED failed"
 ((FAILED == 0))
