@@ -12,14 +12,16 @@
 //! announce gets a `failure reason`. `Swarms` never sees a socket; `serve_http` reads the
 //! request head within a deadline and writes the answer with no lock held.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::bt::announce::{self, Announce, Event, MAX_HEAD, Reply, SwarmPeer};
 use crate::conn::{Timeouts, Trace};
+use crate::tracker::holders::Asker;
 use crate::tracker::registry::Registry;
 
 /// Seconds between a client's regular announces (what we tell it).
@@ -86,21 +88,29 @@ impl Swarms {
                 },
             );
         }
+        // Our holders first, then the swarm's clients not already listed (a set: a swarm of
+        // `MAX_MEMBERS` costs its size, not its square).
         let mut all: Vec<(SocketAddr, bool)> = ours.to_vec();
+        let listed: HashSet<SocketAddr> = all.iter().map(|(a, _)| *a).collect();
         if let Some(swarm) = self.swarms.get(&a.info_hash) {
-            for (addr, m) in swarm {
-                if !all.iter().any(|(a, _)| a == addr) {
-                    all.push((*addr, m.seeder));
-                }
-            }
+            all.extend(
+                swarm
+                    .iter()
+                    .filter(|(addr, _)| !listed.contains(addr))
+                    .map(|(addr, m)| (*addr, m.seeder)),
+            );
         }
         let complete = all.iter().filter(|(_, s)| *s).count() as u32;
         let incomplete = all.len() as u32 - complete;
         let peers = if a.event == Event::Stopped {
             Vec::new()
         } else {
+            // The loopback rule for the swarm's own clients too: `127.0.0.1:P` is the
+            // asker's own machine unless the asker is on it.
+            let loopback_asker = ip.to_canonical().is_loopback();
             all.iter()
                 .filter(|(addr, _)| *addr != me)
+                .filter(|(addr, _)| loopback_asker || !addr.ip().to_canonical().is_loopback())
                 .take(a.numwant as usize)
                 .map(|(addr, _)| SwarmPeer {
                     addr: *addr,
@@ -125,17 +135,32 @@ impl Swarms {
     }
 }
 
-/// Our peers holding the torrent `info_hash`: their address (one port speaks both wires) and
-/// whether they hold all of it.
-fn ours(registry: &Registry, info_hash: &[u8; 20]) -> Vec<(SocketAddr, bool)> {
+/// Our peers holding the torrent `info_hash` that the announcing client at `asker` can reach
+/// (loopback holders only to a loopback client), at most one `PEERS` reply's worth: the same
+/// `Registry::peers_for` as `WHOHAS`, its window moved on by `turn`.
+fn ours(
+    registry: &Registry,
+    info_hash: &[u8; 20],
+    asker: IpAddr,
+    turn: u64,
+) -> Vec<(SocketAddr, bool)> {
     let name = crate::torrent::wire::wire_name(info_hash);
+    let asker = Asker {
+        ip: asker,
+        me: None,
+        turn,
+    };
     registry
-        .who_has(&name)
+        .peers_for(&name, &asker)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|h| Some((h.addr.parse().ok()?, !h.partial)))
         .collect()
 }
+
+/// Each HTTP announce is a connection of its own, so the window of our holders moves on with
+/// one counter for all of them.
+static TURNS: AtomicU64 = AtomicU64::new(0);
 
 /// Answer one HTTP connection: read its head (at most `MAX_HEAD` bytes, within the line
 /// timeout), answer, close.
@@ -185,9 +210,12 @@ pub fn serve_http(
     }
     let response = announce::respond(head, |a| {
         // Registry first, then swarms, never both at once (the registry's lock is shared).
+        let turn = TURNS.fetch_add(1, Ordering::Relaxed);
         let ours = ours(
             &registry.lock().unwrap_or_else(PoisonError::into_inner),
             &a.info_hash,
+            from.ip(),
+            turn,
         );
         let mut swarms = swarms.lock().unwrap_or_else(PoisonError::into_inner);
         let reply = swarms.announce(a, from.ip(), Instant::now(), &ours);
@@ -265,6 +293,58 @@ mod tests {
             .announce(&announce(20003, 9, Event::Started), ip, later, &[])
             .unwrap();
         assert!(r.peers.is_empty(), "{:?}", addrs(&r));
+    }
+
+    #[test]
+    fn a_lan_client_is_never_handed_a_loopback_address() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lan: IpAddr = "10.0.0.7".parse().unwrap();
+        let now = Instant::now();
+        let mut s = Swarms::default();
+        // A client on the tracker's own machine joins over loopback.
+        s.announce(&announce(20001, 0, Event::Started), lo, now, &[])
+            .unwrap();
+        let r = s
+            .announce(&announce(20002, 9, Event::Started), lan, now, &[])
+            .unwrap();
+        assert!(r.peers.is_empty(), "{:?}", addrs(&r));
+        // A loopback asker still sees both.
+        let r = s
+            .announce(&announce(20003, 9, Event::Started), lo, now, &[])
+            .unwrap();
+        assert_eq!(addrs(&r), ["10.0.0.7:20002", "127.0.0.1:20001"]);
+    }
+
+    #[test]
+    fn ours_follows_the_peers_rules() {
+        use crate::protocol::Meta;
+        let mut registry = Registry::default();
+        let hash = [7u8; 20];
+        let name = crate::torrent::wire::wire_name(&hash);
+        let meta = Meta {
+            name: name.clone(),
+            size: 1024,
+            piece_size: 1024,
+            sha1: Default::default(),
+            root: Default::default(),
+        };
+        for host in 1..=80u16 {
+            let id = format!("127.0.0.{host}:7000");
+            let session = registry.register(&id).unwrap();
+            registry.upload(&id, session, &meta).unwrap();
+        }
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lan: IpAddr = "10.0.0.7".parse().unwrap();
+        // At most one PEERS reply's worth, and every holder within a few announces.
+        let mut seen = HashSet::new();
+        for turn in 0..4 {
+            let listed = ours(&registry, &hash, lo, turn);
+            assert!(listed.len() <= crate::tracker::holders::PEERS_PER_REPLY);
+            seen.extend(listed.into_iter().map(|(a, _)| a));
+        }
+        assert_eq!(seen.len(), 80);
+        // Loopback holders are not listed to a client elsewhere.
+        assert!(ours(&registry, &hash, lan, 0).is_empty());
     }
 
     #[test]
