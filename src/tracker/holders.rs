@@ -79,12 +79,15 @@ pub fn reachable(holder: &str, asker: IpAddr) -> bool {
 /// Holders found by looking through the lists, up to this many; past it, by the index.
 const SCAN_UP_TO: usize = 8;
 
+/// Holder id → (list, position in it).
+type Index = HashMap<Box<str>, (u8, u32)>;
+
 /// The holders of one file.
 #[derive(Debug, Default)]
 pub struct Holders {
     lists: [Vec<Box<str>>; 4],
     /// Holder id → (list, position in it), once there are more than `SCAN_UP_TO`.
-    index: Option<Box<HashMap<Box<str>, (u8, u32)>>>,
+    index: Option<Box<Index>>,
 }
 
 impl Holders {
@@ -357,7 +360,7 @@ mod tests {
             .chain((0..40).filter(|n| n % 2 == 0).map(|n| (n, false)))
             .chain((0..40).step_by(3).map(|n| (n + 100, true)));
         for (i, (n, full)) in steps.enumerate() {
-            if i >= 40 && i < 60 {
+            if (40..60).contains(&i) {
                 assert_eq!(h.remove(&id(n)), model.remove(&id(n)).is_some());
             } else {
                 let new = !model.contains_key(&id(n));
