@@ -11,7 +11,7 @@
 //! hashed from there by the worker's hasher. Bounded: the decoder holds one message, and no
 //! piece is ever held whole in memory, whatever its size. A peer that never
 //! unchokes, stalls, sends a block we never asked for or a wrong info-hash: a trace line and
-//! the worker ends. Never writes the file (the verifiers do).
+//! the worker ends. Writes only the pieces it claimed; its hasher marks them held.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -80,8 +80,7 @@ pub fn worker(shared: &Shared, w: usize, addr: &str) -> WorkerEnd {
     }
 }
 
-/// `HELLO` and the first `HAVE`.
-/// A worker's last step, whatever wire it spoke: wait until the verifiers have dealt with
+/// A worker's last step, whatever wire it spoke: wait until its hasher has dealt with
 /// every piece its peer sent (so a corrupt one is known before we say how the peer did),
 /// then take the peer out of the picker and its socket out of the download.
 pub(super) fn retire(shared: &Shared, w: usize, state: &WorkerState) {
@@ -95,6 +94,7 @@ pub(super) fn retire(shared: &Shared, w: usize, state: &WorkerState) {
     shared.notify();
 }
 
+/// `HELLO` and the first `HAVE`.
 fn hello(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
     let hello = Request::Hello {
         id: shared.me().to_string(),

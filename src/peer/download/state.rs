@@ -1,10 +1,10 @@
 //! `Shared`: the state of one download that its threads share (the coordinator, the fetchers,
-//! the verifiers, the flusher, the whole-file hasher). Its fields are private; the threads go
+//! their hashers, the flusher, the whole-file hasher). Its fields are private; the threads go
 //! through the methods below, so every rule about them lives here.
 //!
 //! Locks: `picker` (with its `Condvar` `wake`) is the one the threads share, held for picker
-//! calls only, never across I/O. `sockets`, `from`, `fatal`, `buffers`, `writers` are leaf locks, each
-//! taken alone or after `picker`, never the other way round.
+//! calls only, never across I/O. `sockets`, `from`, `fatal`, `buffers`, `writers` are leaf
+//! locks, each taken alone or after `picker`, never the other way round.
 //!
 //! Never does I/O itself, except shutting sockets down when the download ends.
 
@@ -251,8 +251,8 @@ impl Shared {
         lock(&self.from).clone()
     }
 
-    /// A buffer of `len` bytes for a chunk of a piece (a spare one if there is one), once the budget has
-    /// room for it: waits while other pieces are read or verified. `None` if the download
+    /// A buffer of `len` bytes for a chunk of a piece (a spare one if there is one), once the
+    /// budget has room for it: waits while other chunks are read or hashed. `None` if the download
     /// stopped meanwhile. Every buffer given out must come back through `recycle`.
     pub fn buffer(&self, len: usize) -> Option<Vec<u8>> {
         let want = len as u64;
@@ -310,5 +310,75 @@ impl Shared {
     /// Piece `i` is no longer being written (verified, failed or given up).
     pub fn release(&self, i: u32) {
         lock(&self.writers).remove(&i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::picker::Strategy;
+
+    fn shared(pieces: u32) -> Shared {
+        let dir = std::env::temp_dir().join(format!("tp-claims-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("x.part");
+        let file = std::fs::File::create(&path).expect("part file");
+        let size = u64::from(pieces) * 1024;
+        let meta = Meta {
+            name: "x".into(),
+            size,
+            piece_size: 1024,
+            sha1: Digest::from([0; 20]),
+            root: Digest::from([0; 20]),
+        };
+        Shared::new(Start {
+            meta,
+            hashes: Arc::new(vec![Digest::from([0; 20]); pieces as usize]),
+            part: Layout::single(&path, file, size),
+            have: Arc::new(PieceSet::new(pieces)),
+            picker: Picker::new(pieces, |_| false, Strategy::RarestFirst, 1),
+            verified: 0,
+            me: "me".into(),
+            tuning: Tuning {
+                timeouts: Timeouts::default(),
+                trace: Trace::off(),
+                window_bytes: 1 << 20,
+                access: None,
+                unverified_bench_only: false,
+            },
+        })
+    }
+
+    #[test]
+    fn one_writer_per_piece_and_none_once_it_is_verified() {
+        let s = shared(3);
+        assert!(s.claim(1, 7));
+        assert!(
+            !s.claim(1, 8),
+            "an end-game duplicate must not write a claimed piece"
+        );
+        assert!(s.claim(2, 8), "other pieces are free");
+        s.release(1);
+        assert!(
+            s.claim(1, 8),
+            "a released piece can be written again (refetched)"
+        );
+        s.release(1);
+        s.have().set(1);
+        assert!(!s.claim(1, 9), "a verified piece is never written again");
+    }
+
+    #[test]
+    fn chunk_buffers_stay_within_the_budget() {
+        let s = shared(1);
+        let n = (MEMORY_BUDGET as usize) / CHUNK;
+        let bufs: Vec<Vec<u8>> = (0..n).filter_map(|_| s.buffer(CHUNK)).collect();
+        assert_eq!(bufs.len(), n);
+        s.finish_all();
+        assert!(
+            s.buffer(CHUNK).is_none(),
+            "a full budget waits, and gives up once stopped"
+        );
+        bufs.into_iter().for_each(|b| s.recycle(b));
     }
 }
