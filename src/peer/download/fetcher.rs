@@ -151,6 +151,12 @@ fn fetch(
             let window = picker.window(window);
             while asked < window {
                 let Some(i) = picker.next(w) else { break };
+                if shared.claimed(i) {
+                    // An end-game pick that another worker is already streaming: its copy
+                    // would only be read and dropped. Ask again once something changes.
+                    picker.finish(w, i, false);
+                    break;
+                }
                 asked += 1;
                 queue.push_back(Ask::Piece(i));
                 let name = meta.name.clone();

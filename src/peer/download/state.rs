@@ -307,6 +307,11 @@ impl Shared {
         true
     }
 
+    /// Some worker is writing piece `i` now.
+    pub fn claimed(&self, i: u32) -> bool {
+        lock(&self.writers).contains_key(&i)
+    }
+
     /// Piece `i` is no longer being written (verified, failed or given up).
     pub fn release(&self, i: u32) {
         lock(&self.writers).remove(&i);
@@ -357,6 +362,7 @@ mod tests {
             !s.claim(1, 8),
             "an end-game duplicate must not write a claimed piece"
         );
+        assert!(s.claimed(1) && !s.claimed(0));
         assert!(s.claim(2, 8), "other pieces are free");
         s.release(1);
         assert!(
