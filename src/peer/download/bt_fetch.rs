@@ -6,11 +6,12 @@
 //!
 //! A worker handshakes (the info-hash must be ours), says `interested`, and once unchoked
 //! keeps `PIPELINE` 16 KiB requests in flight for the pieces the shared picker gives it;
-//! blocks are put together into a piece buffer and each whole piece goes to the verifier
-//! pool, exactly as a line worker's pieces do. Bounded: the decoder holds one message, and
-//! the pieces being put together are at most the download's window. A peer that never
+//! each block is written into the part file where it belongs as it comes (the worker claimed
+//! the piece first, so no other worker writes it meanwhile), and each complete piece is
+//! hashed from there by the worker's hasher. Bounded: the decoder holds one message, and no
+//! piece is ever held whole in memory, whatever its size. A peer that never
 //! unchokes, stalls, sends a block we never asked for or a wrong info-hash: a trace line and
-//! the worker ends. Never writes the file (the verifiers do).
+//! the worker ends. Writes only the pieces it claimed; its hasher marks them held.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -27,7 +28,7 @@ use crate::bt::wire::Handshake;
 use crate::peer::bt_serve::{is_timeout, read_handshake, send};
 use crate::peer::download::fetcher::WorkerEnd;
 use crate::peer::download::state::Shared;
-use crate::peer::download::verifier::{Job, WorkerState};
+use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
 
 /// Requests in flight on one connection.
 pub const PIPELINE: usize = 16;
@@ -119,22 +120,15 @@ impl BtSwarm {
     }
 }
 
-/// A piece being put together from its blocks.
+/// A piece being put together from its blocks, in the part file.
 struct Assembly {
-    buf: Vec<u8>,
     blocks: Vec<Block>,
     /// Per block: 0 not asked, 1 asked, 2 received.
     state: Vec<u8>,
 }
 
 /// One BitTorrent peer: connect, handshake, fetch until done.
-pub fn worker(
-    shared: &Shared,
-    w: usize,
-    addr: &str,
-    swarm: &BtSwarm,
-    verifiers: SyncSender<Job>,
-) -> WorkerEnd {
+pub fn worker(shared: &Shared, w: usize, addr: &str, swarm: &BtSwarm) -> WorkerEnd {
     let tuning = shared.tuning();
     let timeouts = tuning.timeouts;
     let Ok(sock) = addr.parse::<SocketAddr>() else {
@@ -145,28 +139,27 @@ pub fn worker(
         Err(e) => return WorkerEnd::Failed(format!("cannot connect: {e}")),
     };
     shared.add_socket(w, stream.clone());
-    let state = Arc::new(WorkerState::default());
-    let from: Arc<str> = format!("bt:{addr}").into();
+    let state = WorkerState::default();
+    let from = format!("bt:{addr}");
     let mut open: HashMap<u32, Assembly> = HashMap::new();
     let result = if shared.stopped() {
         Ok(())
     } else {
-        fetch(
-            shared, w, &stream, swarm, &verifiers, &state, &from, &mut open,
-        )
+        with_hasher(shared, w, &from, &state, |steps| {
+            fetch(shared, w, &stream, swarm, steps, &state, &mut open)
+        })
+        .and_then(|r| r)
     };
     if let Err(why) = &result {
         tuning.trace.note(addr, "-", &format!("BT closed: {why}"));
     }
-    drop(verifiers);
+    // Pieces left unfinished: nothing more of them will be written here.
     let mut picker = shared.picker();
     for i in open.keys() {
+        shared.release(*i);
         picker.finish(w, *i, false);
     }
     drop(picker);
-    for (_, unfinished) in open.drain() {
-        shared.recycle(unfinished.buf);
-    }
     super::fetcher::retire(shared, w, &state);
     match (state.corrupt_piece(), result) {
         (Some(bad), _) => WorkerEnd::Corrupt(bad),
@@ -182,9 +175,8 @@ fn fetch(
     w: usize,
     stream: &TcpStream,
     swarm: &BtSwarm,
-    verifiers: &SyncSender<Job>,
-    state: &Arc<WorkerState>,
-    from: &Arc<str>,
+    steps: &SyncSender<Step>,
+    state: &WorkerState,
     open: &mut HashMap<u32, Assembly>,
 ) -> Result<(), String> {
     let tuning = shared.tuning();
@@ -253,17 +245,17 @@ fn fetch(
                     let Some(k) = a.blocks.iter().position(|x| *x == block) else {
                         return Err(format!("block {block} is not one we asked for"));
                     };
-                    let at = block.begin as usize;
-                    a.buf[at..at + data.len()].copy_from_slice(&data);
+                    let at = meta.piece_range(block.index).0 + u64::from(block.begin);
+                    if !store_chunk(shared, &data, at) {
+                        return Ok(()); // the disk failed: the download is ending
+                    }
                     a.state[k] = 2;
                     if a.state.iter().all(|s| *s == 2) {
-                        let Some(done) = open.remove(&block.index) else {
-                            continue;
-                        };
+                        open.remove(&block.index);
                         state.handed_over();
-                        let job = Job::new(w, from.clone(), block.index, done.buf, state.clone());
-                        if verifiers.send(job).is_err() {
+                        if steps.send(Step::OnDisk(block.index)).is_err() {
                             state.taken_back();
+                            shared.release(block.index);
                             shared.picker().finish(w, block.index, false);
                             return Ok(());
                         }
@@ -291,18 +283,16 @@ fn fetch(
                     let Some(i) = shared.picker().next(w) else {
                         break;
                     };
+                    if !shared.claim(i, w) {
+                        // An end-game duplicate of a piece another worker is writing.
+                        shared.picker().finish(w, i, false);
+                        break;
+                    }
                     let blocks = geometry.blocks(i);
                     let n = blocks.len();
-                    // From the download's byte budget (waits for room); back through the
-                    // verifier, or `recycle` when the worker ends with the piece unfinished.
-                    let Some(buf) = shared.buffer(geometry.piece_size(i) as usize) else {
-                        shared.picker().finish(w, i, false);
-                        return Ok(());
-                    };
                     open.insert(
                         i,
                         Assembly {
-                            buf,
                             blocks,
                             state: vec![0; n],
                         },

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,6 @@ use crate::peer::download::Access;
 use crate::peer::download::bt_fetch;
 use crate::peer::download::fetcher::{self, WorkerEnd};
 use crate::peer::download::state::Shared;
-use crate::peer::download::verifier::Job;
 use crate::peer::link::Link;
 use crate::protocol::Holder;
 use crate::util::{Rng, plural};
@@ -95,7 +94,6 @@ pub struct Tick {
 pub fn coordinate(
     plan: &Plan,
     shared: &Arc<Shared>,
-    verifiers: SyncSender<Job>,
     on_tick: &mut dyn FnMut(&Tick),
 ) -> Result<Vec<String>, String> {
     let name = &shared.meta().name;
@@ -183,22 +181,16 @@ pub fn coordinate(
                         if running.len() >= slots(plan.workers, &running) {
                             break;
                         }
-                        let (shared2, events2, addr, jobs) = (
-                            shared.clone(),
-                            events_tx.clone(),
-                            holder.addr.clone(),
-                            verifiers.clone(),
-                        );
+                        let (shared2, events2, addr) =
+                            (shared.clone(), events_tx.clone(), holder.addr.clone());
                         let bt = plan.bt.clone();
                         let w = next_worker;
                         next_worker += 1;
                         let spawned =
                             thread::Builder::new().name("fetch".into()).spawn(move || {
                                 let end = match (addr.strip_prefix("bt:"), bt) {
-                                    (Some(a), Some(bt)) => {
-                                        bt_fetch::worker(&shared2, w, a, &bt, jobs)
-                                    }
-                                    _ => fetcher::worker(&shared2, w, &addr, jobs),
+                                    (Some(a), Some(bt)) => bt_fetch::worker(&shared2, w, a, &bt),
+                                    _ => fetcher::worker(&shared2, w, &addr),
                                 };
                                 let _ = events2.send((addr, end));
                             });

@@ -2,20 +2,22 @@
 //! them). A worker connects, says `HELLO`, learns the peer's pieces (`HAVE`), then its
 //! **fetcher** keeps a window of `PIECE` requests in flight on the one connection and reads
 //! the `DATA` replies in order (pipelining: the round trip is paid once, not per piece).
-//! Every piece goes to the verifier pool (`verifier.rs`); a fetcher never writes the file.
+//! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket,
+//! written into the part file at its place and handed to the worker's hasher
+//! (`verifier.rs`), which checks the piece after its last chunk. Only the worker that claimed
+//! a piece writes it; an end-game duplicate that arrives meanwhile is read and dropped.
 //!
 //! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
-//! socket.
+//! socket or the file.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{self, SyncSender};
 use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError};
 use crate::peer::download::access;
-use crate::peer::download::state::Shared;
-use crate::peer::download::verifier::{Job, WorkerState};
+use crate::peer::download::state::{CHUNK, Shared};
+use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
 /// How often a fetcher re-asks a partial holder which pieces it has.
@@ -38,9 +40,9 @@ pub enum WorkerEnd {
     Failed(String),
 }
 
-/// One remote peer: connect, learn its pieces, fetch until done; its pieces are verified by
-/// the pool behind `verifiers`.
-pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>) -> WorkerEnd {
+/// One remote peer: connect, learn its pieces, fetch until done; its pieces are checked by
+/// the worker's own hasher.
+pub fn worker(shared: &Shared, w: usize, addr: &str) -> WorkerEnd {
     let tuning = shared.tuning();
     let mut conn = match Conn::connect(addr, tuning.timeouts, tuning.trace.clone()) {
         Ok(conn) => conn,
@@ -53,17 +55,19 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
         return WorkerEnd::Failed(e.to_string());
     }
     shared.add_socket(w, conn.stream());
-    let state = Arc::new(WorkerState::default());
+    let state = WorkerState::default();
     let mut refused = None;
     let fetched = if shared.stopped() {
         Ok(())
     } else {
-        hello(shared, &mut conn).and_then(|bits| {
-            shared.picker().set_peer(w, bits);
-            fetch(shared, w, addr, &mut conn, &verifiers, &state, &mut refused)
+        with_hasher(shared, w, addr, &state, |steps| {
+            hello(shared, &mut conn).and_then(|bits| {
+                shared.picker().set_peer(w, bits);
+                fetch(shared, w, &mut conn, steps, &state, &mut refused)
+            })
         })
+        .unwrap_or_else(|e| Err(ConnError::Protocol(e)))
     };
-    drop(verifiers);
     retire(shared, w, &state);
     match (state.corrupt_piece(), fetched) {
         (Some(bad), _) => WorkerEnd::Corrupt(bad),
@@ -76,8 +80,7 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, verifiers: SyncSender<Job>)
     }
 }
 
-/// `HELLO` and the first `HAVE`.
-/// A worker's last step, whatever wire it spoke: wait until the verifiers have dealt with
+/// A worker's last step, whatever wire it spoke: wait until its hasher has dealt with
 /// every piece its peer sent (so a corrupt one is known before we say how the peer did),
 /// then take the peer out of the picker and its socket out of the download.
 pub(super) fn retire(shared: &Shared, w: usize, state: &WorkerState) {
@@ -91,6 +94,7 @@ pub(super) fn retire(shared: &Shared, w: usize, state: &WorkerState) {
     shared.notify();
 }
 
+/// `HELLO` and the first `HAVE`.
 fn hello(shared: &Shared, conn: &mut Conn) -> Result<Vec<bool>, ConnError> {
     let hello = Request::Hello {
         id: shared.me().to_string(),
@@ -121,18 +125,17 @@ enum Ask {
     Have,
 }
 
-/// The fetcher: keep the pipeline full, read replies in order, pass pieces to the verifiers.
+/// The fetcher: keep the pipeline full, read replies in order, stream pieces to disk and to
+/// the hasher.
 fn fetch(
     shared: &Shared,
     w: usize,
-    addr: &str,
     conn: &mut Conn,
-    verifiers: &SyncSender<Job>,
-    state: &Arc<WorkerState>,
+    steps: &SyncSender<Step>,
+    state: &WorkerState,
     refused: &mut Option<u32>,
 ) -> Result<(), ConnError> {
     let meta = shared.meta();
-    let from: Arc<str> = addr.into();
     let window = (shared.tuning().window_bytes / meta.piece_size as u64).clamp(2, 256) as usize;
     let mut queue: VecDeque<Ask> = VecDeque::new();
     let mut last_have = Instant::now();
@@ -148,6 +151,12 @@ fn fetch(
             let window = picker.window(window);
             while asked < window {
                 let Some(i) = picker.next(w) else { break };
+                if shared.claimed(i) {
+                    // An end-game pick that another worker is already streaming: its copy
+                    // would only be read and dropped. Ask again once something changes.
+                    picker.finish(w, i, false);
+                    break;
+                }
                 asked += 1;
                 queue.push_back(Ask::Piece(i));
                 let name = meta.name.clone();
@@ -184,18 +193,9 @@ fn fetch(
                 last_have = Instant::now();
                 have_pending = false;
             }),
-            Ask::Piece(i) => match receive_piece(shared, conn, i) {
-                Ok(Some(bytes)) => {
-                    state.handed_over();
-                    let job = Job::new(w, from.clone(), i, bytes, state.clone());
-                    if verifiers.send(job).is_err() {
-                        state.taken_back();
-                        shared.picker().finish(w, i, false);
-                        break Ok(());
-                    }
-                    Ok(())
-                }
-                Ok(None) => {
+            Ask::Piece(i) => match receive_piece(shared, w, conn, i, steps, state) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
                     // We only ask a peer for pieces its `HAVE` listed, and a verified piece
                     // never goes away: a refusal is a lie (or a file changed under it). Its
                     // slot goes to another holder at once.
@@ -207,10 +207,7 @@ fn fetch(
                         "advertised piece {i}, then refused it"
                     )))
                 }
-                Err(e) => {
-                    shared.picker().finish(w, i, false);
-                    Err(e)
-                }
+                Err(e) => Err(e),
             },
         };
         if let Err(e) = step {
@@ -229,24 +226,101 @@ fn fetch(
     result
 }
 
-/// Read the reply to `PIECE i`: the piece's bytes, or `None` if the peer does not have it.
-fn receive_piece(shared: &Shared, conn: &mut Conn, i: u32) -> Result<Option<Vec<u8>>, ConnError> {
-    let (_, len) = shared.meta().piece_range(i);
-    match conn.read_reply()? {
-        Reply::Data(n) if n == len => {
-            let Some(mut buf) = shared.buffer(len as usize) else {
-                return Err(ConnError::Protocol("the download stopped".into()));
-            };
+/// Read the reply to `PIECE i` and stream the piece to disk and to the hasher: `true`, or
+/// `false` if the peer does not have it. On an error the piece is given back to the picker.
+fn receive_piece(
+    shared: &Shared,
+    w: usize,
+    conn: &mut Conn,
+    i: u32,
+    steps: &SyncSender<Step>,
+    state: &WorkerState,
+) -> Result<bool, ConnError> {
+    let (offset, len) = shared.meta().piece_range(i);
+    let got = match conn.read_reply() {
+        Ok(Reply::Data(n)) if n == len => {
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
-            match conn.read_data(&mut buf, Instant::now() + allowed) {
-                Ok(()) => Ok(Some(buf)),
-                Err(e) => {
-                    shared.recycle(buf);
-                    Err(e)
+            let deadline = Instant::now() + allowed;
+            if shared.claim(i, w) {
+                let streamed = stream_piece(shared, conn, (i, offset, len), deadline, steps, state);
+                if streamed.is_err() {
+                    shared.release(i);
                 }
+                return streamed.map(|()| true).inspect_err(|_| {
+                    shared.picker().finish(w, i, false);
+                });
             }
+            // An end-game duplicate of a piece another worker is writing or has verified:
+            // read past it, keep nothing.
+            drain(shared, conn, len, deadline).map(|()| true)
         }
-        Reply::Err(ErrCode::Unavailable, _) => Ok(None),
-        other => Err(ConnError::Protocol(format!("PIECE {i} answered {other}"))),
+        Ok(Reply::Err(ErrCode::Unavailable, _)) => return Ok(false),
+        Ok(other) => Err(ConnError::Protocol(format!("PIECE {i} answered {other}"))),
+        Err(e) => Err(e),
+    };
+    shared.picker().finish(w, i, false);
+    got
+}
+
+/// Piece `(index, offset, len)`, claimed: read it chunk by chunk, write each chunk at its
+/// place in the part file, hand it to the hasher; the last chunk asks for the verdict.
+fn stream_piece(
+    shared: &Shared,
+    conn: &mut Conn,
+    (i, offset, len): (u32, u64, u64),
+    deadline: Instant,
+    steps: &SyncSender<Step>,
+    state: &WorkerState,
+) -> Result<(), ConnError> {
+    let stopped = || ConnError::Protocol("the download stopped".into());
+    let mut at = 0u64;
+    loop {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        let mut buf = shared.buffer(n).ok_or_else(stopped)?;
+        let read = conn.read_data(&mut buf, deadline);
+        if read.is_err() || !store_chunk(shared, &buf, offset + at) {
+            shared.recycle(buf);
+            return read.and_then(|()| Err(stopped()));
+        }
+        let last = at + n as u64 >= len;
+        if last {
+            state.handed_over();
+        }
+        let step = Step::Bytes {
+            piece: i,
+            at,
+            bytes: buf,
+            last,
+        };
+        if let Err(mpsc::SendError(step)) = steps.send(step) {
+            // The hasher is gone (it panicked): nothing will check this piece.
+            if let Step::Bytes { bytes, .. } = step {
+                shared.recycle(bytes);
+            }
+            if last {
+                state.taken_back();
+            }
+            return Err(stopped());
+        }
+        if last {
+            return Ok(());
+        }
+        at += n as u64;
     }
+}
+
+/// Read and drop `len` bytes of data (a piece we no longer want).
+fn drain(shared: &Shared, conn: &mut Conn, len: u64, deadline: Instant) -> Result<(), ConnError> {
+    let mut buf = shared
+        .buffer((len as usize).min(CHUNK))
+        .ok_or_else(|| ConnError::Protocol("the download stopped".into()))?;
+    let mut left = len;
+    let mut read = Ok(());
+    while left > 0 && read.is_ok() {
+        let n = left.min(buf.len() as u64) as usize;
+        read = conn.read_data(&mut buf[..n], deadline);
+        left -= n as u64;
+    }
+    shared.recycle(buf);
+    read
 }

@@ -6,8 +6,9 @@
 //!   hashes, the part file and its resume recheck;
 //! - `coordinator.rs`: asks `WHOHAS`, keeps a worker per holder, strikes and bans failing
 //!   peers, decides when to stop;
-//! - `fetcher.rs`: a worker per holder, with its pipelined fetcher;
-//! - `verifier.rs`: the verifier pool, the flusher, the whole-file hasher;
+//! - `fetcher.rs`: a worker per holder, with its pipelined fetcher, streaming each piece to
+//!   the part file and to the worker's hasher;
+//! - `verifier.rs`: the workers' hashers, the flusher, the whole-file hasher;
 //! - `state.rs`: `Shared`, the state all those threads share;
 //! - `access.rs`: the hook for a file that is not public (a group's): other tracker verbs, and
 //!   a ticket presented on every holder connection;
@@ -343,7 +344,7 @@ fn transfer_state(ctx: &Context, p: Prepared) -> (Arc<Shared>, prepare::Lock) {
     (Arc::new(shared), p.lock)
 }
 
-/// Fetch and verify every missing piece: the verifier pool, then the coordinator until done.
+/// Fetch and verify every missing piece: the flusher, then the coordinator until done.
 /// Returns the peers dropped as corrupt.
 fn transfer(
     ctx: &Context,
@@ -372,7 +373,7 @@ fn transfer_bt(
         access: ctx.options.access.as_deref(),
     };
     let mut lines = Lines::new(ctx, &meta);
-    let result = coordinator::coordinate(&plan, shared, pool.sender(), &mut |tick| {
+    let result = coordinator::coordinate(&plan, shared, &mut |tick| {
         ctx.progress.peers.store(tick.peers, Ordering::Relaxed);
         ctx.progress
             .verified

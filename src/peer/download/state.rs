@@ -1,10 +1,10 @@
 //! `Shared`: the state of one download that its threads share (the coordinator, the fetchers,
-//! the verifiers, the flusher, the whole-file hasher). Its fields are private; the threads go
+//! their hashers, the flusher, the whole-file hasher). Its fields are private; the threads go
 //! through the methods below, so every rule about them lives here.
 //!
 //! Locks: `picker` (with its `Condvar` `wake`) is the one the threads share, held for picker
-//! calls only, never across I/O. `sockets`, `from`, `fatal`, `buffers` are leaf locks, each
-//! taken alone or after `picker`, never the other way round.
+//! calls only, never across I/O. `sockets`, `from`, `fatal`, `buffers`, `writers` are leaf
+//! locks, each taken alone or after `picker`, never the other way round.
 //!
 //! Never does I/O itself, except shutting sockets down when the download ends.
 
@@ -19,17 +19,23 @@ use crate::peer::picker::Picker;
 use crate::peer::store::{Layout, PieceSet};
 use crate::protocol::{Digest, Meta};
 
-/// Most bytes of piece buffers one download holds at once: being read from a peer, queued
-/// for the verifiers, or kept spare. A piece larger than this is read alone (one buffer).
-/// So a download's buffers stay under `max(MEMORY_BUDGET, piece size)` whatever the piece
-/// size, the number of holders or the verifiers' speed (before: a window of pieces per
-/// holder plus the verifier queue plus 16 spares: 658 MB with 64 MiB pieces).
+/// Most bytes of chunk buffers one download holds at once: being filled from a peer, queued
+/// for a worker's hasher, or kept spare. A piece is never held whole: it streams through
+/// chunks of at most `CHUNK` bytes, each written into the part file where it belongs and fed
+/// to the piece's SHA-1 as it arrives. So a download's buffers stay under this budget
+/// whatever the piece size, the number of holders or the hashers' speed (before: a window of
+/// whole pieces per holder plus a verifier queue: 658 MB with 64 MiB pieces).
 pub const MEMORY_BUDGET: u64 = 32 << 20;
 
-/// Most bytes of spare piece buffers kept for reuse (inside the budget).
+/// The most bytes of a piece read from a socket, written and hashed as one step: small
+/// enough to stay in a core's cache between the read, the write and the hash, large enough
+/// that the hand-over to the hasher is rare (one per default 256 KiB piece).
+pub const CHUNK: usize = 256 << 10;
+
+/// Most bytes of spare chunk buffers kept for reuse (inside the budget).
 const SPARE_BYTES: u64 = 8 << 20;
 
-/// Piece buffers: how many bytes are out (being filled or verified), and the spare ones.
+/// Chunk buffers: how many bytes are out (being filled or hashed), and the spare ones.
 #[derive(Default)]
 struct Buffers {
     out: u64,
@@ -86,10 +92,15 @@ pub struct Shared {
     fetched: AtomicU64,
     me: String,
     tuning: Tuning,
-    /// Piece buffers out and spare (done with, for the fetchers to fill again: no allocation
+    /// Chunk buffers out and spare (done with, for the fetchers to fill again: no allocation
     /// and zeroing per piece), within `MEMORY_BUDGET`; `room` is signalled when one returns.
     buffers: Mutex<Buffers>,
     room: Condvar,
+    /// Which worker is writing which piece into the part file. Bytes go to disk before their
+    /// hash is known, so only one worker may write a piece at a time (an end-game duplicate
+    /// would otherwise mix its bytes with the verified copy's): a worker claims a piece before
+    /// its first byte is written, and the claim goes when the piece is verified or given up.
+    writers: Mutex<HashMap<u32, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,6 +126,7 @@ impl Shared {
             tuning: start.tuning,
             buffers: Mutex::default(),
             room: Condvar::new(),
+            writers: Mutex::default(),
         }
     }
 
@@ -239,8 +251,8 @@ impl Shared {
         lock(&self.from).clone()
     }
 
-    /// A buffer of `len` bytes for a piece (a spare one if there is one), once the budget has
-    /// room for it: waits while other pieces are read or verified. `None` if the download
+    /// A buffer of `len` bytes for a chunk of a piece (a spare one if there is one), once the
+    /// budget has room for it: waits while other chunks are read or hashed. `None` if the download
     /// stopped meanwhile. Every buffer given out must come back through `recycle`.
     pub fn buffer(&self, len: usize) -> Option<Vec<u8>> {
         let want = len as u64;
@@ -281,5 +293,98 @@ impl Shared {
         }
         drop(b);
         self.room.notify_all();
+    }
+
+    /// Worker `w` may write piece `i` into the part file: no other worker is writing it and
+    /// it is not verified yet. Every claim granted must be `release`d by the same worker's
+    /// side (its fetcher or its hasher) once nothing more of the piece will be written.
+    pub fn claim(&self, i: u32, w: usize) -> bool {
+        let mut writers = lock(&self.writers);
+        if self.have.has(i) || writers.contains_key(&i) {
+            return false;
+        }
+        writers.insert(i, w);
+        true
+    }
+
+    /// Some worker is writing piece `i` now.
+    pub fn claimed(&self, i: u32) -> bool {
+        lock(&self.writers).contains_key(&i)
+    }
+
+    /// Piece `i` is no longer being written (verified, failed or given up).
+    pub fn release(&self, i: u32) {
+        lock(&self.writers).remove(&i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::picker::Strategy;
+
+    fn shared(pieces: u32) -> Shared {
+        let dir = std::env::temp_dir().join(format!("tp-claims-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("x.part");
+        let file = std::fs::File::create(&path).expect("part file");
+        let size = u64::from(pieces) * 1024;
+        let meta = Meta {
+            name: "x".into(),
+            size,
+            piece_size: 1024,
+            sha1: Digest::from([0; 20]),
+            root: Digest::from([0; 20]),
+        };
+        Shared::new(Start {
+            meta,
+            hashes: Arc::new(vec![Digest::from([0; 20]); pieces as usize]),
+            part: Layout::single(&path, file, size),
+            have: Arc::new(PieceSet::new(pieces)),
+            picker: Picker::new(pieces, |_| false, Strategy::RarestFirst, 1),
+            verified: 0,
+            me: "me".into(),
+            tuning: Tuning {
+                timeouts: Timeouts::default(),
+                trace: Trace::off(),
+                window_bytes: 1 << 20,
+                access: None,
+                unverified_bench_only: false,
+            },
+        })
+    }
+
+    #[test]
+    fn one_writer_per_piece_and_none_once_it_is_verified() {
+        let s = shared(3);
+        assert!(s.claim(1, 7));
+        assert!(
+            !s.claim(1, 8),
+            "an end-game duplicate must not write a claimed piece"
+        );
+        assert!(s.claimed(1) && !s.claimed(0));
+        assert!(s.claim(2, 8), "other pieces are free");
+        s.release(1);
+        assert!(
+            s.claim(1, 8),
+            "a released piece can be written again (refetched)"
+        );
+        s.release(1);
+        s.have().set(1);
+        assert!(!s.claim(1, 9), "a verified piece is never written again");
+    }
+
+    #[test]
+    fn chunk_buffers_stay_within_the_budget() {
+        let s = shared(1);
+        let n = (MEMORY_BUDGET as usize) / CHUNK;
+        let bufs: Vec<Vec<u8>> = (0..n).filter_map(|_| s.buffer(CHUNK)).collect();
+        assert_eq!(bufs.len(), n);
+        s.finish_all();
+        assert!(
+            s.buffer(CHUNK).is_none(),
+            "a full budget waits, and gives up once stopped"
+        );
+        bufs.into_iter().for_each(|b| s.recycle(b));
     }
 }

@@ -4,7 +4,7 @@
 //! line the .torrent gives, or nothing is fetched.
 //!
 //! The steps are those of a plain download with a torrent's own prepare and publish around
-//! the same transfer (coordinator, fetchers, verifiers):
+//! the same transfer (coordinator, fetchers, hashers):
 //! 1. the lock `.torrentphile/bt-<hash>.lock`;
 //! 2. data already at `DIR/NAME` (and no download of it in progress): if every piece
 //!    verifies, it is seeded and nothing is fetched; otherwise the download refuses, touching

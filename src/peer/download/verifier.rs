@@ -1,30 +1,36 @@
 //! The checking side of a download, the threads behind the fetchers:
 //!
-//! - a pool of **verifiers** (one per core, at most 8) takes pieces from every fetcher through
-//!   one bounded channel, hashes each, writes it into the part file with a positioned write
-//!   and only then marks it held. Hashing is the expensive step, so it runs on every core even
-//!   when there is a single holder, and it overlaps the network;
+//! - a **hasher** per worker (started by `with_hasher`): its fetcher streams each piece
+//!   through it in chunks of at most `CHUNK` bytes, already written into the part file at
+//!   their place; the hasher feeds them to the piece's SHA-1 and, after the last one, marks
+//!   the piece held or, if its hash fails, missing again (its bytes on disk are overwritten
+//!   by the next copy; nothing is published until every piece verified). No piece is ever
+//!   held whole in memory, so memory does not grow with the piece size. Hashing on a thread
+//!   of its own overlaps it with the network and the writes: with one holder the fetcher
+//!   receives and writes on one core while its hasher hashes on the other;
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
 //!   has little left to do;
 //! - the **whole-file hasher** (optional, `--whole-hash`) follows the verified prefix.
 //!
-//! The verifiers share their channel's receiver behind a mutex, held only while waiting for
-//! the next piece (the Rust Book's thread-pool pattern). No verifier holds the picker lock
-//! while it hashes or writes.
+//! A hasher never writes the file and never holds the picker lock while it hashes. A piece's
+//! bytes are written by the one worker that claimed it (`Shared::claim`), so an end-game
+//! duplicate never mixes its bytes with the copy being checked.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::peer::download::state::Shared;
+use crate::peer::download::state::{CHUNK, Shared};
 use crate::protocol::Digest;
+use crate::sha1::Sha1;
 
 /// How often the flusher writes the part file to disk.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
-
-/// What the verifiers tell a worker about the pieces it handed over.
+/// Chunks queued between a fetcher and its hasher (the byte budget bounds them too).
+const QUEUED: usize = 8;
+/// What a worker's hasher tells its fetcher about the pieces it handed over.
 #[derive(Default)]
 pub struct WorkerState {
     /// 0, or 1 + the index of the first piece from this peer that failed its hash.
@@ -44,49 +50,172 @@ impl WorkerState {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// A piece is on its way to the verifiers.
+    /// A piece is complete on its way to the hasher, which will give its verdict.
     pub fn handed_over(&self) {
         self.pending.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A piece handed over never reached them (the pool had stopped).
+    /// A piece handed over never reached the hasher (it had stopped).
     pub fn taken_back(&self) {
         self.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// A piece on its way from a fetcher to a verifier.
-pub struct Job {
-    w: usize,
-    from: Arc<str>,
-    piece: u32,
-    bytes: Vec<u8>,
-    state: Arc<WorkerState>,
+/// What a fetcher hands its hasher.
+pub enum Step {
+    /// The next bytes of `piece`, starting `at` bytes into it, already written into the part
+    /// file; `last`: the piece's final bytes, so check it now.
+    Bytes {
+        piece: u32,
+        at: u64,
+        bytes: Vec<u8>,
+        last: bool,
+    },
+    /// Every block of `piece` is in the part file (a BitTorrent worker wrote them as they
+    /// came, in any order): hash it from there.
+    OnDisk(u32),
 }
 
-impl Job {
-    /// Piece `piece` from worker `w`, whose peer is `from`.
-    pub fn new(
-        w: usize,
-        from: Arc<str>,
-        piece: u32,
-        bytes: Vec<u8>,
-        state: Arc<WorkerState>,
-    ) -> Job {
-        Job {
-            w,
-            from,
-            piece,
-            bytes,
-            state,
+/// Run `fetch` with a hasher thread for worker `w` (whose peer is `from`) beside it: `fetch`
+/// sends its pieces' chunks through the sender it is given. Returns once the hasher has dealt
+/// with every piece handed over. An error if the thread cannot be started.
+pub fn with_hasher<T>(
+    shared: &Shared,
+    w: usize,
+    from: &str,
+    state: &WorkerState,
+    fetch: impl FnOnce(&SyncSender<Step>) -> T,
+) -> Result<T, String> {
+    let (steps, queue) = mpsc::sync_channel::<Step>(QUEUED);
+    thread::scope(|s| {
+        thread::Builder::new()
+            .name("verify".into())
+            .spawn_scoped(s, || hasher(shared, w, from, state, queue))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let out = fetch(&steps);
+        drop(steps);
+        Ok(out)
+    })
+}
+
+/// Write `bytes` at `offset` of the part file. A failure ends the download (it is the disk,
+/// not the peer) and returns `false`.
+pub fn store_chunk(shared: &Shared, bytes: &[u8], offset: u64) -> bool {
+    match shared.part().write_all_at(bytes, offset) {
+        Ok(()) => true,
+        Err(e) => {
+            let meta = shared.meta();
+            let missing: u64 = (0..meta.pieces())
+                .filter(|&p| !shared.have().has(p))
+                .map(|p| meta.piece_range(p).1)
+                .sum();
+            let part = shared.part().parts().first().map(|p| p.path.clone());
+            shared.fail(write_failed(&meta.name, &e, missing, part.as_deref()));
+            false
         }
     }
 }
 
-/// The threads that check and store one download's pieces.
+/// A worker's hasher: hash each piece's chunks as they come; check it after its last.
+fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Receiver<Step>) {
+    // Every real download hashes; only `make bench`'s unverified baseline skips it.
+    let checked = !shared.tuning().unverified_bench_only;
+    let mut sha = Sha1::new();
+    for step in steps {
+        match step {
+            Step::Bytes {
+                piece,
+                at,
+                bytes,
+                last,
+            } => {
+                if at == 0 {
+                    sha.reset();
+                }
+                if checked {
+                    sha.update(&bytes);
+                }
+                shared.recycle(bytes);
+                if last {
+                    let ok = !checked || matches(shared, piece, sha.digest());
+                    verdict(shared, w, from, state, piece, Some(ok));
+                }
+            }
+            Step::OnDisk(piece) => {
+                let ok = if checked {
+                    hash_on_disk(shared, piece).map(|d| matches(shared, piece, d))
+                } else {
+                    Some(true)
+                };
+                verdict(shared, w, from, state, piece, ok);
+            }
+        }
+    }
+}
+
+/// Piece `i` hashed to `digest`: is that the piece's hash from the tracker's `root`? The one
+/// check between a liar and the disk (LABS.md, lab 8, plants a bug here).
+fn matches(shared: &Shared, i: u32, digest: Digest) -> bool {
+    if digest != shared.piece_hash(i) {
+        return false;
+    }
+    true
+}
+
+/// The SHA-1 of piece `i` as the part file holds it; `None` if it cannot be read.
+fn hash_on_disk(shared: &Shared, i: u32) -> Option<Digest> {
+    let (offset, len) = shared.meta().piece_range(i);
+    let mut buf = shared.buffer((len as usize).min(CHUNK))?;
+    let mut sha = Sha1::new();
+    let mut at = 0u64;
+    let mut read = Ok(());
+    while at < len && read.is_ok() {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        read = shared.part().read_exact_at(&mut buf[..n], offset + at);
+        sha.update(&buf[..n]);
+        at += n as u64;
+    }
+    shared.recycle(buf);
+    read.ok().map(|()| sha.digest())
+}
+
+/// Piece `i`, complete in the part file, hashed: `Some(true)` it matches, `Some(false)` it
+/// does not (its peer is corrupt), `None` it could not be checked. Mark it held or missing,
+/// then let other workers write it again.
+fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, ok: Option<bool>) {
+    if state.corrupt_piece().is_some() || shared.stopped() || shared.have().has(i) {
+        // After a corrupt piece from this peer the worker is ending: its later pieces are
+        // not trusted either.
+        shared.picker().finish(w, i, false);
+    } else if ok != Some(true) {
+        if ok == Some(false) {
+            // The fetcher sees this at its next step.
+            let _ = state
+                .corrupt
+                .compare_exchange(0, i + 1, Ordering::AcqRel, Ordering::Acquire);
+        }
+        shared.picker().finish(w, i, false);
+    } else {
+        // Held only once verified: from here on our own server may serve it.
+        let first = shared.have().set(i);
+        let mut picker = shared.picker();
+        picker.finish(w, i, first);
+        let done = picker.is_done();
+        drop(picker);
+        if first {
+            shared.credit(from, shared.meta().piece_range(i).1);
+        }
+        if done {
+            shared.finish_all();
+        }
+    }
+    shared.release(i);
+    state.pending.fetch_sub(1, Ordering::AcqRel);
+    shared.notify();
+}
+
+/// The download's background threads: the flusher, and the whole-file hasher if asked for.
 pub struct Pool {
-    jobs: SyncSender<Job>,
-    helpers: Vec<JoinHandle<()>>,
     /// The flusher sleeps on its own (`park_timeout`), not on the download's condvar, so a
     /// verified piece does not wake it; `finish` unparks it.
     flush: JoinHandle<()>,
@@ -94,22 +223,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Start the verifiers and the flusher, and the whole-file hasher if `whole_file`.
+    /// Start the flusher, and the whole-file hasher if `whole_file`.
     pub fn start(shared: &Arc<Shared>, whole_file: bool) -> Result<Pool, String> {
         let spawn_error = |e| format!("cannot start a thread: {e}");
-        let cores = thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(8);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(2 * cores);
-        let queue = Arc::new(Mutex::new(queue));
-        let mut helpers = Vec::new();
-        for _ in 0..cores {
-            let (shared, queue) = (shared.clone(), queue.clone());
-            let spawned = thread::Builder::new()
-                .name("verify".into())
-                .spawn(move || verifier(&shared, &queue));
-            helpers.push(spawned.map_err(spawn_error)?);
-        }
         let shared2 = shared.clone();
         let flush = thread::Builder::new()
             .name("flush".into())
@@ -124,94 +240,19 @@ impl Pool {
         } else {
             None
         };
-        Ok(Pool {
-            jobs,
-            helpers,
-            flush,
-            whole,
-        })
-    }
-
-    /// Where the fetchers send their pieces.
-    pub fn sender(&self) -> SyncSender<Job> {
-        self.jobs.clone()
+        Ok(Pool { flush, whole })
     }
 
     /// Stop the download's threads and wait for them. The whole file's SHA-1 if it was
     /// hashed (`None` if it stopped first), or `expected` when no whole-file hash ran.
     pub fn finish(self, shared: &Shared, expected: Digest) -> Option<Digest> {
         shared.finish_all();
-        drop(self.jobs);
         self.flush.thread().unpark();
-        for helper in self.helpers.into_iter().chain([self.flush]) {
-            let _ = helper.join();
-        }
+        let _ = self.flush.join();
         match self.whole {
             Some(thread) => thread.join().ok().flatten(),
             None => Some(expected),
         }
-    }
-}
-
-/// A verifier of the pool: hash, write, mark held, until every sender is gone.
-fn verifier(shared: &Shared, jobs: &Mutex<Receiver<Job>>) {
-    loop {
-        let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        verify(shared, &job);
-        job.state.pending.fetch_sub(1, Ordering::AcqRel);
-        shared.recycle(job.bytes);
-        shared.notify();
-    }
-}
-
-fn verify(shared: &Shared, job: &Job) {
-    let (w, i) = (job.w, job.piece);
-    if job.state.corrupt_piece().is_some() || shared.stopped() || shared.have().has(i) {
-        // After a corrupt piece from this peer, or a duplicate from the end game.
-        shared.picker().finish(w, i, false);
-        return;
-    }
-    // Every real download hashes; only `make bench`'s unverified baseline skips it.
-    let checked = !shared.tuning().unverified_bench_only;
-    if checked && crate::sha1::Sha1::from(&job.bytes).digest() != shared.piece_hash(i) {
-        // The fetcher sees this at its next step; the peer's later pieces are discarded above.
-        let _ = job
-            .state
-            .corrupt
-            .compare_exchange(0, i + 1, Ordering::AcqRel, Ordering::Acquire);
-        shared.picker().finish(w, i, false);
-        return;
-    }
-    let (offset, len) = shared.meta().piece_range(i);
-    if let Err(e) = shared.part().write_all_at(&job.bytes, offset) {
-        shared.picker().finish(w, i, false);
-        let missing: u64 = (0..shared.meta().pieces())
-            .filter(|&p| !shared.have().has(p))
-            .map(|p| shared.meta().piece_range(p).1)
-            .sum();
-        let part = shared.part().parts().first().map(|p| p.path.clone());
-        shared.fail(write_failed(
-            &shared.meta().name,
-            &e,
-            missing,
-            part.as_deref(),
-        ));
-        return;
-    }
-    // Held only once written: from here on our own server may serve it.
-    let first = shared.have().set(i);
-    let mut picker = shared.picker();
-    picker.finish(w, i, first);
-    let done = picker.is_done();
-    drop(picker);
-    if first {
-        shared.credit(&job.from, len);
-    }
-    if done {
-        shared.finish_all();
     }
 }
 
