@@ -170,11 +170,17 @@ impl Standby {
             label: label.to_string(),
         });
         let shared2 = shared.clone();
+        // On loopback every peer of a class or a simulation is one address: lift the
+        // per-address caps to the totals, as a lone tracker for one host does.
+        let base = match ip.is_loopback() {
+            true => TrackerConfig::one_host(),
+            false => TrackerConfig::default(),
+        };
         let config = TrackerConfig {
             idle: STANDBY_IDLE,
             trace,
             gate: Gate(Some(Arc::new(move || shared2.check()))),
-            ..TrackerConfig::default()
+            ..base
         };
         let tracker = Tracker::start_public_only(listener, config)?;
         Ok(Standby { tracker, shared })

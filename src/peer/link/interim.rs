@@ -30,6 +30,7 @@ impl Worker {
         if self.interim.is_none() {
             self.list.works();
             self.gone_since = None;
+            self.elected = None;
         }
         let Some(standby) = self.standby.clone() else {
             return;
@@ -66,7 +67,17 @@ impl Worker {
         let reply = conn
             .request(&Request::Standby { port })
             .map_err(|e| e.to_string())?;
-        if let Some(list) = interim::parse_list(&reply) {
+        if let Some(mut list) = interim::parse_list(&reply) {
+            // A configured tracker's list is the truth about who is live; an interim
+            // tracker's adds the peers it sees to what this peer knew (so that two interim
+            // trackers elected from lists a heartbeat apart find each other).
+            if self.interim.is_some() {
+                for known in &self.candidates {
+                    if !list.contains(known) {
+                        list.push(known.clone());
+                    }
+                }
+            }
             if list != self.candidates {
                 self.candidates = list.clone();
                 self.set_status(|s| s.candidates = list);
@@ -168,10 +179,11 @@ impl Worker {
                 let text = format!("peers elect {addr} (this peer) as interim tracker");
                 self.say(&text);
             }
-        } else if self.interim.as_ref() != Some(&addr) {
+        } else if self.elected.as_ref() != Some(&addr) {
             let text = format!("peers elect {addr} as interim tracker");
             self.say(&text);
         }
+        self.elected = Some(addr.clone());
         self.tracker = addr.clone();
         self.interim = Some(addr);
     }

@@ -154,6 +154,7 @@ impl Link {
                     interim: None,
                     gone_since: None,
                     checked: Instant::now(),
+                    elected: None,
                 };
                 link.run(&rx);
             })

@@ -41,6 +41,8 @@ pub(super) struct Worker {
     pub(super) gone_since: Option<Instant>,
     /// When the link on an interim tracker last looked for a better one (`interim.rs`).
     pub(super) checked: Instant,
+    /// The interim tracker this peer last said the peers elect (said once, not every try).
+    pub(super) elected: Option<String>,
 }
 
 pub(super) enum Ended {
@@ -189,7 +191,14 @@ impl Worker {
         rx: &Receiver<Cmd>,
     ) -> Ended {
         let stream = conn.stream();
+        // With a standby, the heartbeat also fetches the standby list: often enough that every
+        // peer holds the same list a moment after the last one registered.
+        let heartbeat = match self.standby {
+            Some(_) => heartbeat.min(LIST_EVERY),
+            None => heartbeat,
+        };
         let mut quiet_since = Instant::now();
+        let mut listed = Instant::now();
         loop {
             // Wake every WATCH to notice a tracker that went away (its socket closed) well
             // before the next heartbeat: after a failover the new leader is refilled sooner.
@@ -197,6 +206,14 @@ impl Worker {
             // On an interim tracker: is a configured one back, or a lower standby alive?
             if let Some(why) = self.check_interim() {
                 return Ended::Broken(why);
+            }
+            // A busy link (a download's requests) never idles into a heartbeat: the standby
+            // list is fetched on time all the same.
+            if self.standby.is_some() && listed.elapsed() >= LIST_EVERY {
+                listed = Instant::now();
+                if let Err(e) = self.offer_standby(&mut conn) {
+                    return Ended::Broken(e);
+                }
             }
             let left = heartbeat.saturating_sub(quiet_since.elapsed());
             let wait = self.retries.wait(Instant::now(), left).min(WATCH);
@@ -236,6 +253,7 @@ impl Worker {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    listed = Instant::now();
                     if let Err(e) = self.heartbeat(&mut conn) {
                         return Ended::Broken(e);
                     }
@@ -248,6 +266,9 @@ impl Worker {
         }
     }
 }
+
+/// Longest wait between two `STANDBY` heartbeats (a peer with a standby).
+const LIST_EVERY: Duration = Duration::from_secs(2);
 
 /// How often an idle link looks whether its tracker closed the connection.
 const WATCH: Duration = Duration::from_millis(200);
