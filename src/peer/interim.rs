@@ -100,6 +100,28 @@ pub fn serves(addr: &str, trace: &Trace) -> bool {
     serving
 }
 
+/// Send `requests` to `addr` on one connection and keep it open for `hold` (pinging), then
+/// say `BYE`: an offer that lives as long as its connection, for a while. Runs on a thread of
+/// its own (the link's must not wait).
+pub fn offer_for(addr: &str, requests: &[Request], hold: Duration, trace: &Trace) {
+    let Ok(mut conn) = Conn::connect(addr, Timeouts::uniform(PROBE_TIMEOUT), trace.clone()) else {
+        return;
+    };
+    for request in requests {
+        if !matches!(conn.request(request), Ok(Reply::Ack(_))) {
+            return;
+        }
+    }
+    let end = std::time::Instant::now() + hold;
+    while std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+        if !matches!(conn.request(&Request::Ping), Ok(Reply::Pong)) {
+            return;
+        }
+    }
+    let _ = conn.request(&Request::Bye);
+}
+
 /// What a standby does now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Mode {

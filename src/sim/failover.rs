@@ -249,7 +249,14 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
             tracker.accounts.iterations = 4096;
             let state = root.join(format!("tracker{}", i + 1));
             let (cp, client) = (rebind(&cp.to_string())?, rebind(client)?);
-            back.push(Member::start(cluster.clone(), i as u64 + 1, &state, cp, client, tracker)?);
+            back.push(Member::start(
+                cluster.clone(),
+                i as u64 + 1,
+                &state,
+                cp,
+                client,
+                tracker,
+            )?);
         }
         Ok(back)
     };
@@ -303,24 +310,20 @@ fn all_gone(
         "== kill every tracker; {copies} peers hold big.bin and go on serving it to the peers that know them"
     ));
     // Every peer settles on the same interim tracker.
-    let mut chosen = None;
-    for p in peers {
-        let state = p
-            .wait_link(Duration::from_secs(20), |s| s.interim && s.id.is_some())
-            .map_err(|s| format!("failover: a peer found no interim tracker: {s:?}"))?;
-        match (&chosen, state.tracker) {
-            (None, t) => chosen = t,
-            (Some(c), Some(t)) if *c != t => {
-                // A peer may still be on its way to the lowest: wait for agreement.
-                let c = c.clone();
-                p.wait_link(Duration::from_secs(20), |s| {
-                    s.tracker.as_deref() == Some(c.as_str())
-                })
-                .map_err(|s| format!("failover: peers disagree on the interim tracker: {s:?}"))?;
-            }
-            _ => {}
-        }
-    }
+    let agreed = || {
+        let states: Vec<_> = peers.iter().map(|p| p.link_state()).collect();
+        let first = states.first().and_then(|s| s.tracker.clone());
+        let same = states
+            .iter()
+            .all(|s| s.interim && s.id.is_some() && s.tracker == first);
+        same.then_some(first).flatten()
+    };
+    wait(
+        "agreement on an interim tracker",
+        Duration::from_secs(30),
+        || agreed().is_some(),
+    )?;
+    let chosen = agreed();
     let interim = chosen.ok_or("failover: no interim tracker")?;
     let elected = killed.elapsed();
     let who = peers

@@ -13,6 +13,10 @@ use crate::peer::interim::{self, CHECK_EVERY, GRACE};
 use crate::peer::trackers::{self, BACKOFF_MIN};
 use crate::protocol::{ErrCode, Reply, Request};
 
+/// How long a lower interim tracker's offer is held at a higher one: two list periods, so
+/// every client there has fetched a list that names it.
+const NUDGE_HOLD: Duration = Duration::from_secs(5);
+
 impl Worker {
     /// Say `text` to the user and in the trace.
     fn say(&self, text: &str) {
@@ -211,12 +215,60 @@ impl Worker {
         }
         let choice = self.elect()?;
         if choice == current {
+            if Some(&current) == self.own_standby().as_ref() {
+                self.nudge_higher(&current);
+            }
             return None;
         }
         self.leave_for(&choice);
         Some(format!(
             "{choice} is a lower standby that is alive; leaving the interim tracker at {current}"
         ))
+    }
+
+    /// This peer runs the interim tracker `own`, the lowest it knows. A higher standby on its
+    /// list that serves as an interim tracker too was elected by peers whose list was a
+    /// heartbeat older (they never saw this one): offer this standby there (`REGISTER`,
+    /// `STANDBY`, held for two list periods), so its clients see it on their next list and
+    /// move here, its own peer with them, and it hands over.
+    fn nudge_higher(&mut self, own: &str) {
+        let Ok(own_addr) = own.parse::<std::net::SocketAddr>() else {
+            return;
+        };
+        let now = Instant::now();
+        self.nudged.retain(|_, until| *until > now);
+        let higher: Vec<String> = self
+            .candidates
+            .iter()
+            .filter(|c| {
+                c.parse::<std::net::SocketAddr>()
+                    .is_ok_and(|a| a > own_addr)
+            })
+            .filter(|c| !self.nudged.contains_key(*c))
+            .cloned()
+            .collect();
+        for addr in higher {
+            if !interim::serves(&addr, &self.trace) {
+                continue;
+            }
+            let text = format!("{addr} runs an interim tracker too: offering {own} there");
+            self.say(&text);
+            self.nudged.insert(addr.clone(), now + NUDGE_HOLD);
+            let register = match self.advertise {
+                None => Request::Register { port: self.port },
+                Some(host) => Request::RegisterAs {
+                    port: self.port,
+                    host,
+                },
+            };
+            let offer = Request::Standby {
+                port: own_addr.port(),
+            };
+            let trace = self.trace.clone();
+            let _ = std::thread::Builder::new()
+                .name("interim-nudge".into())
+                .spawn(move || interim::offer_for(&addr, &[register, offer], NUDGE_HOLD, &trace));
+        }
     }
 
     /// Leave the interim tracker for `addr`; if it is this peer's, it hands over at once.

@@ -155,6 +155,7 @@ impl Link {
                     gone_since: None,
                     checked: Instant::now(),
                     elected: None,
+                    nudged: Default::default(),
                 };
                 link.run(&rx);
             })

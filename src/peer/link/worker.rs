@@ -43,6 +43,8 @@ pub(super) struct Worker {
     pub(super) checked: Instant,
     /// The interim tracker this peer last said the peers elect (said once, not every try).
     pub(super) elected: Option<String>,
+    /// Higher interim trackers this one has offered itself at, until when (`interim.rs`).
+    pub(super) nudged: std::collections::HashMap<String, Instant>,
 }
 
 pub(super) enum Ended {
