@@ -226,3 +226,34 @@ fn a_peer_without_a_list_waits_and_says_how_to_find_an_interim_tracker() {
     // And it elects nothing on its own.
     assert!(!get.link_state().interim);
 }
+
+#[test]
+fn a_tracker_process_killed_with_sigkill_leaves_peers_that_elect_and_download() {
+    let mut tracker = Process::start(&["tracker", "--port", "0"]);
+    let list = tracker.addr.to_string();
+    let dirs: Vec<_> = (0..3)
+        .map(|i| temp_dir(&format!("interim-kill-{i}")))
+        .collect();
+    let sha = random_file(&dirs[0].join("k.bin"), 150 << 10, 43);
+    let peers: Vec<Peer> = dirs.iter().map(|d| start_peer(&list, d, |_| {})).collect();
+    let mut standbys: Vec<String> = peers.iter().map(standby_of).collect();
+    standbys.sort_by_key(|a| a.parse::<SocketAddr>().unwrap());
+    for p in &peers {
+        p.wait_link(LONG, |s| {
+            s.candidates.len() == standbys.len() && s.id.is_some()
+        })
+        .unwrap_or_else(|s| panic!("the standby list did not reach a peer: {s:?}"));
+    }
+    tracker.child.kill().unwrap(); // SIGKILL: the kernel closes its sockets
+    tracker.child.wait().unwrap();
+    for p in &peers {
+        p.wait_link(AGREE, |s| {
+            s.interim && s.id.is_some() && s.tracker.as_deref() == Some(standbys[0].as_str())
+        })
+        .unwrap_or_else(|s| panic!("a peer did not settle on {}: {s:?}", standbys[0]));
+    }
+    peers[2]
+        .download("k.bin")
+        .expect("download through the interim");
+    assert_eq!(sha1_file(&dirs[2].join("k.bin")), sha);
+}

@@ -11,7 +11,8 @@
 //! When every configured tracker is gone, it goes to the interim tracker the peers elect
 //! (`peer/interim.rs`; the link's side of it is `interim.rs` here).
 //!
-//! - `mod.rs`: the handle other threads call (`Link`), and what the link knows (`LinkState`).
+//! - `link.rs` (this file): the handle other threads call (`Link`), and what the link knows
+//!   (`LinkState`).
 //! - `worker.rs`: the thread: connect, register, announce, forward, heartbeat, watch.
 //! - `interim.rs`: when to elect, when to move to a lower interim, when to hand back.
 
