@@ -175,16 +175,13 @@ impl Worker {
 
     fn go_interim(&mut self, addr: String) {
         self.checked = Instant::now();
-        let own = self.own_standby();
-        if Some(&addr) == own.as_ref() {
-            if let Some(standby) = &self.standby
-                && standby.become_interim()
-            {
-                let text = format!("peers elect {addr} (this peer) as interim tracker");
-                self.say(&text);
-            }
-        } else if self.elected.as_ref() != Some(&addr) {
-            let text = format!("peers elect {addr} as interim tracker");
+        let own = self.own_standby().as_ref() == Some(&addr);
+        if own && let Some(standby) = &self.standby {
+            standby.become_interim();
+        }
+        if self.elected.as_ref() != Some(&addr) {
+            let who = if own { " (this peer)" } else { "" };
+            let text = format!("peers elect {addr}{who} as interim tracker");
             self.say(&text);
         }
         self.elected = Some(addr.clone());
