@@ -157,6 +157,12 @@ pub(super) fn peer(args: &[String]) -> Result<(), Fail> {
     let config = peer_config(&m, &format!("peer {port}"))?;
     let peer = Arc::new(Peer::start(listener, config).map_err(|e| Fail(e, 1))?);
     println!("listening on {}", peer.addr());
+    if let Some(standby) = peer.standby() {
+        eprintln!(
+            "peer {port}: standby tracker on {} (the interim tracker if every tracker is gone and the peers elect this one)",
+            standby.addr()
+        );
+    }
     if let Some((user, password)) = login {
         peer.wait_registered(peer_wait(&m)?)
             .map_err(|e| Fail(format!("cannot log in as {user}: {e}"), 1))?;
@@ -223,6 +229,8 @@ pub(super) fn get(args: &[String]) -> Result<(), Fail> {
         }
     };
     let mut config = peer_config(&m, "get")?;
+    // A one-shot download is no candidate for an interim tracker (it may leave any moment).
+    config.standby = false;
     let login = super::accounts::credentials(&m)?;
     if let (Some(group), Some((user, password))) = (m.opt_str("group"), &login) {
         let listener = bind(&m, 0)?;

@@ -8,18 +8,30 @@
 //!
 //! With several trackers (a cluster), the link still talks to one at a time: `trackers.rs`
 //! says which, and the link tells it when a tracker fails or answers `ERR not-leader ADDR`.
+//! When every configured tracker is gone, it goes to the interim tracker the peers elect
+//! (`peer/interim.rs`; the link's side of it is `interim.rs` here).
+//!
+//! - `link.rs` (this file): the handle other threads call (`Link`), and what the link knows
+//!   (`LinkState`).
+//! - `worker.rs`: the thread: connect, register, announce, forward, heartbeat, watch.
+//! - `interim.rs`: when to elect, when to move to a lower interim, when to hand back.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+mod interim;
+mod worker;
+
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, ConnError, Timeouts, Trace};
+use crate::conn::{Conn, Timeouts, Trace};
+use crate::peer::interim::Standby;
 use crate::peer::retry::Retries;
-use crate::peer::store::{Holding, Store};
-use crate::peer::trackers::{self, TrackerList};
+use crate::peer::store::Store;
+use crate::peer::trackers::TrackerList;
 use crate::protocol::{ErrCode, Holder, Reply, Request};
 use crate::util::Rng;
+use worker::Worker;
 
 /// A reply from the tracker: a line, or the data block that followed `DATA`.
 #[derive(Debug)]
@@ -43,6 +55,36 @@ struct Status {
     id: Option<String>,
     last_error: Option<String>,
     stopped: bool,
+    /// Where it is registered now.
+    tracker: Option<String>,
+    /// That tracker is an interim one the peers elected.
+    interim: bool,
+    /// The standby list its tracker handed out last.
+    candidates: Vec<String>,
+}
+
+impl Status {
+    fn look(&self) -> LinkState {
+        LinkState {
+            id: self.id.clone(),
+            tracker: self.tracker.clone(),
+            interim: self.interim,
+            candidates: self.candidates.clone(),
+        }
+    }
+}
+
+/// A look at the link (tests and the simulation wait on it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// This peer's id, while registered.
+    pub id: Option<String>,
+    /// The tracker it is registered with now.
+    pub tracker: Option<String>,
+    /// That tracker is the interim one.
+    pub interim: bool,
+    /// The standby list it would elect from (`interim::elect`).
+    pub candidates: Vec<String>,
 }
 
 /// Handle on the tracker link. Dropping it says `BYE` and stops the thread.
@@ -55,7 +97,7 @@ pub struct Link {
 }
 
 /// Largest data block accepted from the tracker (a `LIST`).
-const MAX_LIST: u64 = 64 << 20;
+pub(crate) const MAX_LIST: u64 = 64 << 20;
 
 impl Link {
     /// Start the link thread; it connects in the background. `tracker` is one `host:port`, or
@@ -68,6 +110,20 @@ impl Link {
         timeouts: Timeouts,
         trace: Trace,
         label: String,
+    ) -> Link {
+        Link::start_with(tracker, serving, store, timeouts, (trace, label), None)
+    }
+
+    /// `start`, with this peer's standby tracker: offered to the tracker, and opened when the
+    /// peers elect this one (`peer/interim.rs`). Without one the link neither offers nor
+    /// elects, but follows an interim tracker a standby names.
+    pub fn start_with(
+        tracker: &str,
+        serving: (u16, Option<std::net::IpAddr>),
+        store: Arc<Store>,
+        timeouts: Timeouts,
+        (trace, label): (Trace, String),
+        standby: Option<Arc<Standby>>,
     ) -> Link {
         let (tx, rx) = mpsc::channel();
         let status: Arc<(Mutex<Status>, Condvar)> = Arc::default();
@@ -94,6 +150,13 @@ impl Link {
                     status: status2,
                     on_connect: on_connect2,
                     retries: Retries::default(),
+                    standby,
+                    candidates: Vec::new(),
+                    interim: None,
+                    gone_since: None,
+                    checked: Instant::now(),
+                    elected: None,
+                    nudged: Default::default(),
                 };
                 link.run(&rx);
             })
@@ -143,11 +206,49 @@ impl Link {
             .unwrap_or_else(PoisonError::into_inner);
         guard.id.clone().ok_or_else(|| {
             let why = guard.last_error.as_deref().unwrap_or("no answer");
-            format!(
+            let mut text = format!(
                 "cannot register with the tracker at {} ({why}); is it running? (start one with `torrentphile tracker`)",
                 self.tracker
-            )
+            );
+            if guard.candidates.is_empty() {
+                text.push_str(
+                    "; this process knows no peers to elect an interim tracker from: give a running peer's standby address (it prints it at start) with --tracker",
+                );
+            }
+            text
         })
+    }
+
+    /// What the link knows now.
+    pub fn state(&self) -> LinkState {
+        let (lock, _) = &*self.status;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).look()
+    }
+
+    /// Wait up to `timeout` until `ready` holds of the link's state (woken by each change);
+    /// the state then, or the last one seen.
+    pub fn wait_state(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&LinkState) -> bool,
+    ) -> Result<LinkState, LinkState> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.status;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let state = guard.look();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ready(&state) {
+                return Ok(state);
+            }
+            if left.is_zero() {
+                return Err(state);
+            }
+            guard = cv
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// This peer's id, if registered now.
@@ -224,280 +325,5 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-struct Worker {
-    /// The tracker talked to now (`list.current()`).
-    tracker: String,
-    list: TrackerList,
-    /// Set when a tracker answered `ERR not-leader`: where it said the leader is.
-    leader_hint: Option<Option<String>>,
-    port: u16,
-    /// `--advertise`: the address the tracker lists this peer at.
-    advertise: Option<std::net::IpAddr>,
-    store: Arc<Store>,
-    timeouts: Timeouts,
-    trace: Trace,
-    label: String,
-    status: Arc<(Mutex<Status>, Condvar)>,
-    on_connect: Arc<Mutex<Option<OnConnect>>>,
-    /// Announcements refused with `ERR conflict`, tried again with backoff (`retry.rs`).
-    retries: Retries,
-}
-
-enum Ended {
-    Broken(String),
-    Stopped,
-}
-
-impl Worker {
-    fn set_status(&self, f: impl FnOnce(&mut Status)) {
-        let (lock, cv) = &*self.status;
-        f(&mut lock.lock().unwrap_or_else(PoisonError::into_inner));
-        cv.notify_all();
-    }
-
-    fn run(mut self, rx: &Receiver<Cmd>) {
-        let mut said_waiting = false;
-        loop {
-            let error = match self.connect() {
-                Ok((conn, heartbeat)) => {
-                    self.list.works();
-                    said_waiting = false;
-                    match self.serve(conn, heartbeat, rx) {
-                        Ended::Stopped => break,
-                        Ended::Broken(e) => {
-                            eprintln!(
-                                "{}: lost the tracker at {}: {e}; reconnecting",
-                                self.label, self.tracker
-                            );
-                            e
-                        }
-                    }
-                }
-                Err(e) => {
-                    if !said_waiting {
-                        eprintln!(
-                            "{}: waiting for the tracker at {} ({e})",
-                            self.label, self.tracker
-                        );
-                        said_waiting = true;
-                    }
-                    e
-                }
-            };
-            self.set_status(|s| {
-                s.id = None;
-                s.last_error = Some(error.clone());
-            });
-            // Next tracker (or the leader named), after a backoff once a whole round failed;
-            // requests that come meanwhile fail at once.
-            let backoff = match self.leader_hint.take() {
-                Some(leader) => self.list.redirect(leader.as_deref()),
-                None => self.list.failed(),
-            };
-            let until = Instant::now() + backoff;
-            loop {
-                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(Cmd::Call(_, reply)) => {
-                        let _ = reply.send(Err(format!(
-                            "tracker {} unreachable: {error}",
-                            self.tracker
-                        )));
-                    }
-                    Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                        self.set_status(|s| s.stopped = true);
-                        return;
-                    }
-                    Err(RecvTimeoutError::Timeout) => break,
-                }
-            }
-            self.tracker = self.list.current().to_string();
-        }
-        self.set_status(|s| {
-            s.id = None;
-            s.stopped = true;
-        });
-    }
-
-    /// Connect, register, announce every file the store holds.
-    fn connect(&mut self) -> Result<(Conn, Duration), String> {
-        let mut conn = Conn::connect(&self.tracker, self.timeouts, self.trace.clone())
-            .map_err(|e| e.to_string())?;
-        let reply = conn
-            .request(&match self.advertise {
-                None => Request::Register { port: self.port },
-                Some(host) => Request::RegisterAs {
-                    port: self.port,
-                    host,
-                },
-            })
-            .map_err(|e| e.to_string())?;
-        let Reply::Ack(text) = reply else {
-            self.leader_hint = trackers::leader_hint(&reply);
-            return Err(format!("REGISTER was answered {reply}"));
-        };
-        let mut words = text.split(' ');
-        let id = words.next().unwrap_or_default().to_string();
-        let heartbeat = words
-            .find_map(|w| w.strip_prefix("heartbeat="))
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map_or(Duration::from_secs(10), Duration::from_secs_f64);
-        for entry in self.store.entries() {
-            let request = match entry.holding {
-                Holding::Complete => Request::Upload(entry.meta.clone()),
-                Holding::Partial(_) => Request::Partial {
-                    name: entry.meta.name.clone(),
-                },
-            };
-            match conn.request(&request) {
-                Ok(Reply::Err(code, msg)) => {
-                    if code == ErrCode::Conflict {
-                        self.retries.refused(&entry.meta.name, Instant::now());
-                    }
-                    eprintln!(
-                        "{}: tracker refused {}: {} {msg}",
-                        self.label,
-                        entry.meta.name,
-                        code.as_str()
-                    );
-                }
-                Ok(_) => self.retries.done(&entry.meta.name),
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        let hook = self
-            .on_connect
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(hook) = hook {
-            hook(&mut conn);
-        }
-        self.set_status(|s| {
-            s.id = Some(id.clone());
-            s.last_error = None;
-        });
-        Ok((conn, heartbeat))
-    }
-
-    /// Forward requests; ping when idle. Returns when the connection breaks or we stop.
-    fn serve(&mut self, mut conn: Conn, heartbeat: Duration, rx: &Receiver<Cmd>) -> Ended {
-        let stream = conn.stream();
-        let mut quiet_since = Instant::now();
-        loop {
-            // Wake every WATCH to notice a tracker that went away (its socket closed) well
-            // before the next heartbeat: after a failover the new leader is refilled sooner.
-            // A refused announce due for its retry wakes the loop too.
-            let left = heartbeat.saturating_sub(quiet_since.elapsed());
-            let wait = self.retries.wait(Instant::now(), left).min(WATCH);
-            let next = match rx.recv_timeout(wait) {
-                Err(RecvTimeoutError::Timeout)
-                    if quiet_since.elapsed() < heartbeat
-                        && self.retries.due(Instant::now()).is_empty() =>
-                {
-                    if closed(&stream) {
-                        return Ended::Broken("the tracker closed the connection".into());
-                    }
-                    continue;
-                }
-                other => other,
-            };
-            quiet_since = Instant::now();
-            match next {
-                Ok(Cmd::Call(request, reply)) => {
-                    let answer = call(&mut conn, &request);
-                    let broken = match &answer {
-                        Err(e) => Some(e.to_string()),
-                        Ok(Answer::Line(line)) => {
-                            // The tracker no longer leads its cluster: go to the one that does.
-                            self.leader_hint = trackers::leader_hint(line);
-                            self.leader_hint.as_ref().map(|_| line.to_string())
-                        }
-                        Ok(_) => None,
-                    };
-                    let _ = reply.send(answer.map_err(|e| e.to_string()));
-                    if let Some(e) = broken {
-                        return Ended::Broken(e);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) if !self.retries.due(Instant::now()).is_empty() => {
-                    if let Err(e) = self.retry(&mut conn) {
-                        return Ended::Broken(e.to_string());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => match conn.request(&Request::Ping) {
-                    Ok(Reply::Pong) => {}
-                    Ok(other) => return Ended::Broken(format!("PING was answered {other}")),
-                    Err(e) => return Ended::Broken(e.to_string()),
-                },
-                Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                    let _ = conn.request(&Request::Bye);
-                    return Ended::Stopped;
-                }
-            }
-        }
-    }
-}
-
-/// How often an idle link looks whether its tracker closed the connection.
-const WATCH: Duration = Duration::from_millis(200);
-
-/// Whether the peer closed `stream` (a zero-byte peek, or an error other than "nothing yet"),
-/// looked at without blocking; only called while no reply is awaited.
-fn closed(stream: &std::net::TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let mut byte = [0u8; 1];
-    let result = stream.peek(&mut byte);
-    let _ = stream.set_nonblocking(false);
-    match result {
-        Ok(n) => n == 0,
-        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-    }
-}
-
-impl Worker {
-    /// Announce again each refused file whose retry is due (the name may be free now).
-    fn retry(&mut self, conn: &mut Conn) -> Result<(), ConnError> {
-        for name in self.retries.due(Instant::now()) {
-            let Some(entry) = self
-                .store
-                .get(&name)
-                .filter(|e| matches!(e.holding, Holding::Complete))
-            else {
-                self.retries.done(&name);
-                continue;
-            };
-            match conn.request(&Request::Upload(entry.meta.clone()))? {
-                Reply::Ack(_) => {
-                    self.retries.done(&name);
-                    eprintln!(
-                        "{}: {name} is shared now (the name was free again)",
-                        self.label
-                    );
-                }
-                Reply::Err(ErrCode::Conflict, _) => self.retries.refused(&name, Instant::now()),
-                _ => self.retries.done(&name),
-            }
-        }
-        Ok(())
-    }
-}
-
-fn call(conn: &mut Conn, request: &Request) -> Result<Answer, ConnError> {
-    match conn.request(request)? {
-        Reply::Data(len) if len <= MAX_LIST => {
-            let mut buf = vec![0; len as usize];
-            conn.read_data(&mut buf, Instant::now() + conn.timeouts().line)?;
-            Ok(Answer::Data(buf))
-        }
-        Reply::Data(len) => Err(ConnError::Protocol(format!(
-            "data block of {len} bytes is too large"
-        ))),
-        reply => Ok(Answer::Line(reply)),
     }
 }

@@ -4,7 +4,9 @@
 //! - `store/`: the folder (complete files, part files, piece hashes); never a socket.
 //! - `server.rs`: answers other peers (`GET`, `PIECE`, `HAVE`, `HASHES`);
 //!   `torrent_serve.rs` sends the bytes of a torrent's entry, across its files.
-//! - `link.rs`: the one connection to the tracker, owned by one thread.
+//! - `link/`: the one connection to the tracker, owned by one thread.
+//! - `interim.rs`: the standby tracker and the rule the peers elect an interim tracker by
+//!   when every tracker is gone.
 //! - `picker.rs`: which piece to ask of which peer (pure).
 //! - `download/`: a download from start to publish (prepare, coordinator, fetchers,
 //!   verifiers, their shared state).
@@ -18,6 +20,7 @@ pub mod bt_serve;
 pub mod download;
 pub mod events;
 pub mod groups;
+pub mod interim;
 pub mod link;
 pub mod picker;
 pub mod retry;
@@ -71,6 +74,9 @@ pub struct PeerConfig {
     /// The address other hosts reach this peer at, told to the tracker (`REGISTER <port>
     /// <host>`, `--advertise`); `None`: the address its tracker connection comes from.
     pub advertise: Option<std::net::IpAddr>,
+    /// Run a standby tracker and offer it, so that this peer can be elected interim tracker
+    /// when every tracker is gone (`interim.rs`); off for a one-shot `get`.
+    pub standby: bool,
 }
 
 impl PeerConfig {
@@ -87,6 +93,7 @@ impl PeerConfig {
             label: "peer".into(),
             rescan_every: Some(Duration::from_secs(2)),
             advertise: None,
+            standby: true,
         }
     }
 }
@@ -101,6 +108,7 @@ pub struct Peer {
     events: Arc<Events>,
     watcher: Option<Watcher>,
     groups: Arc<groups::Groups>,
+    standby: Option<Arc<interim::Standby>>,
 }
 
 impl Peer {
@@ -139,13 +147,20 @@ impl Peer {
             }
         })
         .map_err(|e| format!("cannot start the server: {e}"))?;
-        let link = Link::start(
+        let standby = match config.standby {
+            true => Some(Arc::new(
+                interim::Standby::start(addr.ip(), config.trace.clone(), &config.label)
+                    .map_err(|e| format!("cannot start the standby tracker: {e}"))?,
+            )),
+            false => None,
+        };
+        let link = Link::start_with(
             &config.tracker,
             (addr.port(), config.advertise),
             store.clone(),
             config.timeouts,
-            config.trace.clone(),
-            config.label.clone(),
+            (config.trace.clone(), config.label.clone()),
+            standby.clone(),
         );
         groups.set_ask(link.shared_caller());
         let groups3 = groups.clone();
@@ -171,6 +186,7 @@ impl Peer {
             events,
             watcher,
             groups,
+            standby,
         })
     }
 
@@ -186,6 +202,26 @@ impl Peer {
     /// Wait until the tracker has registered this peer; its id (`ip:port`).
     pub fn wait_registered(&self, timeout: Duration) -> Result<String, String> {
         self.link.wait_registered(timeout)
+    }
+
+    /// What its tracker link knows: where it is registered, whether that is an interim
+    /// tracker, the standby list it would elect from.
+    pub fn link_state(&self) -> link::LinkState {
+        self.link.state()
+    }
+
+    /// Wait up to `timeout` until `ready` holds of the link's state.
+    pub fn wait_link(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&link::LinkState) -> bool,
+    ) -> Result<link::LinkState, link::LinkState> {
+        self.link.wait_state(timeout, ready)
+    }
+
+    /// Its standby tracker (the address it offers for an interim tracker is its `addr`).
+    pub fn standby(&self) -> Option<&Arc<interim::Standby>> {
+        self.standby.as_ref()
     }
 
     /// Download `name` into the folder (blocks until done or failed).
@@ -324,6 +360,8 @@ impl Peer {
         }
         self.server.stop();
         self.link.stop();
+        // The standby last: the link may have been registered with it.
+        self.standby = None;
     }
 }
 

@@ -157,6 +157,7 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
         }
         Request::Register { .. }
         | Request::RegisterAs { .. }
+        | Request::Standby { .. }
         | Request::Upload(_)
         | Request::Partial { .. }
         | Request::Remove { .. }

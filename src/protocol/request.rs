@@ -42,6 +42,10 @@ pub enum Request {
     Have { name: String },
     /// `HASHES <name>`: the piece-hash list, one hex SHA-1 per line, as a data block.
     Hashes { name: String },
+    /// `STANDBY <port>`: "I can run an interim tracker on this port if every tracker goes";
+    /// the tracker answers with the standby addresses of the peers registered now (the list the
+    /// peers elect an interim tracker from: `peer/interim.rs`). Needs a registration.
+    Standby { port: u16 },
     /// `PING`: are you there (the heartbeat).
     Ping,
     /// `HELP`: the verbs this server knows.
@@ -159,6 +163,14 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
                 name: name(args[0])?,
             }
         }
+        "STANDBY" => {
+            arity(1, "STANDBY <port>")?;
+            let port = number(args[0], "port")?;
+            if port == 0 {
+                return Err(ProtoError::bad("port 0 is not a port a peer can listen on"));
+            }
+            Request::Standby { port }
+        }
         "PING" => {
             arity(0, "PING")?;
             Request::Ping
@@ -199,6 +211,7 @@ impl fmt::Display for Request {
             Request::Piece { name, index } => write!(f, "PIECE {name} {index}"),
             Request::Have { name } => write!(f, "HAVE {name}"),
             Request::Hashes { name } => write!(f, "HASHES {name}"),
+            Request::Standby { port } => write!(f, "STANDBY {port}"),
             Request::Ping => write!(f, "PING"),
             Request::Help => write!(f, "HELP"),
             Request::Bye => write!(f, "BYE"),

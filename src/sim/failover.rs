@@ -2,11 +2,14 @@
 //! this process. The leader is killed in the middle of a download and of a stream of group
 //! operations; the run narrates the election and the refill (the peers re-register, re-announce
 //! and log in again on the new leader), checks that every acknowledged group operation is
-//! there, then kills every tracker and narrates what the peers do without one.
+//! there, then kills every tracker and narrates what the peers do without one: they elect one
+//! of themselves as interim tracker (`peer/interim.rs`), a new file is shared and downloaded
+//! through it, and when the trackers are back it hands over.
 //!
 //! It owns the scenario only: the trackers are `tracker::member::Member`s, the peers are the
 //! real `Peer`s; nothing here speaks the protocol itself.
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,6 +65,10 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
     let root = config.root.join("torrentphile-failover");
     fresh_dir(&root)?;
     let (cluster_ports, client_ports, cluster) = bind_loopback(TRACKERS)?;
+    let cluster_addrs: Vec<SocketAddr> = cluster_ports
+        .iter()
+        .map(|l| l.local_addr().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     let mut addrs = Vec::new();
     let mut members: Vec<Option<Member>> = Vec::new();
     for (i, (cp, client)) in cluster_ports.into_iter().zip(client_ports).enumerate() {
@@ -234,7 +241,26 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         "== all {} acknowledged group operations are on the new leader",
         kept.len()
     ));
-    let last = all_gone(&mut members, &peers, &say)?;
+    // The same three trackers, started again on their addresses from their state folders.
+    let restart = || -> Result<Vec<Member>, String> {
+        let mut back = Vec::new();
+        for (i, (cp, client)) in cluster_addrs.iter().zip(&addrs).enumerate() {
+            let mut tracker = TrackerConfig::one_host();
+            tracker.accounts.iterations = 4096;
+            let state = root.join(format!("tracker{}", i + 1));
+            let (cp, client) = (rebind(&cp.to_string())?, rebind(client)?);
+            back.push(Member::start(
+                cluster.clone(),
+                i as u64 + 1,
+                &state,
+                cp,
+                client,
+                tracker,
+            )?);
+        }
+        Ok(back)
+    };
+    let last = all_gone(&mut members, &peers, &root, &restart, &say)?;
     for p in peers {
         if let Ok(mut p) = Arc::try_unwrap(p) {
             p.stop();
@@ -250,25 +276,116 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
     ))
 }
 
-/// Every tracker dies: the peers keep what they have and serve it to each other.
+/// Bind `addr` again (a stopped tracker's port), trying for a moment while it is released.
+fn rebind(addr: &str) -> Result<TcpListener, String> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) if Instant::now() > end => return Err(format!("cannot listen on {addr}: {e}")),
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Every tracker dies: downloads under way go on peer to peer; the peers elect an interim
+/// tracker from the standby list; a new file is shared and downloaded through it; the
+/// trackers come back and it hands over.
 fn all_gone(
     members: &mut [Option<Member>],
     peers: &[Arc<Peer>],
+    root: &Path,
+    restart: &dyn Fn() -> Result<Vec<Member>, String>,
     say: &dyn Fn(&str),
 ) -> Result<String, String> {
-    for m in members.iter_mut().flatten() {
-        m.kill();
-    }
-    say("== kill every tracker");
-    let known = peers[0].addr().to_string();
     let copies = peers
         .iter()
         .filter(|p| p.store().get("big.bin").is_some())
         .count();
+    for m in members.iter_mut().flatten() {
+        m.kill();
+    }
+    let killed = Instant::now();
     say(&format!(
-        "== the peers go on: {copies} of them hold big.bin and serve it to any peer that knows them (peer1 at {known})"
+        "== kill every tracker; {copies} peers hold big.bin and go on serving it to the peers that know them"
     ));
+    // Every peer settles on the same interim tracker.
+    let agreed = || {
+        let states: Vec<_> = peers.iter().map(|p| p.link_state()).collect();
+        let first = states.first().and_then(|s| s.tracker.clone());
+        let same = states
+            .iter()
+            .all(|s| s.interim && s.id.is_some() && s.tracker == first);
+        same.then_some(first).flatten()
+    };
+    wait(
+        "agreement on an interim tracker",
+        Duration::from_secs(30),
+        || agreed().is_some(),
+    )?;
+    let chosen = agreed();
+    let interim = chosen.ok_or("failover: no interim tracker")?;
+    let elected = killed.elapsed();
+    let who = peers
+        .iter()
+        .position(|p| p.standby().is_some_and(|s| s.addr().to_string() == interim))
+        .map_or("?".to_string(), |i| format!("peer{}", i + 1));
+    say(&format!(
+        "== peers elect {interim} ({who}, the lowest live standby on the list the tracker handed out) as interim tracker, {} ms after the kill; all {} re-announced to it",
+        elected.as_millis(),
+        peers.len()
+    ));
+    // A new public file, shared and downloaded through the interim tracker.
+    let fresh = root.join("fresh");
+    fresh_dir(&fresh)?;
+    write_random(&fresh.join("new.bin"), 1 << 20, 9)?;
+    let want = sha1_file(&fresh.join("new.bin"))?;
+    peers[3].share(&fresh.join("new.bin"))?;
+    let report = peers[4]
+        .download("new.bin")
+        .map_err(|e| format!("failover: download through the interim tracker: {e}"))?;
+    let got = sha1_file(&root.join("peer5").join("new.bin"))?;
+    if got != want {
+        return Err(format!("failover: peer5's new.bin is {got}, not {want}"));
+    }
+    let downloaded = killed.elapsed();
+    say(&format!(
+        "== peer4 shares new.bin through the interim tracker; peer5 downloads it ({} bytes, SHA-1 matches), {} ms after the kill",
+        report.meta.size,
+        downloaded.as_millis()
+    ));
+    let account = peers[2]
+        .account(AccountRequest::Groups)
+        .err()
+        .unwrap_or_default();
+    say(&format!(
+        "== group operations wait for a real tracker: {}",
+        account.lines().next().unwrap_or("")
+    ));
+    // The trackers return: the interim one hands over.
+    let back = restart()?;
+    let returned = Instant::now();
+    say("== the three trackers restart from their state folders");
+    for p in peers {
+        p.wait_link(Duration::from_secs(30), |s| !s.interim && s.id.is_some())
+            .map_err(|s| format!("failover: a peer stayed on the interim tracker: {s:?}"))?;
+    }
+    let handed = returned.elapsed();
+    let lead = back
+        .iter()
+        .position(|m| m.cluster().is_leader())
+        .map_or("?".to_string(), |i| format!("tracker {}", i + 1));
+    say(&format!(
+        "== the interim tracker hands over: every peer is registered with {lead} again {} ms after the restart",
+        handed.as_millis()
+    ));
+    for mut m in back {
+        m.kill();
+    }
     Ok(format!(
-        "all trackers gone: {copies} peers still serve big.bin"
+        "all trackers gone: peers elected an interim tracker in {} ms, new download through it at {} ms, handed back in {} ms",
+        elected.as_millis(),
+        downloaded.as_millis(),
+        handed.as_millis()
     ))
 }

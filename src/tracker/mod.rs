@@ -17,6 +17,7 @@ pub mod member;
 pub mod registry;
 pub mod replica;
 pub mod sessions;
+pub mod standby;
 
 use std::fmt::Write as _;
 use std::io;
@@ -34,6 +35,7 @@ use accounts::{AccountsConfig, Auth, AuthConn};
 use holders::{Asker, Turns};
 pub use registry::Limits;
 use registry::{PeerId, Registry, Session};
+use standby::Standbys;
 
 /// How a tracker runs.
 #[derive(Clone, Debug)]
@@ -123,6 +125,21 @@ pub struct Tracker {
 impl Tracker {
     /// Serve on an already bound listener (bind `127.0.0.1:0` in tests).
     pub fn start(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
+        Tracker::start_with(listener, config, true)
+    }
+
+    /// A tracker for public files only, with no accounts: every account and group verb is
+    /// answered `ERR unavailable` (a peer's interim tracker, `peer/interim.rs`; its state is
+    /// soft, refilled by the peers that re-announce to it).
+    pub fn start_public_only(listener: TcpListener, config: TrackerConfig) -> io::Result<Tracker> {
+        Tracker::start_with(listener, config, false)
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        config: TrackerConfig,
+        with_accounts: bool,
+    ) -> io::Result<Tracker> {
         let registry = Arc::new(Mutex::new(Registry::with_limits(config.limits)));
         let state = registry.clone();
         // A damaged journal stops the start here, with the message naming the line.
@@ -145,6 +162,7 @@ impl Tracker {
         };
         let swarms: Arc<Mutex<bt_announce::Swarms>> = Arc::default();
         let swarms2 = swarms.clone();
+        let standbys: Arc<Standbys> = Arc::default();
         let server = Server::spawn_limited(listener, "tracker", conn_limits, move |stream| {
             // One port: our lines, and BitTorrent's HTTP announces (`GET /announce?...`).
             match crate::conn::sniff::opening(&stream, timeouts) {
@@ -169,7 +187,14 @@ impl Tracker {
             };
             let mut client = Client::new(conn.remote().ip(), heartbeat);
             let id = serial.fetch_add(1, Ordering::Relaxed) + 1;
-            client.account = Some((auth2.clone(), AuthConn::new(id)));
+            if with_accounts {
+                client.account = Some((auth2.clone(), AuthConn::new(id)));
+            }
+            client.standby = Some(Offer {
+                list: standbys.clone(),
+                conn: id,
+                offered: None,
+            });
             serve_connection(&state, &mut conn, client, &config.gate);
         })?;
         Ok(Tracker {
@@ -223,6 +248,16 @@ struct Client {
     account: Option<(Arc<Auth>, AuthConn)>,
     /// Where this connection's `PEERS` windows stand (`holders.rs`).
     turns: Turns,
+    /// The tracker's standby list and what this connection offered on it (`STANDBY`).
+    standby: Option<Offer>,
+}
+
+/// One connection's place on the standby list.
+struct Offer {
+    list: Arc<Standbys>,
+    /// The connection's serial number (an offer is withdrawn by the connection that made it).
+    conn: u64,
+    offered: Option<SocketAddr>,
 }
 
 impl Client {
@@ -233,6 +268,7 @@ impl Client {
             registered: None,
             account: None,
             turns: Turns::starting_at(crate::util::Rng::from_time().next_u64()),
+            standby: None,
         }
     }
 }
@@ -252,6 +288,14 @@ fn serve_connection(registry: &Mutex<Registry>, conn: &mut Conn, mut client: Cli
     conn.trace_event("disconnected");
     if let Some((auth, account)) = &mut client.account {
         auth.end(account);
+    }
+    if let Some(Offer {
+        list,
+        conn,
+        offered: Some(addr),
+    }) = &client.standby
+    {
+        list.withdraw(*conn, *addr);
     }
     if let Some((id, session)) = client.registered
         && let Some(files) = lock(registry).forget(&id, session)
@@ -293,6 +337,7 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
         Request::Info { name } => lock(registry).info(&name).map(Reply::File),
         Request::List => return list(registry, None),
         Request::ListAfter { after } => return list(registry, Some(&after)),
+        Request::Standby { port } => standby(client, port),
         Request::Ping => Ok(Reply::Pong),
         Request::Help => Ok(Reply::Ack(Role::Tracker.help())),
         Request::Bye => return Answer::bye(),
@@ -300,7 +345,10 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             let peer = client.registered.as_ref().map(|(id, _)| id.as_str());
             return Answer::Line(match &mut client.account {
                 Some((auth, account)) => auth.handle(account, client.ip, peer, request),
-                None => Reply::Err(ErrCode::Internal, "accounts are off here".into()),
+                None => Reply::Err(
+                    ErrCode::Unavailable,
+                    "no tracker with accounts is reachable; this interim tracker keeps public files only (account and group verbs come back with a configured tracker)".into(),
+                ),
             });
         }
         // `line_loop` answers these before they get here (`check_verb`); a caller that hands
@@ -336,6 +384,29 @@ fn register(
         client.registered = Some((id.clone(), session));
         Reply::Ack(format!("{id} heartbeat={}", seconds(client.heartbeat)))
     })
+}
+
+/// `STANDBY <port>`: this registered peer can run an interim tracker at its listed address
+/// with `port`; the answer is the standby list, `ACK standby ADDR...`, lowest first.
+fn standby(client: &mut Client, port: u16) -> Result<Reply, ProtoError> {
+    let (id, _) = registered(client)?;
+    let addr = id
+        .parse::<SocketAddr>()
+        .map(|a| SocketAddr::new(a.ip(), port))
+        .map_err(|_| ProtoError::new(ErrCode::Internal, "this peer's id is not an address"))?;
+    let Some(offer) = &mut client.standby else {
+        return Err(ProtoError::new(
+            ErrCode::Unavailable,
+            "this tracker keeps no standby list",
+        ));
+    };
+    offer.list.offer(offer.conn, offer.offered, addr);
+    offer.offered = Some(addr);
+    let mut text = String::from("standby");
+    for a in offer.list.list() {
+        let _ = write!(text, " {a}");
+    }
+    Ok(Reply::Ack(text))
 }
 
 /// One page of `LIST`: the registry lock is held for the page only (at most
