@@ -103,7 +103,7 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         let dir = root.join(format!("peer{}", i + 1));
         if i == 0 {
             fresh_dir(&dir)?;
-            write_random(&dir.join("big.bin"), 16 << 20, 7)?;
+            write_random(&dir.join("big.bin"), 64 << 20, 7)?;
         }
         let peer = if i == 0 {
             let mut c = PeerConfig::new(&list, &dir);
@@ -118,13 +118,25 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         peers.push(Arc::new(peer));
     }
     let source = sha1_file(&root.join("peer1").join("big.bin"))?;
-    say("== five peers registered with the leader; peer1 shares big.bin (16 MiB)");
+    say("== five peers registered with the leader; peer1 shares big.bin (64 MiB)");
     let carol = peers[2].clone();
     carol.create_user("carol", "pw")?;
     carol.login("carol", "pw")?;
     say("== peer3 creates user carol and logs in (SCRAM; the tracker never sees the password)");
 
     // A stream of group operations from peer3, and a download by peer2, both under way...
+    let fetch = {
+        let p = peers[1].clone();
+        thread::spawn(move || p.download("big.bin").map_err(|e| e.to_string()))
+    };
+    // The download has asked the tracker what big.bin is before the operations start, so
+    // the kill below falls while it runs (or just after it ended: the narration says which).
+    wait("peer2's download to start", Duration::from_secs(20), || {
+        peers[1]
+            .downloads()
+            .iter()
+            .any(|d| d.size.load(Ordering::SeqCst) > 0)
+    })?;
     let acked = Arc::new(AtomicUsize::new(0));
     let ops = {
         let (carol, acked) = (carol.clone(), acked.clone());
@@ -152,10 +164,6 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
             kept
         })
     };
-    let fetch = {
-        let p = peers[1].clone();
-        thread::spawn(move || p.download("big.bin").map_err(|e| e.to_string()))
-    };
     wait(
         "the first group operations",
         Duration::from_secs(20),
@@ -168,8 +176,21 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         m.kill();
     }
     members[old] = None;
+    let progress = peers[1].downloads();
+    let done: u64 = progress
+        .iter()
+        .map(|d| d.verified.load(Ordering::SeqCst))
+        .sum();
+    let when = if fetch.is_finished() {
+        "after peer2's download ended".to_string()
+    } else {
+        format!(
+            "during peer2's download ({:.1} of 64 MiB verified)",
+            done as f64 / f64::from(1u32 << 20)
+        )
+    };
     say(&format!(
-        "== kill tracker {} (the leader) after {before} group operations, during the download",
+        "== kill tracker {} (the leader) after {before} group operations, {when}",
         old + 1
     ));
     let killed = Instant::now();

@@ -108,6 +108,7 @@ pub fn coordinate(
     let mut untried_waiting = false;
     let probation = probation(shared.meta().piece_size);
     let mut errors: Vec<String> = Vec::new();
+    let mut known = Known::default();
     let mut next_worker = 0usize;
     let mut last_refresh: Option<Instant> = None;
     let mut last_progress = (shared.verified(), Instant::now());
@@ -152,9 +153,26 @@ pub fn coordinate(
                 Some(access) => access.who_has(name),
                 None => plan.link.who_has(name),
             };
-            match holders.map(|h| with_bt(plan, shared, h)) {
+            // Every holder a reply ever listed stays a candidate: a `PEERS` reply is a
+            // window of at most 50, and a tracker that dies or fails over (its successor
+            // knows nobody until the peers re-announce) must not stop a download that knows
+            // where the pieces are. A holder that is really gone is struck out by its worker.
+            let listed = match holders.map(|h| with_bt(plan, shared, h)) {
+                Ok(fresh) => {
+                    set_share(shared, &fresh, plan.me);
+                    known.remember(fresh);
+                    Ok(known.all())
+                }
+                Err(e) if known.is_empty() => Err(e),
+                Err(e) => {
+                    if !errors.iter().any(|x| x.starts_with("tracker: ")) {
+                        errors.push(format!("tracker: {e}"));
+                    }
+                    Ok(known.all())
+                }
+            };
+            match listed {
                 Ok(holders) => {
-                    set_share(shared, &holders, plan.me);
                     let now = Instant::now();
                     let mut eligible: Vec<&Holder> = holders
                         .iter()
@@ -282,6 +300,32 @@ pub fn coordinate(
 /// `workers` of the running ones have delivered.
 /// The tracker's holders and the torrent's BitTorrent peers (`bt:<addr>`), each address once:
 /// a Torrentphile holder is fetched from over lines, not twice.
+/// The holders every reply so far listed, newest flags first, at most `KNOWN_MAX`.
+#[derive(Default)]
+struct Known(HashMap<String, Holder>);
+
+/// Most holders one download remembers (a reply lists at most 50; a file held by more is
+/// reached through the windows of later replies).
+const KNOWN_MAX: usize = 4096;
+
+impl Known {
+    fn remember(&mut self, fresh: Vec<Holder>) {
+        for holder in fresh {
+            if self.0.len() < KNOWN_MAX || self.0.contains_key(&holder.addr) {
+                self.0.insert(holder.addr.clone(), holder);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn all(&self) -> Vec<Holder> {
+        self.0.values().cloned().collect()
+    }
+}
+
 fn with_bt(plan: &Plan, shared: &Shared, mut holders: Vec<Holder>) -> Vec<Holder> {
     let Some(bt) = &plan.bt else { return holders };
     let left = shared.meta().size.saturating_sub(shared.verified());
