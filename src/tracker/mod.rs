@@ -277,10 +277,12 @@ fn handle(registry: &Mutex<Registry>, client: &mut Client, request: Request) -> 
             lock(registry).remove(id, s, &name)?;
             Ok(Reply::Ack(format!("{name} removed")))
         }),
-        Request::WhoHas { name } => lock(registry)
-            .who_has(&name)
-            .and_then(|all| registry::reachable(&name, all, client.ip))
-            .map(Reply::Peers),
+        Request::WhoHas { name } => {
+            // The lock is held for the lookup alone; filtering happens after it is released.
+            let all = lock(registry).who_has(&name);
+            all.and_then(|all| registry::reachable(&name, all, client.ip))
+                .map(Reply::Peers)
+        }
         Request::Info { name } => lock(registry).info(&name).map(Reply::File),
         Request::List => return list(registry, None),
         Request::ListAfter { after } => return list(registry, Some(&after)),
