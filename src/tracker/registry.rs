@@ -663,6 +663,35 @@ mod tests {
     }
 
     #[test]
+    fn the_sorted_names_follow_the_files_through_removal_and_forgetting() {
+        let mut r = Registry::new();
+        let a = r.register("a:1").unwrap();
+        let b = r.register("b:1").unwrap();
+        for n in ["f1", "f2", "f3"] {
+            r.upload("a:1", a, &meta(n, 1)).unwrap();
+        }
+        r.upload("b:1", b, &meta("f2", 1)).unwrap();
+        let names = |r: &Registry| {
+            r.list_page(None, 9)
+                .into_iter()
+                .map(|l| l.meta.name)
+                .collect::<Vec<_>>()
+        };
+        r.remove("a:1", a, "f1").unwrap();
+        r.forget("a:1", a);
+        // f2 is still held by b; f1 and f3 left with their last holder, from both indexes.
+        assert_eq!(names(&r), ["f2"]);
+        assert_eq!((r.file_count(), r.files.sorted.len()), (1, 1));
+        // A name that came back is listed once, with its new content.
+        r.upload("b:1", b, &meta("f1", 7)).unwrap();
+        r.upload("b:1", b, &meta("f1", 7)).unwrap();
+        assert_eq!(names(&r), ["f1", "f2"]);
+        assert_eq!(r.files.sorted.len(), 2);
+        assert_eq!(r.info("f1").unwrap().size, 7);
+        assert_eq!(holders(&r, "f1"), ["b:1"]);
+    }
+
+    #[test]
     fn list_pages_follow_the_names_in_order() {
         let mut r = Registry::new();
         let a = r.register("a:1").unwrap();
