@@ -36,12 +36,13 @@ use torrentphile::util::Rng;
 
 /// Most threads driving the load (each with its share of the connections). With a thread
 /// per client, 256 client threads and 256 connection threads shared 2 cores, and the p99
-/// measured the bench's own scheduling (30x p50, for the echo server too); with 2 threads
-/// the echo server ran slower than with a thread per client (the load generator was the
-/// bound). 4 drove the echo server at least as fast as 16 threads did, at 16 clients.
+/// measured the bench's own scheduling (40x p50 for the tracker, 5x for the echo server;
+/// with 4 threads, 2.5x-4.6x for both). With 2 threads the echo server ran slower than with
+/// a thread per client (the load generator was the bound); 4 drove it at least as fast as
+/// 16 threads did, at 16 clients.
 const CLIENT_THREADS: usize = 4;
 
-/// A number from the environment (a profiling knob), if set and valid.
+/// Numbers from the environment (a profiling knob: `12` or `15,500`), if set.
 fn knob(name: &str) -> Option<Vec<usize>> {
     let text = std::env::var(name).ok()?;
     Some(
