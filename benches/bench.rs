@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -31,7 +31,6 @@ use torrentphile::protocol::{Digest, Meta, Request, default_piece_size};
 use torrentphile::relay::Relay;
 use torrentphile::sha1::{Backend, Sha1};
 use torrentphile::sim::{SimConfig, sha1_file, swarm_run, write_random};
-use torrentphile::tracker::registry::{Limits, Registry};
 use torrentphile::tracker::{Tracker, TrackerConfig};
 use torrentphile::util::Rng;
 
@@ -39,6 +38,8 @@ use torrentphile::util::Rng;
 mod bind;
 #[path = "bench/hostile.rs"]
 mod hostile;
+#[path = "bench/tracker.rs"]
+mod tracker;
 
 const BIN: &str = env!("CARGO_BIN_EXE_torrentphile");
 const MIB: u64 = 1 << 20;
@@ -1020,6 +1021,7 @@ fn echo_server() -> ! {
     };
     for conn in listener.incoming().flatten() {
         let _ = thread::Builder::new()
+            .name("echo-conn".into())
             .stack_size(torrentphile::server::CONN_STACK)
             .spawn(move || {
                 let _ = conn.set_read_timeout(Some(Duration::from_secs(600)));
@@ -1043,165 +1045,6 @@ fn hold_idle(pid: u32, addr: SocketAddr, n: usize, answer: &str) -> Res<(u64, u6
     ping_all(&conns, answer)?;
     let after = pid_kib(pid, "VmRSS").unwrap_or(0);
     Ok((before, after, pid_kib(pid, "Threads").unwrap_or(0), opened))
-}
-
-/// One client: WHOHAS random names on its connection for `measure`; latencies in ns.
-fn whohas_client(
-    c: &TcpStream,
-    seed: u64,
-    files: usize,
-    measure: Duration,
-) -> Result<Vec<u64>, String> {
-    let (mut rng, mut reader, mut line, mut lat) =
-        (Rng::new(seed), BufReader::new(c), String::new(), Vec::new());
-    let start = Instant::now();
-    while start.elapsed() < measure && lat.len() < 10_000_000 {
-        let t = Instant::now();
-        let ask = format!("WHOHAS f{}\n", rng.below(files));
-        line.clear();
-        let sent = (&*c)
-            .write_all(ask.as_bytes())
-            .and_then(|()| reader.read_line(&mut line));
-        if sent.is_err() || !line.starts_with("PEERS") {
-            return Err(format!("WHOHAS: {sent:?} {line:?}"));
-        }
-        lat.push(t.elapsed().as_nanos() as u64);
-    }
-    Ok(lat)
-}
-
-/// `clients` threads, each on its own connection, ask WHOHAS for `measure`: requests per
-/// second, p50 and p99 latency in microseconds.
-fn whohas_run(addr: SocketAddr, clients: usize, files: usize, measure: Duration) -> Res<[f64; 3]> {
-    let conns = open_conns(addr, clients, 1, |_| "PING\n".into())?;
-    let barrier = Barrier::new(clients + 1);
-    let (took, mut lat) = thread::scope(|s| -> Result<(f64, Vec<u64>), String> {
-        let barrier = &barrier;
-        let mut workers = Vec::new();
-        for (i, c) in conns.iter().enumerate() {
-            workers.push(s.spawn(move || {
-                barrier.wait();
-                whohas_client(c, i as u64, files, measure)
-            }));
-        }
-        barrier.wait();
-        let (t, mut all) = (Instant::now(), Vec::new());
-        for w in workers {
-            all.extend(w.join().map_err(|_| "a client panicked")??);
-        }
-        Ok((secs(t), all))
-    })?;
-    lat.sort_unstable();
-    let pct = |q: f64| {
-        lat.get(((lat.len().max(1) - 1) as f64 * q) as usize)
-            .map_or(f64::NAN, |&n| n as f64 / 1e3)
-    };
-    Ok([lat.len() as f64 / took, pct(0.5), pct(0.99)])
-}
-
-fn tracker_whohas(b: &mut Bench, s: &mut Section) -> Res<()> {
-    let (per, want) = (FILES_PER_PEER, b.scale.peers);
-    let digest: Digest = "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        .parse()
-        .map_err(|_| "digest")?;
-    // The registry alone, without sockets: the ceiling for the server.
-    let mut reg = Registry::with_limits(Limits::unlimited());
-    for p in 0..want {
-        let id = format!("127.0.0.1:{}", 20_000 + p);
-        let session = reg.register(&id).map_err(|e| e.message)?;
-        for f in p * per..(p + 1) * per {
-            let (name, size, piece_size) = (format!("f{f}"), MIB, 1 << 18);
-            let meta = Meta {
-                name,
-                size,
-                piece_size,
-                sha1: digest,
-                root: digest,
-            };
-            reg.upload(&id, session, &meta).map_err(|e| e.message)?;
-        }
-    }
-    let (mut rng, lookups, t) = (Rng::new(3), want * 100, Instant::now());
-    for _ in 0..lookups {
-        std::hint::black_box(reg.who_has(&format!("f{}", rng.below(want * per))).is_ok());
-    }
-    let row = s.row(
-        "Registry::who_has in memory, 1 thread",
-        "req/s",
-        vec![lookups as f64 / secs(t)],
-    );
-    row.vs = "no sockets: the ceiling".into();
-    drop(reg);
-
-    let peers = want.min(fd_limit().saturating_sub(256 + 300));
-    if peers < want {
-        s.note(format!(
-            "open files limit {}: {peers} peers instead of {want}",
-            fd_limit()
-        ));
-    }
-    let files = peers * per;
-    let (tracker, addr) = spawn_tracker(peers + 256 + 100)?;
-    let t = Instant::now();
-    let regs = open_conns(addr, peers, 1 + per, |i| {
-        let mut lines = format!("REGISTER {}\n", 20_000 + i);
-        for f in i * per..(i + 1) * per {
-            let _ = writeln!(lines, "UPLOAD f{f} {MIB} 262144 {:040x} {digest}", f + 1);
-        }
-        lines
-    })?;
-    s.note(format!(
-        "`torrentphile tracker` as a child process; {peers} peers registered, each on its own live \
-         connection, and {files} files announced in {:.1}s; tracker RSS then {} MiB",
-        secs(t),
-        pid_kib(tracker.0.id(), "VmRSS").unwrap_or(0) / 1024
-    ));
-    let mut at16 = f64::NAN;
-    for clients in [1usize, 16, 256] {
-        let mut m: [Vec<f64>; 3] = Default::default();
-        for _ in 0..b.scale.runs {
-            let r = whohas_run(addr, clients, files, b.scale.measure)?;
-            (0..3).for_each(|i| m[i].push(r[i]));
-        }
-        let [rates, p50, p99] = m;
-        let (rm, pm, zm) = (median(&rates), median(&p50), median(&p99));
-        let row = s.row(format!("WHOHAS, {clients} client(s)"), "req/s", rates);
-        if clients == 16 {
-            at16 = rm;
-            row.target = target(">= 100000 req/s", rm >= 100_000.0);
-            let what = "tracker WHOHAS, 16 clients";
-            b.goal(
-                what,
-                format!("{rm:.0} req/s"),
-                ">= 100,000 req/s",
-                rm >= 100_000.0,
-            );
-        }
-        if clients == 256 {
-            let r = rm / at16;
-            row.vs = format!("{r:.2}x 16 clients");
-            row.target = target(">= 0.9x 16 clients", r >= 0.9);
-            let what = "tracker WHOHAS, 256 vs 16 clients, throughput";
-            b.goal(what, format!("{r:.2}x"), ">= 0.9x", r >= 0.9);
-        }
-        s.row(format!("WHOHAS, {clients} client(s): p50"), "us", p50);
-        let row = s.row(format!("WHOHAS, {clients} client(s): p99"), "us", p99);
-        row.vs = format!("{:.1}x p50", zm / pm);
-        if clients == 256 {
-            row.target = target("<= 4x p50", zm <= 4.0 * pm);
-            let what = "tracker WHOHAS, 256 clients, p99 vs p50";
-            b.goal(what, format!("{:.1}x", zm / pm), "<= 4x", zm <= 4.0 * pm);
-        }
-    }
-    s.note(format!(
-        "clients are threads of the bench process, each with one request in flight on its own \
-         connection, {:?} per measurement; latency includes their own scheduling on the same cores",
-        b.scale.measure
-    ));
-    // Kill the tracker before closing the registrations: 10,000 departures are not measured.
-    drop(tracker);
-    drop(regs);
-    Ok(())
 }
 
 fn connections(b: &mut Bench, s: &mut Section) -> Res<()> {
@@ -1768,7 +1611,7 @@ fn main() {
         ("Transfer: one download from 1, 2, 4 holders", transfer),
         ("Swarm: 1 seeder, 8 and 16 downloaders", swarm),
         ("Latency: a download over a 50 ms RTT relay", latency),
-        ("Tracker: WHOHAS rate", tracker_whohas),
+        ("Tracker: WHOHAS rate", tracker::tracker_whohas),
         (
             "Connections: idle connections one tracker holds",
             connections,

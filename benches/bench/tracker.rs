@@ -1,0 +1,465 @@
+//! Bench case 4: the tracker's WHOHAS rate and latency with 1, 16 and 256 clients, next to
+//! the barest std server under the same load in the same run (a thread per connection echoing
+//! each line back, `--echo-server`), so every figure is also a ratio to what the machine does
+//! without the tracker.
+//!
+//! The load: every client is one connection with exactly one request in flight (a closed
+//! loop: the next request leaves when the reply has been read). The connections are driven
+//! by a few threads of this process (`CLIENT_THREADS`), each taking its connections' replies
+//! in the order the requests left, so the bench's own threads do not crowd the server's on
+//! the same two cores. Besides rates and latencies, each server's CPU time per request (from
+//! /proc) is reported: what a request costs, whatever else the machine was doing.
+//!
+//! Knobs for profiling, never needed for `make bench`: `TORRENTPHILE_BENCH_CLIENTS=16`
+//! measures only that count; `TORRENTPHILE_BENCH_CLIENT_THREADS=N` drives the load with N
+//! threads; `TORRENTPHILE_BENCH_RUNS=15,500` makes 15 runs of 500 ms;
+//! `TORRENTPHILE_BENCH_OLD_TRACKER=PATH` runs a second tracker binary (a build of another
+//! commit) interleaved with this one, for before/after ratios (each tracker then holds half
+//! the registrations, for the open-files limit).
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{
+    BIN, Bench, FILES_PER_PEER, MIB, Proc, Res, Section, fd_limit, median, open_conns, pid_kib,
+    secs, spawn_listening, target,
+};
+use torrentphile::protocol::{Digest, Meta};
+use torrentphile::tracker::registry::{Limits, Registry};
+use torrentphile::util::Rng;
+
+/// Most threads driving the load (each with its share of the connections). With a thread
+/// per client, 256 client threads and 256 connection threads shared 2 cores, and the p99
+/// measured the bench's own scheduling (40x p50 for the tracker, 5x for the echo server;
+/// with 4 threads, 2.5x-4.6x for both). With 2 threads the echo server ran slower than with
+/// a thread per client (the load generator was the bound); 4 drove it at least as fast as
+/// 16 threads did, at 16 clients.
+const CLIENT_THREADS: usize = 4;
+
+/// Numbers from the environment (a profiling knob: `12` or `15,500`), if set.
+fn knob(name: &str) -> Option<Vec<usize>> {
+    let text = std::env::var(name).ok()?;
+    Some(
+        text.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+    )
+}
+
+/// CPU time a process has used so far (user and system, all its threads), in seconds:
+/// `pid` 0 is this process. From /proc, in clock ticks of `tick` seconds.
+fn cpu_secs(pid: u32, tick: f64) -> f64 {
+    let path = match pid {
+        0 => "/proc/self/stat".to_string(),
+        pid => format!("/proc/{pid}/stat"),
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |i: usize| -> f64 {
+        rest.split_whitespace()
+            .nth(i - 3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (field(14) + field(15)) * tick
+}
+
+/// A tracker binary as a child process, its per-address caps lifted (every bench client is
+/// 127.0.0.1).
+fn spawn_tracker_bin(bin: &str, max_conns: usize) -> Res<(Proc, SocketAddr)> {
+    let n = max_conns.to_string();
+    let mut cmd = Command::new(bin);
+    cmd.args(["tracker", "--port", "0", "--timeout", "600"]);
+    cmd.args(["--max-conns", &n, "--max-conns-per-addr", &n]);
+    cmd.args([
+        "--max-peers-per-addr",
+        &n,
+        "--max-files-per-addr",
+        "100000000",
+    ]);
+    spawn_listening(&mut cmd)
+}
+
+/// One load thread: keeps one WHOHAS in flight on each of `conns` for `measure`, reading the
+/// replies in the order the requests left; each reply must start with `answer`. Latencies
+/// in ns, from just before the request's write to the end of its reply's read.
+fn drive(
+    conns: &[TcpStream],
+    seed: u64,
+    files: usize,
+    measure: Duration,
+    answer: &str,
+) -> Result<Vec<u64>, String> {
+    let (mut rng, mut ask, mut reply) = (Rng::new(seed), String::new(), Vec::new());
+    let mut send = |c: &TcpStream, rng: &mut Rng| -> Result<Instant, String> {
+        ask.clear();
+        let _ = writeln!(ask, "WHOHAS f{}", rng.below(files));
+        let t = Instant::now();
+        let mut c = c;
+        c.write_all(ask.as_bytes())
+            .map_err(|e| format!("WHOHAS: {e}"))?;
+        Ok(t)
+    };
+    let mut flying = VecDeque::with_capacity(conns.len());
+    for (i, c) in conns.iter().enumerate() {
+        flying.push_back((i, send(c, &mut rng)?));
+    }
+    let (start, mut lat, mut buf) = (Instant::now(), Vec::new(), [0u8; 1024]);
+    while start.elapsed() < measure && lat.len() < 10_000_000 {
+        let Some((i, sent)) = flying.pop_front() else {
+            break;
+        };
+        let mut c = &conns[i];
+        reply.clear();
+        while reply.last() != Some(&b'\n') {
+            match c.read(&mut buf) {
+                Ok(0) => return Err("the server closed a connection".into()),
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("reading a reply: {e}")),
+            }
+        }
+        lat.push(sent.elapsed().as_nanos() as u64);
+        let lines = reply.iter().filter(|&&b| b == b'\n').count();
+        if lines != 1 || !reply.starts_with(answer.as_bytes()) {
+            let text = String::from_utf8_lossy(&reply);
+            return Err(format!(
+                "WHOHAS was answered {text:?} (expected one {answer} line)"
+            ));
+        }
+        flying.push_back((i, send(c, &mut rng)?));
+    }
+    Ok(lat)
+}
+
+/// `clients` connections to `addr`, one request in flight on each, driven by `threads`
+/// threads for `measure`: requests per second, p50 and p99 latency in microseconds.
+fn whohas_run(
+    t: &Target,
+    clients: usize,
+    threads: usize,
+    files: usize,
+    measure: Duration,
+) -> Res<[f64; 5]> {
+    let (addr, answer) = (t.addr, t.answer);
+    let conns = open_conns(addr, clients, 1, |_| "PING\n".into())?;
+    for c in &conns {
+        c.set_nodelay(true)?;
+    }
+    let per = clients.div_ceil(threads.clamp(1, clients));
+    let barrier = Barrier::new(clients.div_ceil(per) + 1);
+    type Got = (f64, f64, f64, Vec<u64>);
+    let (took, server, client, mut lat) = thread::scope(|s| -> Result<Got, String> {
+        let barrier = &barrier;
+        let workers: Vec<_> = conns
+            .chunks(per)
+            .enumerate()
+            .map(|(k, group)| {
+                s.spawn(move || {
+                    barrier.wait();
+                    drive(group, k as u64, files, measure, answer)
+                })
+            })
+            .collect();
+        let cpu = (cpu_secs(t.pid, t.tick), cpu_secs(0, t.tick));
+        barrier.wait();
+        let (start, mut all) = (Instant::now(), Vec::new());
+        for w in workers {
+            all.extend(w.join().map_err(|_| "a client thread panicked")??);
+        }
+        let took = secs(start);
+        let server = cpu_secs(t.pid, t.tick) - cpu.0;
+        Ok((took, server, cpu_secs(0, t.tick) - cpu.1, all))
+    })?;
+    lat.sort_unstable();
+    let pct = |q: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * q) as usize)
+            .map_or(f64::NAN, |&n| n as f64 / 1e3)
+    };
+    let n = lat.len() as f64;
+    Ok([
+        n / took,
+        pct(0.5),
+        pct(0.99),
+        server / n * 1e6,
+        client / n * 1e6,
+    ])
+}
+
+/// A tracker child process with `peers` registered peers (each on its own live connection)
+/// announcing `FILES_PER_PEER` files each: the process, its address, the registrations, and
+/// a note on how long they took.
+fn loaded_tracker(bin: &str, peers: usize) -> Res<(Proc, SocketAddr, Vec<TcpStream>, String)> {
+    let digest: Digest = DIGEST.parse().map_err(|_| "digest")?;
+    let per = FILES_PER_PEER;
+    let (tracker, addr) = spawn_tracker_bin(bin, peers + 256 + 100)?;
+    let t = Instant::now();
+    let regs = open_conns(addr, peers, 1 + per, |i| {
+        let mut lines = format!("REGISTER {}\n", 20_000 + i);
+        for f in i * per..(i + 1) * per {
+            let _ = writeln!(lines, "UPLOAD f{f} {MIB} 262144 {:040x} {digest}", f + 1);
+        }
+        lines
+    })?;
+    let note = format!(
+        "{peers} peers registered, each on its own live connection, and {} files announced \
+         in {:.1}s; tracker RSS then {} MiB",
+        peers * per,
+        secs(t),
+        pid_kib(tracker.0.id(), "VmRSS").unwrap_or(0) / 1024
+    );
+    Ok((tracker, addr, regs, note))
+}
+
+const DIGEST: &str = "84983e441c3bd26ebaae4aa1f95129e5e54670f1";
+
+/// The registry alone, without sockets: the ceiling for the server.
+fn registry_ceiling(peers: usize, s: &mut Section) -> Res<()> {
+    let digest: Digest = DIGEST.parse().map_err(|_| "digest")?;
+    let per = FILES_PER_PEER;
+    let mut reg = Registry::with_limits(Limits::unlimited());
+    for p in 0..peers {
+        let id = format!("127.0.0.1:{}", 20_000 + p);
+        let session = reg.register(&id).map_err(|e| e.message)?;
+        for f in p * per..(p + 1) * per {
+            let (name, size, piece_size) = (format!("f{f}"), MIB, 1 << 18);
+            let meta = Meta {
+                name,
+                size,
+                piece_size,
+                sha1: digest,
+                root: digest,
+            };
+            reg.upload(&id, session, &meta).map_err(|e| e.message)?;
+        }
+    }
+    let (mut rng, lookups, t) = (Rng::new(3), peers * 100, Instant::now());
+    for _ in 0..lookups {
+        std::hint::black_box(reg.who_has(&format!("f{}", rng.below(peers * per))).is_ok());
+    }
+    let row = s.row(
+        "Registry::who_has in memory, 1 thread",
+        "req/s",
+        vec![lookups as f64 / secs(t)],
+    );
+    row.vs = "no sockets: the ceiling".into();
+    Ok(())
+}
+
+/// One server under test: a label, its address, what its replies start with.
+struct Target {
+    label: &'static str,
+    addr: SocketAddr,
+    answer: &'static str,
+    /// Its process (for its CPU time) and the length of a clock tick there, in seconds.
+    pid: u32,
+    tick: f64,
+}
+
+/// Samples of one server at one client count: rates, p50s, p99s, CPU per request of the
+/// server and of the clients.
+#[derive(Default)]
+struct Samples {
+    rate: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    server_cpu: Vec<f64>,
+    client_cpu: Vec<f64>,
+}
+
+pub fn tracker_whohas(b: &mut Bench, s: &mut Section) -> Res<()> {
+    let want = b.scale.peers;
+    registry_ceiling(want, s)?;
+    let old_bin = std::env::var("TORRENTPHILE_BENCH_OLD_TRACKER").ok();
+    // Every registration is an open file here too: a second tracker halves the room.
+    let trackers = 1 + usize::from(old_bin.is_some());
+    let peers = want.min(fd_limit().saturating_sub(2 * (256 + 300)) / trackers);
+    if peers < want {
+        s.note(format!(
+            "open files limit {}: {peers} peers instead of {want}",
+            fd_limit()
+        ));
+    }
+    let files = peers * FILES_PER_PEER;
+    let tick = 1.0
+        / super::run_text("getconf", &["CLK_TCK"])
+            .trim()
+            .parse()
+            .unwrap_or(100.0);
+    let me = std::env::current_exe()?;
+    let (echo, echo_addr) = spawn_listening(Command::new(&me).arg("--echo-server"))?;
+    let (tracker, addr, regs, note) = loaded_tracker(BIN, peers)?;
+    s.note(format!("`torrentphile tracker` as a child process; {note}"));
+    let mut targets = vec![
+        Target {
+            label: "echo",
+            addr: echo_addr,
+            answer: "WHOHAS",
+            pid: echo.0.id(),
+            tick,
+        },
+        Target {
+            label: "tracker",
+            addr,
+            answer: "PEERS",
+            pid: tracker.0.id(),
+            tick,
+        },
+    ];
+    // A second tracker binary to compare with (before/after a change), interleaved.
+    let old = match old_bin {
+        Some(bin) => {
+            let (proc, addr, regs, note) = loaded_tracker(&bin, peers)?;
+            s.note(format!("comparison tracker {bin}: {note}"));
+            targets.push(Target {
+                label: "old tracker",
+                addr,
+                answer: "PEERS",
+                pid: proc.0.id(),
+                tick,
+            });
+            Some((proc, regs))
+        }
+        None => None,
+    };
+    let threads = knob("TORRENTPHILE_BENCH_CLIENT_THREADS")
+        .and_then(|v| v.first().copied())
+        .unwrap_or(CLIENT_THREADS);
+    let counts = knob("TORRENTPHILE_BENCH_CLIENTS").unwrap_or_else(|| vec![1, 16, 256]);
+    // `TORRENTPHILE_BENCH_RUNS=15,500`: 15 runs of 500 ms (more, shorter interleaved runs
+    // pair the servers more closely on a machine whose load moves).
+    let (runs, measure) = match knob("TORRENTPHILE_BENCH_RUNS").as_deref() {
+        Some(&[runs, ms]) => (runs, Duration::from_millis(ms as u64)),
+        _ => (b.scale.runs, b.scale.measure),
+    };
+    let mut at16 = (f64::NAN, f64::NAN);
+    for clients in counts {
+        let mut got: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
+        // Interleaved: each run measures every server once, so load on the machine falls on
+        // all of them alike.
+        for _ in 0..runs {
+            for (t, g) in targets.iter().zip(&mut got) {
+                let [rate, p50, p99, server, client] =
+                    whohas_run(t, clients, threads, files, measure)?;
+                g.rate.push(rate);
+                g.p50.push(p50);
+                g.p99.push(p99);
+                g.server_cpu.push(server);
+                g.client_cpu.push(client);
+            }
+        }
+        let echo = Figures::of(&got[0]);
+        for (t, g) in targets.iter().zip(got) {
+            let f = Figures::of(&g);
+            let name = match t.label {
+                "echo" => format!("baseline: echo server, {clients} client(s)"),
+                "tracker" => format!("WHOHAS, {clients} client(s)"),
+                label => format!("WHOHAS, {label}, {clients} client(s)"),
+            };
+            let is_echo = t.label == "echo";
+            let row = s.row(name.clone(), "req/s", g.rate);
+            if !is_echo {
+                row.vs = format!("{:.2}x echo", f.rate / echo.rate);
+            }
+            if t.label == "tracker" {
+                tracker_goals(b, row, clients, &f, &echo, &mut at16);
+            }
+            s.row(format!("{name}: p50"), "us", g.p50);
+            let row = s.row(format!("{name}: p99"), "us", g.p99);
+            row.vs = format!("{:.1}x p50", f.tail);
+            if !is_echo {
+                let _ = write!(row.vs, " ({:.2}x echo's)", f.tail / echo.tail);
+            }
+            if t.label == "tracker" && clients == 256 {
+                row.target = target("<= 4x p50", f.tail <= 4.0);
+                let what = "tracker WHOHAS, 256 clients, p99 vs p50";
+                let value = format!("{:.1}x (echo server {:.1}x)", f.tail, echo.tail);
+                b.goal(what, value, "<= 4x", f.tail <= 4.0);
+                let what = "the same, vs the echo server's p99 vs p50";
+                let r = f.tail / echo.tail;
+                b.goal(what, format!("{r:.2}x"), "<= 1.5x", r <= 1.5);
+            }
+            let row = s.row(format!("{name}: server CPU"), "us/req", g.server_cpu);
+            if !is_echo {
+                row.vs = format!("{:.2}x echo", f.server_cpu / echo.server_cpu);
+            }
+            s.row(format!("{name}: clients' CPU"), "us/req", g.client_cpu);
+        }
+    }
+    s.note(format!(
+        "each client is one connection with one request in flight (the next leaves when the \
+         reply is in), {:?} per measurement, every server measured in turn in each of the {} \
+         runs; the connections are driven by {threads} threads of the bench process, each \
+         reading its connections' replies in the order the requests left; latency includes \
+         their scheduling on the same cores",
+        measure, runs
+    ));
+    s.note(
+        "baseline: the barest std server, a thread per connection (the tracker's stack size) \
+         echoing each request line back (`io::copy`); same clients, same run. CPU per request: \
+         user and system time of the server's process (or of the bench process, for the \
+         clients) over the measurement, from /proc, divided by the requests answered",
+    );
+    // Kill the trackers before closing the registrations: 10,000 departures are not measured.
+    drop(tracker);
+    drop(old);
+    drop(regs);
+    Ok(())
+}
+
+/// The medians of one server's samples at one client count.
+struct Figures {
+    rate: f64,
+    tail: f64,
+    server_cpu: f64,
+}
+
+impl Figures {
+    fn of(g: &Samples) -> Figures {
+        Figures {
+            rate: median(&g.rate),
+            tail: median(&g.p99) / median(&g.p50),
+            server_cpu: median(&g.server_cpu),
+        }
+    }
+}
+
+/// The goals of issue 13 on the tracker's rate row at `clients` clients, and the same goals
+/// as ratios to the echo server under the same load (what this machine allows any server).
+/// `at16` keeps the tracker's and the echo server's rates at 16 clients.
+fn tracker_goals(
+    b: &mut Bench,
+    row: &mut super::Row,
+    clients: usize,
+    f: &Figures,
+    echo: &Figures,
+    at16: &mut (f64, f64),
+) {
+    let vs_echo = f.rate / echo.rate;
+    if clients == 16 {
+        *at16 = (f.rate, echo.rate);
+        let met = f.rate >= 100_000.0;
+        row.target = target(">= 100000 req/s", met);
+        let value = format!("{:.0} req/s ({vs_echo:.2}x echo)", f.rate);
+        b.goal("tracker WHOHAS, 16 clients", value, ">= 100,000 req/s", met);
+        let what = "tracker WHOHAS, 16 clients, vs the echo server";
+        b.goal(what, format!("{vs_echo:.2}x"), ">= 0.9x", vs_echo >= 0.9);
+    }
+    if clients == 256 {
+        let r = f.rate / at16.0;
+        let echo_r = echo.rate / at16.1;
+        row.vs = format!("{r:.2}x 16 clients (echo {echo_r:.2}x), {vs_echo:.2}x echo");
+        row.target = target(">= 0.9x 16 clients", r >= 0.9);
+        let what = "tracker WHOHAS, 256 vs 16 clients, throughput";
+        b.goal(what, format!("{r:.2}x"), ">= 0.9x", r >= 0.9);
+        let what = "the same, vs the echo server's 256 vs 16 clients";
+        let rr = r / echo_r;
+        b.goal(what, format!("{rr:.2}x"), ">= 0.9x", rr >= 0.9);
+    }
+}
