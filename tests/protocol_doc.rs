@@ -280,7 +280,7 @@ fn replay(
 /// Words of a ticket that change with the clock and the holder's login: in an `S:` line
 /// they match any word and remember it; in a later `C:` line (of any transcript after it)
 /// they stand for what was remembered.
-const CAPTURES: [&str; 2] = ["<expiry>", "<mac>"];
+const CAPTURES: [&str; 3] = ["<expiry>", "<mac>", "<standby>"];
 
 /// Match `got` against `expected` word by word, capture words standing for any word.
 fn capture(expected: &str, got: &str) -> Option<Vec<(&'static str, String)>> {
@@ -415,7 +415,9 @@ impl World {
                 let registry = self.tracker.registry();
                 (registry.peer_count(), registry.file_count())
             };
-            if (peers, files) == (1, 2) {
+            // The peer has offered its standby too (the STANDBY transcript lists it).
+            let offered = !self.peer.link_state().candidates.is_empty();
+            if (peers, files) == (1, 2) && offered {
                 return Ok(());
             }
             if Instant::now() > deadline {

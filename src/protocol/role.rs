@@ -24,6 +24,7 @@ impl Role {
                 "WHOHAS",
                 "INFO",
                 "LIST",
+                "STANDBY",
                 "SALT",
                 "CREATE-USER",
                 "LOGIN",

@@ -403,8 +403,12 @@ fn standby(client: &mut Client, port: u16) -> Result<Reply, ProtoError> {
     offer.list.offer(offer.conn, offer.offered, addr);
     offer.offered = Some(addr);
     let mut text = String::from("standby");
+    // The loopback rule, as for holders: a standby on the tracker's machine is listed only
+    // to peers on it.
     for a in offer.list.list() {
-        let _ = write!(text, " {a}");
+        if holders::reachable(&a.to_string(), client.ip) {
+            let _ = write!(text, " {a}");
+        }
     }
     Ok(Reply::Ack(text))
 }
@@ -538,6 +542,41 @@ mod tests {
     }
 
     #[test]
+    fn the_standby_list_follows_the_loopback_rule() {
+        let w = World::new();
+        let list: Arc<Standbys> = Arc::default();
+        let with_list = |mut c: Client, conn: u64| {
+            c.standby = Some(Offer {
+                list: list.clone(),
+                conn,
+                offered: None,
+            });
+            c
+        };
+        let mut local = with_list(w.client(), 1);
+        let lan = Client::new(
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 7)),
+            Duration::from_secs(10),
+        );
+        let mut lan = with_list(lan, 2);
+        w.ask(&mut local, "REGISTER 9000");
+        assert_eq!(
+            w.ask(&mut local, "STANDBY 7000"),
+            "ACK standby 127.0.0.1:7000"
+        );
+        w.ask(&mut lan, "REGISTER 9001");
+        // The LAN peer is not handed the tracker's loopback; the local one sees both.
+        assert_eq!(
+            w.ask(&mut lan, "STANDBY 7001"),
+            "ACK standby 192.168.1.7:7001"
+        );
+        assert_eq!(
+            w.ask(&mut local, "STANDBY 7000"),
+            "ACK standby 127.0.0.1:7000 192.168.1.7:7001"
+        );
+    }
+
+    #[test]
     fn announcing_needs_a_registration() {
         let w = World::new();
         let mut c = w.client();
@@ -592,7 +631,7 @@ mod tests {
         assert_eq!(
             w.ask(&mut c, "HELP"),
             concat!(
-                "ACK tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST SALT ",
+                "ACK tracker verbs: REGISTER UPLOAD PARTIAL REMOVE WHOHAS INFO LIST STANDBY SALT ",
                 "CREATE-USER LOGIN PROOF LOGOUT CREATE-GROUP JOIN LEAVE REQUESTS ACCEPT GROUPS ",
                 "FILES GUPLOAD GREMOVE GWHOHAS GINFO GRANT VOUCH PING HELP BYE"
             )
