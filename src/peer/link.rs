@@ -280,11 +280,16 @@ impl Link {
         }
     }
 
-    /// Who holds `name` (`WHOHAS`): full holders first; none if the tracker knows no such file.
+    /// Who holds `name` (`WHOHAS`): full holders first; none if nobody holds it. Any other
+    /// `not-found` (holders this host cannot reach: they are on the tracker's loopback) is an
+    /// error carrying the tracker's explanation, which names the fix.
     pub fn who_has(&self, name: &str) -> Result<Vec<Holder>, String> {
         match self.call_line(Request::WhoHas { name: name.into() })? {
             Reply::Peers(holders) => Ok(holders),
-            Reply::Err(ErrCode::NotFound, _) => Ok(Vec::new()),
+            Reply::Err(ErrCode::NotFound, msg) if msg.starts_with("no peer holds") => {
+                Ok(Vec::new())
+            }
+            Reply::Err(ErrCode::NotFound, msg) => Err(format!("the tracker says: {msg}")),
             other => Err(format!("tracker answered WHOHAS with {other}")),
         }
     }

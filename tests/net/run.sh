@@ -710,6 +710,8 @@ check_advertise() {
         fail "$what: get lo.bin on h3 succeeded, yet its only holder is on the tracker's loopback"
     elif grep -q '127\.0\.0\.1' "$WORK/get-lo.out" "$WORK/get-lo.err"; then
         fail "$what: get lo.bin on h3 was handed a loopback address: $(cat "$WORK/get-lo.err")"
+    elif ! grep -q -- '--advertise' "$WORK/get-lo.err"; then
+        fail "$what: get lo.bin on h3 did not pass on the tracker's --advertise hint: $(cat "$WORK/get-lo.err")"
     else
         pass "$what: h3 got adv.bin via 10.77.0.1:7400, sha1 identical; lo.bin refused: $(head -c 90 "$WORK/get-lo.err" | tr '\n' ' ')"
     fi
