@@ -311,7 +311,9 @@ mod peers {
             .map(|(l, m)| {
                 let check = m.cluster.as_ref().unwrap().leader_check();
                 let config = TrackerConfig {
-                    gate: Gate(Some(Arc::new(check))),
+                    gate: Gate(Some(Arc::new(
+                        move |_: &torrentphile::protocol::Request| check(),
+                    ))),
                     ..TrackerConfig::default()
                 };
                 Some(Tracker::start(l, config).unwrap())

@@ -119,7 +119,10 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     let listener = bind(&m, 8000)?;
     let _cluster = match cluster::member(&m, &listener, &config.trace)? {
         Some((member, replica)) => {
-            config.gate = Gate(Some(Arc::new(member.leader_check())));
+            let leader_check = member.leader_check();
+            config.gate = Gate(Some(Arc::new(move |_: &crate::protocol::Request| {
+                leader_check()
+            })));
             // The Raft log is the journal: no local journal in cluster mode.
             config.accounts.state = None;
             config.accounts.replica = Some(replica);

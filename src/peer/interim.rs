@@ -122,6 +122,18 @@ pub fn offer_for(addr: &str, requests: &[Request], hold: Duration, trace: &Trace
     let _ = conn.request(&Request::Bye);
 }
 
+/// A standby bound to `bound` as the standby list names it: at `listed_ip`, the address a
+/// configured tracker lists its peer at (the bound address is `0.0.0.0` on a LAN peer, and
+/// would sort below every real one); the bound address itself until the peer is listed.
+pub fn listed_standby(listed_ip: Option<IpAddr>, bound: SocketAddr) -> Option<String> {
+    let ip = match listed_ip {
+        Some(ip) => ip,
+        None if !bound.ip().is_unspecified() => bound.ip(),
+        None => return None,
+    };
+    Some(SocketAddr::new(ip, bound.port()).to_string())
+}
+
 /// What a standby does now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Mode {
@@ -148,12 +160,18 @@ impl Shared {
             .clone()
     }
 
-    /// The gate before every request but `PING HELP BYE`.
-    fn check(&self) -> Result<(), ProtoError> {
+    /// The gate before every request but `PING HELP BYE`. Only a `REGISTER` opens a dormant
+    /// standby whose peer has lost every tracker (another peer elected it); a probe (`WHOHAS`)
+    /// must not open it.
+    fn check(&self, request: &Request) -> Result<(), ProtoError> {
         let mut mode = self.mode.lock().unwrap_or_else(PoisonError::into_inner);
+        let register = matches!(
+            request,
+            Request::Register { .. } | Request::RegisterAs { .. }
+        );
         match &*mode {
             Mode::Interim => Ok(()),
-            Mode::Dormant(None) if self.trackers_gone.load(Ordering::SeqCst) => {
+            Mode::Dormant(None) if register && self.trackers_gone.load(Ordering::SeqCst) => {
                 *mode = Mode::Interim;
                 drop(mode);
                 eprintln!(
@@ -201,7 +219,9 @@ impl Standby {
         let config = TrackerConfig {
             idle: STANDBY_IDLE,
             trace,
-            gate: Gate(Some(Arc::new(move || shared2.check()))),
+            gate: Gate(Some(Arc::new(move |request: &Request| {
+                shared2.check(request)
+            }))),
             ..base
         };
         let tracker = Tracker::start_public_only(listener, config)?;
@@ -330,19 +350,49 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_bound_to_every_address_is_named_as_the_tracker_lists_its_peer() {
+        let any: SocketAddr = "0.0.0.0:7000".parse().expect("addr");
+        let lan: IpAddr = "10.0.0.5".parse().expect("ip");
+        assert_eq!(
+            listed_standby(Some(lan), any).as_deref(),
+            Some("10.0.0.5:7000")
+        );
+        assert_eq!(listed_standby(None, any), None);
+        let lo: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
+        assert_eq!(listed_standby(None, lo).as_deref(), Some("127.0.0.1:7000"));
+        // With it, a LAN peer no longer sorts itself first: 10.0.0.5 is above 10.0.0.2.
+        let list = vec!["10.0.0.2:7000".to_string()];
+        let mut candidates = list.clone();
+        candidates.extend(listed_standby(Some(lan), any));
+        assert_eq!(
+            elect(&candidates, |_| true).as_deref(),
+            Some("10.0.0.2:7000")
+        );
+    }
+
+    #[test]
     fn a_dormant_standby_points_elsewhere_until_elected() {
         let s = Standby::start(IpAddr::from([127, 0, 0, 1]), Trace::off(), "t").expect("standby");
-        let refusal = s.shared.check().expect_err("dormant");
+        let (probe, register) = (
+            Request::WhoHas {
+                name: "interim-probe".into(),
+            },
+            Request::Register { port: 9000 },
+        );
+        let refusal = s.shared.check(&register).expect_err("dormant");
         assert_eq!(
             refusal.into_reply().to_string(),
             "ERR not-leader none: this peer runs no interim tracker now"
         );
         s.point_to(Some("127.0.0.1:8000"));
-        assert!(s.shared.check().is_err());
-        // Its own peer lost every tracker too: a REGISTER here means it was elected.
+        assert!(s.shared.check(&register).is_err());
+        // Its own peer lost every tracker too: a probe does not open it, a REGISTER (another
+        // peer elected it) does.
         s.point_to(None);
         s.set_trackers_gone(true);
-        assert!(s.shared.check().is_ok());
+        assert!(s.shared.check(&probe).is_err());
+        assert!(!s.is_interim());
+        assert!(s.shared.check(&register).is_ok());
         assert!(s.is_interim());
         assert!(s.point_to(Some("127.0.0.1:8000")), "it was the interim");
         assert!(!s.is_interim());

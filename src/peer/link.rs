@@ -157,6 +157,8 @@ impl Link {
                     checked: Instant::now(),
                     elected: None,
                     nudged: Default::default(),
+                    listed_ip: None,
+                    silent: Default::default(),
                 };
                 link.run(&rx);
             })

@@ -131,7 +131,7 @@ impl Log {
             self.entries.drain(..drop.min(self.entries.len()));
         } else {
             if self.stable_last > snapshot.index || !self.entries.is_empty() {
-                self.mark(snapshot.index + 1);
+                self.mark(snapshot.index.saturating_add(1));
             }
             self.entries.clear();
         }

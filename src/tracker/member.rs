@@ -67,7 +67,10 @@ impl Member {
         let apply = Box::new(move |command: &str| applier.apply(command));
         let cluster = Cluster::start_with(config, id, state_dir, Trace::off(), options, apply)?;
         replica.set_propose(Arc::new(cluster.proposer(PROPOSE_WAIT)));
-        tracker.gate = Gate(Some(Arc::new(cluster.leader_check())));
+        let leader_check = cluster.leader_check();
+        tracker.gate = Gate(Some(Arc::new(move |_: &crate::protocol::Request| {
+            leader_check()
+        })));
         tracker.accounts.state = None;
         tracker.accounts.replica = Some(replica.clone());
         let tracker = Tracker::start(client, tracker).map_err(|e| format!("cannot start: {e}"))?;

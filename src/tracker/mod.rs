@@ -92,14 +92,17 @@ impl TrackerConfig {
 /// A check run before a request is handled; `Err` is the reply instead. It must be quick and
 /// must not block (it reads a cluster member's published role).
 #[derive(Clone, Default)]
-pub struct Gate(pub Option<Arc<dyn Fn() -> Result<(), ProtoError> + Send + Sync>>);
+pub struct Gate(pub Option<Arc<GateCheck>>);
+
+/// A gate's check, shown the request it lets through or refuses.
+pub type GateCheck = dyn Fn(&Request) -> Result<(), ProtoError> + Send + Sync;
 
 impl Gate {
     fn refuse(&self, request: &Request) -> Option<ProtoError> {
         let check = self.0.as_ref()?;
         match request {
             Request::Ping | Request::Help | Request::Bye => None,
-            _ => check().err(),
+            _ => check(request).err(),
         }
     }
 }
@@ -405,10 +408,11 @@ fn standby(client: &mut Client, port: u16) -> Result<Reply, ProtoError> {
     let mut text = String::from("standby");
     // The loopback rule, as for holders: a standby on the tracker's machine is listed only
     // to peers on it.
-    for a in offer.list.list() {
-        if holders::reachable(&a.to_string(), client.ip) {
-            let _ = write!(text, " {a}");
-        }
+    for a in offer
+        .list
+        .list(|a| holders::reachable(&a.to_string(), client.ip))
+    {
+        let _ = write!(text, " {a}");
     }
     Ok(Reply::Ack(text))
 }

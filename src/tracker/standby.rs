@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 
-/// Most addresses one `STANDBY` reply names: the election only ever needs the lowest few
-/// live ones, and the line stays short with thousands of peers.
-pub const MAX_LISTED: usize = 16;
+/// Most addresses one `STANDBY` reply names: the election needs the lowest live one, and if
+/// the tracker's host dies with the peers on it, the lowest listed may all be gone: 128 (a
+/// line of about 3 KB) leaves room for that, and stays short with thousands of peers.
+pub const MAX_LISTED: usize = 128;
 
 /// The standby addresses offered, each with the connection that offered it.
 #[derive(Debug, Default)]
@@ -43,11 +44,17 @@ impl Standbys {
         }
     }
 
-    /// The `STANDBY` reply's words: the lowest `MAX_LISTED` addresses (IPv4 before IPv6, then
-    /// by address, then by port: `SocketAddr`'s order, the one every peer sorts by too).
-    pub fn list(&self) -> Vec<SocketAddr> {
+    /// The `STANDBY` reply's words: the lowest `MAX_LISTED` addresses the asker may be given
+    /// (`usable`: the loopback rule), IPv4 before IPv6, then by address, then by port
+    /// (`SocketAddr`'s order, the one every peer sorts by too). Filtered before the cut, so
+    /// loopback standbys, which sort first, never crowd a LAN peer's list out.
+    pub fn list(&self, usable: impl Fn(&SocketAddr) -> bool) -> Vec<SocketAddr> {
         let map = self.by_addr.lock().unwrap_or_else(PoisonError::into_inner);
-        map.keys().take(MAX_LISTED).copied().collect()
+        map.keys()
+            .filter(|a| usable(a))
+            .take(MAX_LISTED)
+            .copied()
+            .collect()
     }
 }
 
@@ -67,7 +74,7 @@ mod tests {
         s.offer(3, None, a("[::1]:10"));
         s.offer(4, None, a("10.0.0.1:5"));
         assert_eq!(
-            s.list(),
+            s.list(|_| true),
             vec![
                 a("10.0.0.1:5"),
                 a("127.0.0.1:800"),
@@ -79,12 +86,21 @@ mod tests {
         s.withdraw(9, a("127.0.0.1:9000")); // not its connection's: kept
         s.offer(1, Some(a("127.0.0.1:9000")), a("127.0.0.1:9001"));
         assert_eq!(
-            s.list(),
+            s.list(|_| true),
             vec![a("10.0.0.1:5"), a("127.0.0.1:9001"), a("[::1]:10")]
         );
-        for i in 0..40 {
+        for i in 0..200 {
             s.offer(100 + i, None, a(&format!("127.0.0.2:{}", 1000 + i)));
         }
-        assert_eq!(s.list().len(), MAX_LISTED);
+        assert_eq!(s.list(|_| true).len(), MAX_LISTED);
+        // Filtered before the cut: a LAN asker still sees the LAN standby.
+        let lan = s.list(|a| !a.ip().is_loopback());
+        assert_eq!(
+            lan,
+            vec![a("10.0.0.1:5"), a("[::1]:10")]
+                .into_iter()
+                .filter(|a| !a.ip().is_loopback())
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -296,10 +296,6 @@ pub fn coordinate(
     result.map(|()| corrupt.into_iter().collect())
 }
 
-/// How many workers may run: `workers`, or up to `PROBE_FACTOR` times that while fewer than
-/// `workers` of the running ones have delivered.
-/// The tracker's holders and the torrent's BitTorrent peers (`bt:<addr>`), each address once:
-/// a Torrentphile holder is fetched from over lines, not twice.
 /// The holders every reply so far listed, newest flags first, at most `KNOWN_MAX`.
 #[derive(Default)]
 struct Known(HashMap<String, Holder>);
@@ -326,6 +322,8 @@ impl Known {
     }
 }
 
+/// The tracker's holders and the torrent's BitTorrent peers (`bt:<addr>`), each address once:
+/// a Torrentphile holder is fetched from over lines, not twice.
 fn with_bt(plan: &Plan, shared: &Shared, mut holders: Vec<Holder>) -> Vec<Holder> {
     let Some(bt) = &plan.bt else { return holders };
     let left = shared.meta().size.saturating_sub(shared.verified());
@@ -341,6 +339,8 @@ fn with_bt(plan: &Plan, shared: &Shared, mut holders: Vec<Holder>) -> Vec<Holder
     holders
 }
 
+/// How many workers may run: `workers`, or up to `PROBE_FACTOR` times that while fewer than
+/// `workers` of the running ones have delivered.
 fn slots(workers: usize, running: &HashMap<String, Running>) -> usize {
     let workers = workers.max(1);
     if running.values().filter(|r| r.proven).count() >= workers {

@@ -326,7 +326,10 @@ mod tests {
     fn shared(pieces: u32) -> Shared {
         let dir = std::env::temp_dir().join(format!("tp-claims-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("x.part");
+        // A file of its own per call: tests run in parallel.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("x{n}.part"));
         let file = std::fs::File::create(&path).expect("part file");
         let size = u64::from(pieces) * 1024;
         let meta = Meta {

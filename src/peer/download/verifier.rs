@@ -185,7 +185,8 @@ fn hash_on_disk(shared: &Shared, i: u32) -> Option<Digest> {
 fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, ok: Option<bool>) {
     if state.corrupt_piece().is_some() || shared.stopped() || shared.have().has(i) {
         // After a corrupt piece from this peer the worker is ending: its later pieces are
-        // not trusted either.
+        // not trusted either. (Released first, so the piece is free when a worker picks it.)
+        shared.release(i);
         shared.picker().finish(w, i, false);
     } else if ok != Some(true) {
         if ok == Some(false) {
@@ -194,10 +195,13 @@ fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, o
                 .corrupt
                 .compare_exchange(0, i + 1, Ordering::AcqRel, Ordering::Acquire);
         }
+        shared.release(i);
         shared.picker().finish(w, i, false);
     } else {
-        // Held only once verified: from here on our own server may serve it.
+        // Held only once verified: from here on our own server may serve it. Released only
+        // after: a verified piece can never be claimed, so nobody writes it again.
         let first = shared.have().set(i);
+        shared.release(i);
         let mut picker = shared.picker();
         picker.finish(w, i, first);
         let done = picker.is_done();
@@ -209,7 +213,6 @@ fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, o
             shared.finish_all();
         }
     }
-    shared.release(i);
     state.pending.fetch_sub(1, Ordering::AcqRel);
     shared.notify();
 }

@@ -16,6 +16,8 @@ use crate::protocol::{ErrCode, Reply, Request};
 /// How long a lower interim tracker's offer is held at a higher one: two list periods, so
 /// every client there has fetched a list that names it.
 const NUDGE_HOLD: Duration = Duration::from_secs(5);
+/// A standby that did not answer a probe is taken for dead this long.
+const SILENT_FOR: Duration = Duration::from_secs(10);
 
 impl Worker {
     /// Say `text` to the user and in the trace.
@@ -24,8 +26,11 @@ impl Worker {
         self.trace.note(&self.label, "-", text);
     }
 
+    /// This peer's standby as the tracker lists it: the address this peer is listed at, with
+    /// the standby's port. Never the bound address, which is `0.0.0.0` on a LAN peer and
+    /// would sort below every real one (each peer would elect itself).
     fn own_standby(&self) -> Option<String> {
-        self.standby.as_ref().map(|s| s.addr().to_string())
+        interim::listed_standby(self.listed_ip, self.standby.as_ref()?.addr())
     }
 
     /// Just registered with `self.tracker`: a configured tracker (every failure forgotten, and
@@ -160,7 +165,11 @@ impl Worker {
 
     /// The rule (`interim::elect`) over the list and this peer's own standby; nothing without
     /// a list (unless another peer has already elected this one).
-    fn elect(&self) -> Option<String> {
+    ///
+    /// A standby that did not answer is not probed again for `SILENT_FOR`: on a LAN a dead
+    /// host costs the whole probe timeout, and this runs every `CHECK_EVERY` on the link's
+    /// thread.
+    fn elect(&mut self) -> Option<String> {
         let own = self.own_standby();
         let own_open = self.standby.as_ref().is_some_and(|s| s.is_interim());
         if self.candidates.is_empty() && !own_open {
@@ -168,8 +177,21 @@ impl Worker {
         }
         let mut candidates = self.candidates.clone();
         candidates.extend(own.clone());
+        let now = Instant::now();
+        self.silent.retain(|_, until| *until > now);
+        let (silent, trace) = (&mut self.silent, &self.trace);
         interim::elect(&candidates, |addr| {
-            Some(addr) == own.as_deref() || interim::answers_ping(addr, &self.trace)
+            if Some(addr) == own.as_deref() {
+                return true;
+            }
+            if silent.contains_key(addr) {
+                return false;
+            }
+            let alive = interim::answers_ping(addr, trace);
+            if !alive {
+                silent.insert(addr.to_string(), now + SILENT_FOR);
+            }
+            alive
         })
     }
 

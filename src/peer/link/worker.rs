@@ -35,6 +35,11 @@ pub(super) struct Worker {
     pub(super) standby: Option<Arc<Standby>>,
     /// The standby list the tracker handed out last.
     pub(super) candidates: Vec<String>,
+    /// The address a configured tracker lists this peer at (its id's IP): this peer's
+    /// standby is on the list at that address, whatever address the standby is bound to.
+    pub(super) listed_ip: Option<std::net::IpAddr>,
+    /// Standbys that did not answer a probe, and until when they are not probed again.
+    pub(super) silent: std::collections::HashMap<String, Instant>,
     /// `Some(addr)` while `tracker` is an interim tracker (not one of `list`).
     pub(super) interim: Option<String>,
     /// Since when no configured tracker has worked (`None`: one works).
@@ -138,6 +143,11 @@ impl Worker {
         };
         let mut words = text.split(' ');
         let id = words.next().unwrap_or_default().to_string();
+        if self.interim.is_none()
+            && let Ok(listed) = id.parse::<std::net::SocketAddr>()
+        {
+            self.listed_ip = Some(listed.ip());
+        }
         let heartbeat = words
             .find_map(|w| w.strip_prefix("heartbeat="))
             .and_then(|s| s.parse::<f64>().ok())
