@@ -66,7 +66,7 @@ const MB: f64 = 1e6;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-// ==== Scale, results, report ==================================================================
+// ==== Scale, the state cases share ============================================================
 
 /// How big each case is (the full run takes < 10 minutes on 2 cores).
 struct Scale {
