@@ -11,7 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use super::bind::{connect_from, lo};
-use super::{Bench, MIB, Res, Section, random_file, start_tracker, timed_download};
+use super::common::{random_file, start_tracker, timed_download};
+use super::report::Section;
+use super::{Bench, MIB, Res};
 use torrentphile::peer::store::hashes_text;
 use torrentphile::peer::{Peer, PeerConfig};
 use torrentphile::protocol::{Digest, Meta, Request};

@@ -26,10 +26,10 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{
-    BIN, Bench, FILES_PER_PEER, MIB, Proc, Res, Section, fd_limit, median, open_conns, pid_kib,
-    secs, spawn_listening, target,
-};
+use super::common::{Proc, fd_limit, pid_kib, secs};
+use super::report::{Section, median, target};
+use super::servers::{open_conns, spawn_listening};
+use super::{BIN, Bench, FILES_PER_PEER, MIB, Res};
 use torrentphile::protocol::{Digest, Meta};
 use torrentphile::tracker::registry::{Limits, Registry};
 use torrentphile::util::Rng;
@@ -288,7 +288,7 @@ pub fn tracker_whohas(b: &mut Bench, s: &mut Section) -> Res<()> {
     }
     let files = peers * FILES_PER_PEER;
     let tick = 1.0
-        / super::run_text("getconf", &["CLK_TCK"])
+        / super::common::run_text("getconf", &["CLK_TCK"])
             .trim()
             .parse()
             .unwrap_or(100.0);
@@ -435,7 +435,7 @@ impl Figures {
 /// `at16` keeps the tracker's and the echo server's rates at 16 clients.
 fn tracker_goals(
     b: &mut Bench,
-    row: &mut super::Row,
+    row: &mut super::report::Row,
     clients: usize,
     f: &Figures,
     echo: &Figures,
