@@ -13,7 +13,8 @@
 //! (`Plan::preferred`) are tried first, and while fewer than `workers` holders have delivered,
 //! up to `PROBE_FACTOR × workers` are tried at once. So fake holders that stall or refuse cost
 //! a slot a couple of seconds at most, and every listed holder gets its turn. The download
-//! gives up for lack of progress only once every listed holder has been tried.
+//! gives up for lack of progress only once every listed holder has been tried since the last
+//! verified piece.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -105,7 +106,11 @@ pub fn coordinate(
     let mut liars: HashSet<String> = HashSet::new();
     let mut tries: HashMap<String, u32> = HashMap::new();
     let mut waiting_holders = false;
+    // A holder listed but not given a worker since the last verified piece is waiting: the
+    // download does not give up for lack of progress while one is (with slots rotating,
+    // the honest holder among many stalling fakes may come round only after a while).
     let mut untried_waiting = false;
+    let mut tried_since_progress: HashSet<String> = HashSet::new();
     let probation = probation(shared.meta().piece_size);
     let mut errors: Vec<String> = Vec::new();
     let mut known = Known::default();
@@ -134,6 +139,7 @@ pub fn coordinate(
         let verified = shared.verified();
         if verified != last_progress.0 {
             last_progress = (verified, Instant::now());
+            tried_since_progress.clear();
         } else if last_progress.1.elapsed() > RELAX_AFTER {
             // The other downloaders are not delivering their shares: take them from seeders.
             shared.picker().relax_share();
@@ -194,7 +200,9 @@ pub fn coordinate(
                     });
                     let free = slots(plan.workers, &running).saturating_sub(running.len());
                     waiting_holders = eligible.len() > free;
-                    untried_waiting = eligible.iter().any(|h| !tries.contains_key(&h.addr));
+                    untried_waiting = eligible
+                        .iter()
+                        .any(|h| !tried_since_progress.contains(&h.addr));
                     for holder in eligible {
                         if running.len() >= slots(plan.workers, &running) {
                             break;
@@ -214,6 +222,7 @@ pub fn coordinate(
                             });
                         if let Ok(handle) = spawned {
                             *tries.entry(holder.addr.clone()).or_insert(0) += 1;
+                            tried_since_progress.insert(holder.addr.clone());
                             let pieces = shared.from().get(&holder.addr).map_or(0, |p| p.0);
                             let run = Running {
                                 handle,

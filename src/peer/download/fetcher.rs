@@ -149,18 +149,25 @@ fn fetch(
             let mut picker = shared.picker();
             let mut asked = queue.iter().filter(|a| matches!(a, Ask::Piece(_))).count();
             let window = picker.window(window);
+            // End-game picks that another worker is streaming right now: a copy would only be
+            // read and dropped. Each stays handed to this worker until the window is filled,
+            // so the picker moves on to the next piece instead of offering it again (a worker
+            // that gave up at the first such pick waited on the one piece a stalled holder had
+            // claimed, while unclaimed ones went unasked).
+            let mut streaming = Vec::new();
             while asked < window {
                 let Some(i) = picker.next(w) else { break };
                 if shared.claimed(i) {
-                    // An end-game pick that another worker is already streaming: its copy
-                    // would only be read and dropped. Ask again once something changes.
-                    picker.finish(w, i, false);
-                    break;
+                    streaming.push(i);
+                    continue;
                 }
                 asked += 1;
                 queue.push_back(Ask::Piece(i));
                 let name = meta.name.clone();
                 lines.push(Request::Piece { name, index: i }.to_string());
+            }
+            for i in streaming {
+                picker.finish(w, i, false);
             }
             picker.peer_is_seed(w)
         };
