@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) clients: Mutex<BTreeMap<NodeId, String>>,
     /// Members whose messages are dropped both ways (a test hook: a cut link).
     pub(crate) cut: Mutex<BTreeSet<NodeId>>,
+    /// The cluster key, if the cluster port is authenticated.
+    pub(crate) key: Option<super::ClusterKey>,
+    /// The last handshake refused (either way), as logged.
+    pub(crate) refused: Mutex<Option<String>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,6 +92,18 @@ impl Shared {
         match from.parse::<NodeId>() {
             Ok(id) if id != self.id && self.members.contains(&id) => Ok(id),
             _ => Err(format!("{from} is not another member of this cluster")),
+        }
+    }
+
+    /// Log a refused handshake: each time in the trace; without a trace, to stderr unless it
+    /// repeats the last line logged (a member retrying with the wrong key, a stranger knocking
+    /// again), so the log gets one clear line per cause and repeats cannot flood it.
+    pub(crate) fn refuse(&self, line: String) {
+        let new = lock(&self.refused).replace(line.clone()).as_ref() != Some(&line);
+        if self.trace.is_on() {
+            self.trace.note("cluster", "-", &line);
+        } else if new {
+            eprintln!("cluster member {}: {line}", self.id);
         }
     }
 

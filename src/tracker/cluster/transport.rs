@@ -11,8 +11,9 @@
 //! says who it is:
 //!
 //! ```text
-//! > CLUSTER <fingerprint> <my id> <my client address, or ->
-//! < ACK cluster <your id>                 (or ERR conflict <why>, and the connection closes)
+//! > CLUSTER <fingerprint> <my id> <my client address, or -> <nonce_c>
+//! < ACK cluster <its id> <nonce_s> <mac_s>  (or ERR conflict|invalid-proof <why>, and close)
+//! > PROOF <mac_c>                          (the acceptor reads nothing more before checking it)
 //! > VOTE 3 1 10 2                          then Raft messages, one after another, no replies
 //! > APPEND 3 1 10 2 10 1
 //! > ENTRY 3 5 hello
@@ -21,7 +22,10 @@
 //! - <65536 bytes>                          the trace shows only as a size (it holds accounts)
 //! ```
 //!
-//! and replies travel on the other member's own connection back. A lost connection loses
+//! Without a cluster key (`Options::key`) the nonce, the MACs and `PROOF` are left out and
+//! the port trusts anyone who knows the fingerprint; a member with a key refuses a member
+//! without one and the other way round (see `auth.rs` for the MACs). Replies to Raft
+//! messages travel on the other member's own connection back. A lost connection loses
 //! messages, which Raft tolerates (it retries); the sender reconnects with capped, jittered
 //! backoff and drops what was queued meanwhile rather than delivering it late. Every socket has
 //! timeouts; a slow member never blocks the driver (its queue is bounded and `send` never
@@ -35,6 +39,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::auth::{self, Side, Transcript};
 use super::node::Input;
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::protocol::MAX_LINE;
@@ -124,6 +129,13 @@ impl Transport {
 /// port traces its lines itself rather than through `Conn`; a `SNAPSHOT`'s data line is shown
 /// by its size only (see `stream`).
 fn shown(line: &str) -> String {
+    // The handshake's MACs are proofs: never shown.
+    let words: Vec<&str> = line.split(' ').collect();
+    match words[..] {
+        ["ACK", "cluster", id, nonce, _] => return format!("ACK cluster {id} {nonce} <redacted>"),
+        ["PROOF", _] => return "PROOF <redacted>".to_string(),
+        _ => {}
+    }
     if let Some(rest) = line.strip_prefix("ENTRY ") {
         let w: Vec<&str> = rest.splitn(6, ' ').collect();
         if let [term, len, tag, "CREATE-USER", user, _] = w[..] {
@@ -161,19 +173,11 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
         return;
     };
     let words: Vec<&str> = first.split_whitespace().collect();
-    let from = match words[..] {
-        ["CLUSTER", fingerprint, from, client] => match shared.check_hello(fingerprint, from) {
-            Ok(from) => {
-                if client != "-" {
-                    shared.set_client_addr(from, client);
-                }
-                from
-            }
-            Err(why) => {
-                let _ = send(shared, conn, &who, &format!("ERR conflict {why}"));
-                return;
-            }
-        },
+    let (fingerprint, from, client, nonce_c) = match words[..] {
+        ["CLUSTER", fingerprint, from, client] => (fingerprint, from, client, None),
+        ["CLUSTER", fingerprint, from, client, nonce_c] => {
+            (fingerprint, from, client, Some(nonce_c))
+        }
         _ => {
             // Not a member: a person with `nc`, or a test. One request, one reply, repeat.
             let mut line = first;
@@ -188,8 +192,18 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             }
         }
     };
-    if send(shared, conn, &who, &format!("ACK cluster {}", shared.id)).is_err() {
+    let from = match shared.check_hello(fingerprint, from) {
+        Ok(from) => from,
+        Err(why) => {
+            let _ = send(shared, conn, &who, &format!("ERR conflict {why}"));
+            return;
+        }
+    };
+    if !accept(shared, conn, &who, from, nonce_c) {
         return;
+    }
+    if client != "-" {
+        shared.set_client_addr(from, client);
     }
     let name = format!("member {from}");
     note(shared, &who, "-", &format!("is {name} from now on"));
@@ -253,12 +267,91 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
     }
 }
 
+/// The acceptor's side of the handshake, after a `CLUSTER` line naming member `from` (and,
+/// from a member with a key, its nonce): true once `from` may send Raft messages.
+fn accept(
+    shared: &Shared,
+    conn: &mut Conn,
+    who: &str,
+    from: NodeId,
+    nonce_c: Option<&str>,
+) -> bool {
+    let host = conn.remote().ip();
+    let claim = format!("a connection from {host} claiming to be member {from}");
+    let (key, nonce_c) = match (&shared.key, nonce_c) {
+        (None, None) => {
+            let ack = format!("ACK cluster {}", shared.id);
+            return send(shared, conn, who, &ack).is_ok();
+        }
+        (None, Some(_)) => {
+            let why = "this member has no cluster key and the connecting one has: start every member with the same --cluster-key FILE";
+            shared.refuse(format!("refused {claim}: {why}"));
+            let _ = send(shared, conn, who, &format!("ERR conflict {why}"));
+            return false;
+        }
+        (Some(_), None) => {
+            let why = "this member requires the cluster key: start every member with the same --cluster-key FILE";
+            shared.refuse(format!("refused {claim}: it has no cluster key"));
+            let _ = send(shared, conn, who, &format!("ERR invalid-proof {why}"));
+            return false;
+        }
+        (Some(key), Some(nonce_c)) => (key, nonce_c),
+    };
+    if !auth::is_nonce(nonce_c) {
+        let _ = send(
+            shared,
+            conn,
+            who,
+            "ERR bad-request the nonce must be 32 hex digits",
+        );
+        return false;
+    }
+    let nonce_s = match auth::nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = send(shared, conn, who, &format!("ERR internal no nonce: {e}"));
+            return false;
+        }
+    };
+    let t = Transcript {
+        fingerprint: &shared.fingerprint,
+        connector: from,
+        acceptor: shared.id,
+        nonce_c,
+        nonce_s: &nonce_s,
+    };
+    let ack = format!(
+        "ACK cluster {} {nonce_s} {}",
+        shared.id,
+        key.mac(Side::Acceptor, &t)
+    );
+    if send(shared, conn, who, &ack).is_err() {
+        return false;
+    }
+    let Ok(reply) = read(shared, conn, who) else {
+        return false;
+    };
+    let checked = match reply.split_whitespace().collect::<Vec<_>>()[..] {
+        ["PROOF", mac] => key.check(Side::Connector, &t, mac),
+        ["ERR", ..] => Err(format!("it refused this member's MAC ({reply})")),
+        _ => Err("it sent no PROOF".to_string()),
+    };
+    match checked {
+        Ok(()) => true,
+        Err(why) => {
+            shared.refuse(format!("refused {claim}: {why}"));
+            let _ = send(shared, conn, who, &format!("ERR invalid-proof {why}"));
+            false
+        }
+    }
+}
+
 /// The sender thread for member `to`: connect, say hello, write what is queued, reconnect.
 fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
     let mut rng = Rng::from_time();
     let mut backoff = BACKOFF_MIN;
     loop {
-        match connect(shared, addr) {
+        match connect(shared, to, addr) {
             Ok(mut conn) => {
                 backoff = BACKOFF_MIN;
                 if stream(shared, &mut conn, addr, rx) {
@@ -285,23 +378,62 @@ fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
     }
 }
 
-fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
+fn connect(shared: &Shared, to: NodeId, addr: &str) -> Result<Conn, String> {
     let timeouts = Timeouts {
         idle: IO * 2,
         line: IO * 2,
         io: IO,
     };
+    let nonce_c = match shared.key {
+        Some(_) => Some(auth::nonce().map_err(|e| format!("no nonce: {e}"))?),
+        None => None,
+    };
     // Traced here, line by line, not by the connection: see `shown`.
     let mut conn = Conn::connect(addr, timeouts, Trace::off()).map_err(|e| e.to_string())?;
     let client = shared.client_addr.as_deref().unwrap_or("-");
-    let hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
+    let mut hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
+    if let Some(n) = &nonce_c {
+        hello = format!("{hello} {n}");
+    }
     send(shared, &mut conn, addr, &hello).map_err(|e| e.to_string())?;
     let reply = read(shared, &mut conn, addr).map_err(|e| e.to_string())?;
-    if reply.starts_with("ACK cluster ") {
-        Ok(conn)
-    } else {
-        Err(format!("refused: {reply}"))
+    let words: Vec<&str> = reply.split_whitespace().collect();
+    let member = format!("member {to} at {addr}");
+    let (key, nonce_c, nonce_s, mac_s) = match (&shared.key, nonce_c.as_deref(), &words[..]) {
+        (None, _, ["ACK", "cluster", ..]) => return Ok(conn),
+        (Some(key), Some(nonce_c), ["ACK", "cluster", id, nonce_s, mac_s])
+            if *id == to.to_string() && auth::is_nonce(nonce_s) =>
+        {
+            (key, nonce_c, *nonce_s, *mac_s)
+        }
+        (Some(_), _, ["ACK", "cluster", _]) => {
+            let why = format!("refused {member}: it has no cluster key");
+            shared.refuse(why.clone());
+            return Err(why);
+        }
+        (_, _, ["ERR", ..]) => {
+            let why = format!("{member} refused this member: {reply}");
+            shared.refuse(why.clone());
+            return Err(why);
+        }
+        _ => return Err(format!("refused: {reply}")),
+    };
+    let t = Transcript {
+        fingerprint: &shared.fingerprint,
+        connector: shared.id,
+        acceptor: to,
+        nonce_c,
+        nonce_s,
+    };
+    if let Err(why) = key.check(Side::Acceptor, &t, mac_s) {
+        let _ = send(shared, &mut conn, addr, &format!("ERR invalid-proof {why}"));
+        let why = format!("refused {member}: {why}");
+        shared.refuse(why.clone());
+        return Err(why);
     }
+    let proof = format!("PROOF {}", key.mac(Side::Connector, &t));
+    send(shared, &mut conn, addr, &proof).map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 /// Write queued messages until the connection breaks (false) or the driver is gone (true).
@@ -368,7 +500,16 @@ mod tests {
             shown(line),
             "ENTRY 1 126 4c43786d06fa96f4.2 CREATE-USER user1 <redacted>"
         );
+        assert_eq!(
+            shown(
+                "ACK cluster 2 0123456789abcdef0123456789abcdef 00112233445566778899aabbccddeeff00112233"
+            ),
+            "ACK cluster 2 0123456789abcdef0123456789abcdef <redacted>"
+        );
+        assert_eq!(shown("PROOF 00112233"), "PROOF <redacted>");
         for same in [
+            "ACK cluster 2",
+            "CLUSTER 0123456789abcdef 1 - 0123456789abcdef0123456789abcdef",
             "ENTRY 2 28 a.1 CREATE-GROUP physics alice",
             "APPEND 1 2 3 4 5 1",
             "ENTRY 1 0 ",
