@@ -164,7 +164,7 @@ fn a_member_with_another_key_or_none_is_refused_with_one_line() {
         let h = Harness::start_keyed(3, tag, &clients(3), &[key('a'), key('a'), odd.clone()]);
         let leader = h.leader(ELECT);
         assert_ne!(leader, 3, "member 3 cannot win a vote it cannot send");
-        let acked = vec![h.propose("x", ACK).expect("1 and 2 are a majority")];
+        let acked = [h.propose("x", ACK).expect("1 and 2 are a majority")];
         // Member 3's refusals show up as soon as it and the others have tried each other.
         let end = Instant::now() + ELECT;
         let refused = |id: NodeId| h.cluster(id).last_refusal();

@@ -72,7 +72,7 @@ impl ClusterKey {
     pub fn parse(text: &str, file: &str) -> Result<ClusterKey, String> {
         let text = text.trim();
         let bytes = if !text.is_empty()
-            && text.len() % 2 == 0
+            && text.len().is_multiple_of(2)
             && text.bytes().all(|b| b.is_ascii_hexdigit())
         {
             unhex(text)

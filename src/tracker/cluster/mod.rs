@@ -218,6 +218,7 @@ impl Cluster {
             cut: Mutex::default(),
             key: options.key,
             refused: Mutex::default(),
+            logged: Mutex::default(),
         });
         let transport = Transport::start(listener, &config.members, shared.clone())
             .map_err(|e| format!("cannot start the cluster transport: {e}"))?;
