@@ -1,7 +1,7 @@
 //! Several trackers as one: the Raft cluster runtime around the pure [`crate::raft`] core.
 //!
 //! It owns the threads and files that make a [`crate::raft::Node`] real: `config.rs` reads the
-//! cluster file, `auth.rs` the cluster key and the members' handshake, `storage.rs` keeps the term, vote and log under `DIR/raft/`, `transport.rs`
+//! cluster file, `auth.rs` the cluster key and the handshake's MACs, `handshake.rs` its lines, `storage.rs` keeps the term, vote and log under `DIR/raft/`, `transport.rs`
 //! carries messages between members on a dedicated cluster port, and `node.rs` is the driver
 //! thread that ticks the clock and persists, sends and applies in Raft's order.
 //!
@@ -18,6 +18,7 @@
 
 mod auth;
 mod config;
+mod handshake;
 mod node;
 mod shared;
 mod snapfile;
