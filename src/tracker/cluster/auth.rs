@@ -171,7 +171,7 @@ pub fn write_new(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot write {file}: {e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -181,7 +181,3 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
 }
-
-#[cfg(test)]
-#[path = "auth_tests.rs"]
-mod tests;

@@ -1,6 +1,7 @@
 //! The handshake's pure part: fixed-input MACs, and every forgery the design names refused.
 
-use super::*;
+use super::auth::hex;
+use super::auth::*;
 use crate::auth::hmac::HmacSha1;
 
 const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f";

@@ -17,6 +17,8 @@
 //! across I/O, or know what a command means.
 
 mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod config;
 mod handshake;
 mod node;
