@@ -1,9 +1,10 @@
 //! Bad input on the cluster port, like `tests/fuzz` does for the client verbs: random and
 //! mutated lines as a first line (not `CLUSTER`: `STATUS`/`STATE` or one `ERR` a line), bad
-//! `CLUSTER` handshakes (one `ERR conflict` and the connection closes), and, after a good
-//! handshake, random and mutated Raft lines (`VOTE`, `APPEND` + `ENTRY` lines ...), which close
-//! the connection at the first bad one. Also the pure parser on the same lines. Afterwards the
-//! three members still elect, commit, and agree.
+//! `CLUSTER` handshakes and mutated `PROOF`s (an `ERR`, at most after the `ACK`, and the
+//! connection closes), and, after a good handshake (the members share a cluster key and the
+//! test holds it too), random and mutated Raft lines (`VOTE`, `APPEND` + `ENTRY` lines ...),
+//! which close the connection at the first bad one. Also the pure parser on the same lines.
+//! Afterwards the three members still elect, commit, and agree.
 //!
 //! One seed, printed at the start; replay with `TORRENTPHILE_FUZZ_SEED=<seed>`.
 
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 use torrentphile::auth::accounts::Record;
 use torrentphile::raft;
 use torrentphile::tracker::TrackerConfig;
+use torrentphile::tracker::cluster::{ClusterKey, Side, Transcript, nonce};
 use torrentphile::tracker::member::{Member, bind_loopback};
+use torrentphile::tracker::replica::SNAPSHOT_EVERY;
 use torrentphile::util::Rng;
 
 fn seed() -> u64 {
@@ -25,6 +28,14 @@ fn seed() -> u64 {
     println!("cluster fuzz seed {seed} (TORRENTPHILE_FUZZ_SEED={seed} to replay)");
     seed
 }
+
+/// The handshake's lines (from a connector, then an acceptor's reply), to mutate.
+const HANDSHAKES: &[&str] = &[
+    "CLUSTER 0123456789abcdef 2 - 0123456789abcdef0123456789abcdef",
+    "CLUSTER 0123456789abcdef 2 127.0.0.1:9 0123456789abcdef0123456789abcdef",
+    "PROOF 0123456789abcdef0123456789abcdef01234567",
+    "ACK cluster 1 0123456789abcdef0123456789abcdef 0123456789abcdef0123456789abcdef01234567",
+];
 
 /// Valid cluster lines of every kind, to mutate.
 const SHAPES: &[&str] = &[
@@ -90,11 +101,51 @@ fn poke(addr: &str, first: &str, lines: &[String]) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// Connect to `addr` (member 1) as member `from`, do the keyed handshake right, send `lines`,
+/// and read what comes back until the member closes or goes quiet.
+fn poke_as_member(addr: &str, fingerprint: &str, from: u64, key: &ClusterKey, lines: &[String]) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let nonce_c = nonce().unwrap();
+    let _ = s.write_all(format!("CLUSTER {fingerprint} {from} - {nonce_c}\n").as_bytes());
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut ack = String::new();
+    let _ = r.read_line(&mut ack);
+    let words: Vec<&str> = ack.split_whitespace().collect();
+    let ["ACK", "cluster", "1", nonce_s, mac_s] = words[..] else {
+        panic!("no keyed ACK: {ack:?}");
+    };
+    let t = Transcript {
+        fingerprint,
+        connector: from,
+        acceptor: 1,
+        nonce_c: &nonce_c,
+        nonce_s,
+    };
+    key.check(Side::Acceptor, &t, mac_s).unwrap();
+    let mut text = format!("PROOF {}\n", key.mac(Side::Connector, &t));
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let _ = s.write_all(text.as_bytes());
+    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+    let mut rest = Vec::new();
+    let _ = r.take(1 << 16).read_to_end(&mut rest);
+}
+
 #[test]
 fn the_cluster_port_survives_bad_lines_and_the_members_still_agree() {
     let mut rng = Rng::new(seed());
     let (cps, clients, config) = bind_loopback(3).unwrap();
     let fingerprint = config.fingerprint();
+    let mut key_bytes = [0u8; 32];
+    rng.fill(&mut key_bytes);
+    let hex: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let key = ClusterKey::parse(&hex, "(fuzz key)").unwrap();
     let addrs: Vec<String> = cps
         .iter()
         .map(|l| l.local_addr().unwrap().to_string())
@@ -108,13 +159,14 @@ fn the_cluster_port_survives_bad_lines_and_the_members_still_agree() {
         .enumerate()
         .map(|(i, (cp, client))| {
             let state = root.join(format!("m{}", i + 1));
-            Member::start(
+            Member::start_keyed(
                 config.clone(),
                 i as u64 + 1,
                 &state,
-                cp,
-                client,
+                (cp, client),
                 TrackerConfig::default(),
+                SNAPSHOT_EVERY,
+                Some(key.clone()),
             )
             .unwrap()
         })
@@ -123,6 +175,8 @@ fn the_cluster_port_survives_bad_lines_and_the_members_still_agree() {
     for _ in 0..5_000 {
         let shape = SHAPES[rng.below(SHAPES.len())];
         let _ = raft::parse(&mutate(&mut rng, shape));
+        let handshake = HANDSHAKES[rng.below(HANDSHAKES.len())];
+        let _ = raft::parse(&mutate(&mut rng, handshake));
         let _ = raft::parse(&random_line(&mut rng));
     }
     for round in 0..60 {
@@ -144,23 +198,59 @@ fn the_cluster_port_survives_bad_lines_and_the_members_still_agree() {
                     );
                 }
             }
-            // A bad handshake: one ERR conflict, then the connection closes.
+            // A bad handshake: a hello with a mutated fingerprint, id or nonce, then maybe a
+            // mutated PROOF and a VOTE with a huge term: an ERR (after the ACK at most), then
+            // the connection closes and the VOTE is never read.
             1 => {
-                let hello = format!(
-                    "CLUSTER {} {} -",
-                    mutate(&mut rng, &fingerprint),
-                    rng.below(5)
-                );
-                let got = poke(addr, &hello.replace('\n', " "), &[]);
-                assert!(
-                    got.is_empty() || got.starts_with("ERR ") || got.starts_with("ACK cluster "),
-                    "round {round}: {got:?}"
-                );
+                let n = nonce().unwrap();
+                let hello = match rng.below(3) {
+                    0 => format!(
+                        "CLUSTER {} {} -",
+                        mutate(&mut rng, &fingerprint),
+                        rng.below(5)
+                    ),
+                    1 => format!(
+                        "CLUSTER {fingerprint} {} - {}",
+                        2 + rng.below(2),
+                        mutate(&mut rng, &n)
+                    ),
+                    _ => {
+                        let shape = HANDSHAKES[rng.below(2)];
+                        mutate(&mut rng, shape)
+                    }
+                };
+                let proof = mutate(&mut rng, HANDSHAKES[2]).replace('\n', " ");
+                let vote = "VOTE 1000000000 2 1000000000 1000000000".to_string();
+                let got = poke(addr, &hello.replace('\n', " "), &[proof, vote]);
+                let lines: Vec<&str> = got.lines().collect();
+                let words: Vec<&str> = hello.split_whitespace().collect();
+                if words.first() == Some(&"CLUSTER") && (4..=5).contains(&words.len()) {
+                    // A hello: at most the ACK and the ERR; the VOTE is never answered.
+                    assert!(lines.len() <= 2, "round {round}: {got:?}");
+                    for (i, line) in lines.iter().enumerate() {
+                        let ok = line.starts_with("ERR ") || (i == 0 && line.starts_with("ACK "));
+                        assert!(ok, "round {round}: {got:?}");
+                    }
+                    if lines.len() == 2 {
+                        assert!(
+                            lines[1].starts_with("ERR invalid-proof "),
+                            "round {round}: {got:?}"
+                        );
+                    }
+                } else {
+                    // Mutated into something else: a client's lines, one reply each.
+                    for line in &lines {
+                        assert!(
+                            line.starts_with("ACK ") || line.starts_with("ERR "),
+                            "round {round}: {got:?}"
+                        );
+                    }
+                }
             }
             // A good handshake (as member 2 or 3, to member 1's port), then valid but stale
             // Raft lines (term 0 is older than any member's: nothing changes) and one line the
-            // parser refuses, which closes the connection. (The cluster port trusts whoever
-            // knows the fingerprint: a forged message with a newer term would be obeyed.)
+            // parser refuses, which closes the connection. (Whoever holds the key is trusted:
+            // a forged message with a newer term would be obeyed.)
             _ => {
                 let mut lines: Vec<String> = (0..rng.below(4))
                     .map(|_| SHAPES[3 + rng.below(SHAPES.len() - 3)].to_string())
@@ -174,11 +264,7 @@ fn the_cluster_port_survives_bad_lines_and_the_members_still_agree() {
                 };
                 lines.push(bad);
                 let from = 2 + rng.below(2);
-                let _ = poke(
-                    &addrs[0],
-                    &format!("CLUSTER {fingerprint} {from} -"),
-                    &lines,
-                );
+                poke_as_member(&addrs[0], &fingerprint, from as u64, &key, &lines);
             }
         }
     }

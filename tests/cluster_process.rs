@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -53,12 +54,25 @@ impl Drop for Member {
     }
 }
 
+/// The cluster key next to the cluster file `file`, made by `torrentphile cluster-key` the
+/// first time it is asked for.
+fn key_for(file: &Path) -> PathBuf {
+    let key = file.with_file_name("cluster.key");
+    if !key.exists() {
+        let out = bin().arg("cluster-key").arg(&key).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    key
+}
+
 fn start(file: &Path, id: u64, state: &Path, cluster_addr: &str) -> Member {
     let mut child = bin()
         .args(["tracker", "--port", "0", "--iterations", "1", "--cluster"])
         .arg(file)
         .args(["--id", &id.to_string(), "--state"])
         .arg(state)
+        .arg("--cluster-key")
+        .arg(key_for(file))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -512,6 +526,44 @@ fn start_up_mistakes_are_refused_with_one_line() {
     assert_eq!(
         refuse("1 127.0.0.1:9\nthree 127.0.0.1:10\n", "1", "a"),
         format!("torrentphile: {f} line 2: the id \"three\" must be a whole number from 1 up\n")
+    );
+    // A cluster key others may read, and one too short.
+    let key = dir.join("open.key");
+    std::fs::write(&key, "00112233445566778899aabbccddeeff\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let k = key.display();
+    let refuse_key = |contents: &str| -> String {
+        std::fs::write(&file, contents).unwrap();
+        let out = bin()
+            .args(["tracker", "--port", "0", "--cluster"])
+            .arg(&file)
+            .args(["--id", "1", "--state"])
+            .arg(dir.join("k"))
+            .arg("--cluster-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_eq!(
+        refuse_key(&good),
+        format!(
+            "torrentphile: the cluster key {k} is open to group or others (mode 0644): chmod 600 {k}\n"
+        )
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&key, "0011\n").unwrap();
+    assert_eq!(
+        refuse_key(&good),
+        format!(
+            "torrentphile: the cluster key {k} holds 2 bytes; at least 16 are needed: make a new one with `torrentphile cluster-key {k}`\n"
+        )
+    );
+    assert!(
+        !dir.join("k").exists(),
+        "nothing was written before the key was checked"
     );
     // A state folder written by member 1, given to member 2.
     std::fs::create_dir_all(dir.join("s/raft")).unwrap();

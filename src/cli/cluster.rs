@@ -1,9 +1,10 @@
-//! `torrentphile tracker --cluster FILE --id N --state DIR`: check the three options, read the
-//! cluster file, and start this tracker's cluster member with the accounts replica as its state
-//! machine. Every mistake is one line naming the file or the option and the fix.
+//! `torrentphile tracker --cluster FILE --id N --state DIR [--cluster-key KEY]`: check the
+//! options, read the cluster file and the key, and start this tracker's cluster member with the
+//! accounts replica as its state machine; and `torrentphile cluster-key FILE`, which makes a
+//! key. Every mistake is one line naming the file or the option and the fix.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use getopts::Matches;
 
 use super::{Fail, usage};
 use crate::conn::Trace;
-use crate::tracker::cluster::{Cluster, ClusterConfig, Options};
+use crate::tracker::cluster::{self as raft_cluster, Cluster, ClusterConfig, ClusterKey, Options};
 use crate::tracker::replica::{self, Replica, SNAPSHOT_EVERY};
 
 /// How long a tracker waits for its accounts record to commit before `ERR timeout`.
@@ -28,6 +29,11 @@ pub(super) fn member(
     let given = ["cluster", "id", "state"].map(|o| m.opt_str(o));
     let [Some(file), Some(id), Some(state)] = given else {
         if given[0].is_none() && given[1].is_none() {
+            if m.opt_present("cluster-key") {
+                return Err(usage(
+                    "--cluster-key goes with --cluster FILE --id N --state DIR",
+                ));
+            }
             if m.opt_present("snapshot-every") {
                 return Err(usage(
                     "--snapshot-every goes with --cluster FILE --id N --state DIR",
@@ -56,6 +62,12 @@ pub(super) fn member(
         .map_err(|e| Fail(format!("cannot read the cluster file {file}: {e}"), 2))?;
     let config = ClusterConfig::parse(&text, &file).map_err(|e| Fail(e, 2))?;
     config.check_member(id, &file).map_err(|e| Fail(e, 2))?;
+    // Read before anything listens: a key file others may read stops the start.
+    let key = match m.opt_str("cluster-key") {
+        Some(k) => Some(ClusterKey::load(Path::new(&k)).map_err(|e| Fail(e, 2))?),
+        None => None,
+    };
+    let keyed = key.is_some();
     let client_addr = client
         .local_addr()
         .map_err(|e| Fail(format!("cannot read the listening address: {e}"), 1))?;
@@ -69,12 +81,14 @@ pub(super) fn member(
     } else {
         client_addr.to_string()
     };
+    let config_addr = config.members[&id].clone();
     let replica = Replica::new(crate::util::Rng::from_time().next_u64());
     let inspect = replica.clone();
     let options = Options {
         client_addr: Some(advertised),
         inspect: Some(Arc::new(move || inspect.inspect())),
         snapshots: Some(replica::snapshots(&replica, every)),
+        key,
         ..Options::default()
     };
     let applier = replica.clone();
@@ -90,5 +104,38 @@ pub(super) fn member(
     .map_err(|e| Fail(e, 1))?;
     replica.set_propose(Arc::new(cluster.proposer(PROPOSE_WAIT)));
     eprintln!("tracker: cluster member {id} of {file}, Raft state in {state}");
+    if !keyed {
+        let port = &config_addr;
+        eprintln!(
+            "tracker: the cluster port {port} is unauthenticated: anyone who can reach it and knows the cluster's fingerprint can send Raft messages; give every member --cluster-key FILE (make one with `torrentphile cluster-key FILE`)"
+        );
+    }
     Ok(Some((cluster, replica)))
 }
+
+/// `torrentphile cluster-key FILE`: write a new cluster key (32 bytes from /dev/urandom,
+/// base64) to FILE with mode 0600; copy it to every member the same way.
+pub(super) fn new_key(args: &[String]) -> Result<(), Fail> {
+    match args {
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("{KEY_USAGE}");
+            Ok(())
+        }
+        [file] if !file.starts_with('-') => {
+            raft_cluster::write_new(Path::new(file)).map_err(|e| Fail(e, 1))?;
+            eprintln!(
+                "cluster-key: wrote a new key to {file} (mode 0600); give every member a copy with --cluster-key {file}"
+            );
+            Ok(())
+        }
+        _ => Err(usage(KEY_USAGE)),
+    }
+}
+
+const KEY_USAGE: &str = "\
+usage: torrentphile cluster-key FILE
+
+Write a new cluster key (32 random bytes from /dev/urandom, as base64) to FILE, readable by
+its owner only (mode 0600); an existing FILE is never overwritten. Give every tracker of the
+cluster a copy: `torrentphile tracker --cluster C --id N --state DIR --cluster-key FILE`.
+The members then prove to each other that they hold it before any Raft message is read.";

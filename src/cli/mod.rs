@@ -30,6 +30,7 @@ usage: torrentphile <command> [options]
 
 commands:
   tracker   run the tracker (the directory of who holds what)
+  cluster-key  make the secret key a tracker cluster's members share (cluster-key FILE)
   peer      run a peer: share a folder, download into it, answer other peers
   get       download one file into a folder, then exit (--torrent FILE: what a .torrent describes)
   download  download what a .torrent describes: download -o DEST FILE.torrent
@@ -50,6 +51,7 @@ fn usage(msg: impl Into<String>) -> Fail {
 pub fn main(args: &[String]) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("tracker") => servers::tracker(&args[1..]),
+        Some("cluster-key") => cluster::new_key(&args[1..]),
         Some("peer") => peer::peer(&args[1..]),
         Some("get") => peer::get(&args[1..]),
         Some("download") => torrent_get::download(&args[1..]),

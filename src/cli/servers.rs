@@ -65,6 +65,12 @@ pub(super) fn tracker(args: &[String]) -> Result<(), Fail> {
     opts.optopt("", "id", "with --cluster: this tracker's id in FILE", "N");
     opts.optopt(
         "",
+        "cluster-key",
+        "with --cluster: the members' shared secret (mode 0600; make one with `torrentphile cluster-key KEY`); without it the cluster port trusts anyone who knows the cluster's fingerprint",
+        "KEY",
+    );
+    opts.optopt(
+        "",
         "snapshot-every",
         "with --cluster: compact the Raft log into a snapshot every N applied entries (default 10000; 0: never)",
         "N",

@@ -20,7 +20,9 @@ use super::{SimConfig, fresh_dir, sha1_file, write_random};
 use crate::peer::{Peer, PeerConfig};
 use crate::protocol::AccountRequest;
 use crate::tracker::TrackerConfig;
+use crate::tracker::cluster::{ClusterKey, write_new};
 use crate::tracker::member::{Member, bind_loopback};
+use crate::tracker::replica::SNAPSHOT_EVERY;
 
 const TRACKERS: usize = 3;
 const PEERS: usize = 5;
@@ -69,6 +71,10 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         .iter()
         .map(|l| l.local_addr().map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
+    // The members prove to each other that they hold this key (as `--cluster-key` would).
+    let key_file = root.join("cluster.key");
+    write_new(&key_file)?;
+    let key = ClusterKey::load(&key_file)?;
     let mut addrs = Vec::new();
     let mut members: Vec<Option<Member>> = Vec::new();
     for (i, (cp, client)) in cluster_ports.into_iter().zip(client_ports).enumerate() {
@@ -76,11 +82,20 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
         let mut tracker = TrackerConfig::one_host();
         tracker.accounts.iterations = 4096; // a simulation: quick password derivations
         let state = root.join(format!("tracker{}", i + 1));
-        let member = Member::start(cluster.clone(), i as u64 + 1, &state, cp, client, tracker)?;
+        let (id, every, key) = (i as u64 + 1, SNAPSHOT_EVERY, Some(key.clone()));
+        let member = Member::start_keyed(
+            cluster.clone(),
+            id,
+            &state,
+            (cp, client),
+            tracker,
+            every,
+            key,
+        )?;
         members.push(Some(member));
     }
     say(&format!(
-        "== three trackers (clients at {}), one Raft cluster",
+        "== three trackers (clients at {}), one Raft cluster, its members authenticated by a cluster key",
         addrs.join(", ")
     ));
     let first = wait("the first election", Duration::from_secs(10), || {
@@ -270,13 +285,14 @@ pub(super) fn run(config: &SimConfig) -> Result<String, String> {
             tracker.accounts.iterations = 4096;
             let state = root.join(format!("tracker{}", i + 1));
             let (cp, client) = (rebind(&cp.to_string())?, rebind(client)?);
-            back.push(Member::start(
+            back.push(Member::start_keyed(
                 cluster.clone(),
                 i as u64 + 1,
                 &state,
-                cp,
-                client,
+                (cp, client),
                 tracker,
+                SNAPSHOT_EVERY,
+                Some(key.clone()),
             )?);
         }
         Ok(back)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::conn::Trace;
 use crate::raft::NodeId;
-use crate::tracker::cluster::{Cluster, ClusterConfig, Options};
+use crate::tracker::cluster::{Cluster, ClusterConfig, ClusterKey, Options};
 use crate::tracker::replica::{self, Replica, SNAPSHOT_EVERY};
 use crate::tracker::{Gate, Tracker, TrackerConfig};
 
@@ -48,8 +48,22 @@ impl Member {
         id: NodeId,
         state_dir: &Path,
         ports: (TcpListener, TcpListener),
+        tracker: TrackerConfig,
+        snapshot_every: u64,
+    ) -> Result<Member, String> {
+        Member::start_keyed(config, id, state_dir, ports, tracker, snapshot_every, None)
+    }
+
+    /// [`Member::start_with`] with a cluster key (see [`ClusterKey`]): the members prove to
+    /// each other that they hold it before any Raft message is read.
+    pub fn start_keyed(
+        config: ClusterConfig,
+        id: NodeId,
+        state_dir: &Path,
+        ports: (TcpListener, TcpListener),
         mut tracker: TrackerConfig,
         snapshot_every: u64,
+        key: Option<ClusterKey>,
     ) -> Result<Member, String> {
         let (cluster_port, client) = ports;
         let client_addr = client
@@ -62,6 +76,7 @@ impl Member {
             listener: Some(cluster_port),
             inspect: Some(Arc::new(move || inspect.inspect())),
             snapshots: Some(replica::snapshots(&replica, snapshot_every)),
+            key,
             ..Options::default()
         };
         let apply = Box::new(move |command: &str| applier.apply(command));

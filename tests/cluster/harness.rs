@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use torrentphile::conn::Trace;
 use torrentphile::raft::NodeId;
-use torrentphile::tracker::cluster::{Cluster, ClusterConfig, Options, ProposeError};
+use torrentphile::tracker::cluster::{Cluster, ClusterConfig, ClusterKey, Options, ProposeError};
 
 /// What one incarnation of a member applied, in order, and a signal for each new entry.
 pub type Applied = Arc<(Mutex<Vec<String>>, Condvar)>;
@@ -22,6 +22,8 @@ pub struct Member {
     pub dir: PathBuf,
     pub cluster: Option<Cluster>,
     pub applied: Applied,
+    /// Its cluster key, if any.
+    pub key: Option<ClusterKey>,
 }
 
 pub struct Harness {
@@ -41,6 +43,16 @@ impl Harness {
 
     /// `n` members announcing `clients[i]` as member `i + 1`'s client address.
     pub fn start_with(n: u64, tag: &str, clients: &[String]) -> Harness {
+        Harness::start_keyed(n, tag, clients, &vec![None; n as usize])
+    }
+
+    /// `n` members, member `i + 1` with cluster key `keys[i]`.
+    pub fn start_keyed(
+        n: u64,
+        tag: &str,
+        clients: &[String],
+        keys: &[Option<ClusterKey>],
+    ) -> Harness {
         let listeners: Vec<TcpListener> = (0..n)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -67,6 +79,7 @@ impl Harness {
                 dir,
                 cluster: None,
                 applied: Applied::default(),
+                key: keys[i].clone(),
             });
             h.boot(id, Some(l));
         }
@@ -82,6 +95,7 @@ impl Harness {
         let options = Options {
             client_addr: Some(m.client.clone()),
             listener: Some(listener),
+            key: m.key.clone(),
             ..Options::default()
         };
         let apply = Box::new(move |command: &str| {

@@ -1,7 +1,7 @@
 //! Several trackers as one: the Raft cluster runtime around the pure [`crate::raft`] core.
 //!
 //! It owns the threads and files that make a [`crate::raft::Node`] real: `config.rs` reads the
-//! cluster file, `storage.rs` keeps the term, vote and log under `DIR/raft/`, `transport.rs`
+//! cluster file, `auth.rs` the cluster key and the handshake's MACs, `handshake.rs` its lines, `storage.rs` keeps the term, vote and log under `DIR/raft/`, `transport.rs`
 //! carries messages between members on a dedicated cluster port, and `node.rs` is the driver
 //! thread that ticks the clock and persists, sends and applies in Raft's order.
 //!
@@ -16,7 +16,11 @@
 //! What it must never do: decide anything Raft decides (that is the core's), hold a lock
 //! across I/O, or know what a command means.
 
+mod auth;
+#[cfg(test)]
+mod auth_tests;
 mod config;
+mod handshake;
 mod node;
 mod shared;
 mod snapfile;
@@ -33,6 +37,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+pub use auth::{ClusterKey, MIN_KEY, NEW_KEY, Side, Transcript, is_nonce, nonce, write_new};
 pub use config::{ClusterConfig, MAX_MEMBERS};
 pub use node::{Apply, Snapshots};
 pub use shared::{not_committed, not_leader};
@@ -98,6 +103,10 @@ pub struct Options {
     /// Most snapshot bytes per `SNAPSHOT` message (default and maximum
     /// [`crate::raft::MAX_CHUNK`]; tests use less to see several chunks).
     pub snapshot_chunk: usize,
+    /// The cluster key: with it, every member must prove it holds the same key before its
+    /// Raft messages are read (see `auth.rs`); without it, the cluster port trusts anyone who
+    /// knows the fingerprint, and members with a key refuse this one.
+    pub key: Option<ClusterKey>,
 }
 
 /// See [`Options::inspect`].
@@ -114,6 +123,7 @@ impl Default for Options {
             inspect: None,
             snapshots: None,
             snapshot_chunk: raft::MAX_CHUNK,
+            key: None,
         }
     }
 }
@@ -209,6 +219,9 @@ impl Cluster {
             changed: Condvar::new(),
             clients: Mutex::default(),
             cut: Mutex::default(),
+            key: options.key,
+            refused: Mutex::default(),
+            logged: Mutex::default(),
         });
         let transport = Transport::start(listener, &config.members, shared.clone())
             .map_err(|e| format!("cannot start the cluster transport: {e}"))?;
@@ -278,6 +291,17 @@ impl Cluster {
     /// Whether this member leads now (it may still be cut off: see [`Cluster::propose`]).
     pub fn is_leader(&self) -> bool {
         self.shared.status().role == Role::Leader
+    }
+
+    /// The last handshake this member refused, or was refused by (a stranger, a missing or a
+    /// different key), as the one line its log shows; `None` if none yet.
+    pub fn last_refusal(&self) -> Option<String> {
+        lock(&self.shared.refused).clone()
+    }
+
+    /// Whether this member authenticates its cluster port with a key.
+    pub fn is_keyed(&self) -> bool {
+        self.shared.key.is_some()
     }
 
     /// This member's current term and commit index.

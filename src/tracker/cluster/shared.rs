@@ -44,7 +44,16 @@ pub(crate) struct Shared {
     pub(crate) clients: Mutex<BTreeMap<NodeId, String>>,
     /// Members whose messages are dropped both ways (a test hook: a cut link).
     pub(crate) cut: Mutex<BTreeSet<NodeId>>,
+    /// The cluster key, if the cluster port is authenticated.
+    pub(crate) key: Option<super::ClusterKey>,
+    /// The last handshake refused (either way), as logged.
+    pub(crate) refused: Mutex<Option<String>>,
+    /// The refusal lines already written to stderr.
+    pub(crate) logged: Mutex<BTreeSet<String>>,
 }
+
+/// Most different refusal lines written to stderr (see [`Shared::refuse`]).
+pub(crate) const LOGGED_MAX: usize = 64;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent; a panic elsewhere is not ours to spread.
@@ -88,6 +97,23 @@ impl Shared {
         match from.parse::<NodeId>() {
             Ok(id) if id != self.id && self.members.contains(&id) => Ok(id),
             _ => Err(format!("{from} is not another member of this cluster")),
+        }
+    }
+
+    /// Log a refused handshake: each time in the trace; without a trace, to stderr the first
+    /// time that line is seen (a member retrying with the wrong key, a stranger knocking again
+    /// repeat their line), so the log gets one clear line per cause and repeats cannot flood
+    /// it. After [`LOGGED_MAX`] different lines, only the trace and [`Self::refused`] get them.
+    pub(crate) fn refuse(&self, line: String) {
+        *lock(&self.refused) = Some(line.clone());
+        let first = {
+            let mut logged = lock(&self.logged);
+            logged.len() < LOGGED_MAX && logged.insert(line.clone())
+        };
+        if self.trace.is_on() {
+            self.trace.note("cluster", "-", &line);
+        } else if first {
+            eprintln!("cluster member {}: {line}", self.id);
         }
     }
 

@@ -11,8 +11,9 @@
 //! says who it is:
 //!
 //! ```text
-//! > CLUSTER <fingerprint> <my id> <my client address, or ->
-//! < ACK cluster <your id>                 (or ERR conflict <why>, and the connection closes)
+//! > CLUSTER <fingerprint> <my id> <my client address, or -> <nonce_c>
+//! < ACK cluster <its id> <nonce_s> <mac_s>  (or ERR conflict|invalid-proof <why>, and close)
+//! > PROOF <mac_c>                          (the acceptor reads nothing more before checking it)
 //! > VOTE 3 1 10 2                          then Raft messages, one after another, no replies
 //! > APPEND 3 1 10 2 10 1
 //! > ENTRY 3 5 hello
@@ -21,7 +22,10 @@
 //! - <65536 bytes>                          the trace shows only as a size (it holds accounts)
 //! ```
 //!
-//! and replies travel on the other member's own connection back. A lost connection loses
+//! Without a cluster key (`Options::key`) the nonce, the MACs and `PROOF` are left out and
+//! the port trusts anyone who knows the fingerprint; a member with a key refuses a member
+//! without one and the other way round (see `auth.rs` for the MACs). Replies to Raft
+//! messages travel on the other member's own connection back. A lost connection loses
 //! messages, which Raft tolerates (it retries); the sender reconnects with capped, jittered
 //! backoff and drops what was queued meanwhile rather than delivering it late. Every socket has
 //! timeouts; a slow member never blocks the driver (its queue is bounded and `send` never
@@ -35,6 +39,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::handshake;
 use super::node::Input;
 use crate::conn::{Conn, ConnError, Timeouts, Trace};
 use crate::protocol::MAX_LINE;
@@ -50,7 +55,7 @@ const KEEPALIVE: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Connect and write timeout, and how long an inbound connection may stay silent.
-const IO: Duration = Duration::from_secs(1);
+pub(super) const IO: Duration = Duration::from_secs(1);
 const INBOUND_IDLE: Duration = Duration::from_secs(10);
 
 /// The connections of one member.
@@ -124,6 +129,13 @@ impl Transport {
 /// port traces its lines itself rather than through `Conn`; a `SNAPSHOT`'s data line is shown
 /// by its size only (see `stream`).
 fn shown(line: &str) -> String {
+    // The handshake's MACs are proofs: never shown.
+    let words: Vec<&str> = line.split(' ').collect();
+    match words[..] {
+        ["ACK", "cluster", id, nonce, _] => return format!("ACK cluster {id} {nonce} <redacted>"),
+        ["PROOF", _] => return "PROOF <redacted>".to_string(),
+        _ => {}
+    }
     if let Some(rest) = line.strip_prefix("ENTRY ") {
         let w: Vec<&str> = rest.splitn(6, ' ').collect();
         if let [term, len, tag, "CREATE-USER", user, _] = w[..] {
@@ -140,7 +152,7 @@ fn note(shared: &Shared, who: &str, arrow: &str, line: &str) {
 }
 
 /// Read one line and trace it.
-fn read(shared: &Shared, conn: &mut Conn, who: &str) -> Result<String, ConnError> {
+pub(super) fn read(shared: &Shared, conn: &mut Conn, who: &str) -> Result<String, ConnError> {
     let line = conn.read_line(MAX_LINE)?;
     let line = String::from_utf8_lossy(&line).into_owned();
     note(shared, who, "<", &line);
@@ -148,7 +160,7 @@ fn read(shared: &Shared, conn: &mut Conn, who: &str) -> Result<String, ConnError
 }
 
 /// Trace one line and send it.
-fn send(shared: &Shared, conn: &mut Conn, who: &str, line: &str) -> std::io::Result<()> {
+pub(super) fn send(shared: &Shared, conn: &mut Conn, who: &str, line: &str) -> std::io::Result<()> {
     note(shared, who, ">", line);
     conn.send_line(line)
 }
@@ -161,19 +173,11 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
         return;
     };
     let words: Vec<&str> = first.split_whitespace().collect();
-    let from = match words[..] {
-        ["CLUSTER", fingerprint, from, client] => match shared.check_hello(fingerprint, from) {
-            Ok(from) => {
-                if client != "-" {
-                    shared.set_client_addr(from, client);
-                }
-                from
-            }
-            Err(why) => {
-                let _ = send(shared, conn, &who, &format!("ERR conflict {why}"));
-                return;
-            }
-        },
+    let (fingerprint, from, client, nonce_c) = match words[..] {
+        ["CLUSTER", fingerprint, from, client] => (fingerprint, from, client, None),
+        ["CLUSTER", fingerprint, from, client, nonce_c] => {
+            (fingerprint, from, client, Some(nonce_c))
+        }
         _ => {
             // Not a member: a person with `nc`, or a test. One request, one reply, repeat.
             let mut line = first;
@@ -188,8 +192,18 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             }
         }
     };
-    if send(shared, conn, &who, &format!("ACK cluster {}", shared.id)).is_err() {
+    let from = match shared.check_hello(fingerprint, from) {
+        Ok(from) => from,
+        Err(why) => {
+            let _ = send(shared, conn, &who, &format!("ERR conflict {why}"));
+            return;
+        }
+    };
+    if !handshake::accept(shared, conn, &who, from, nonce_c) {
         return;
+    }
+    if client != "-" {
+        shared.set_client_addr(from, client);
     }
     let name = format!("member {from}");
     note(shared, &who, "-", &format!("is {name} from now on"));
@@ -258,7 +272,7 @@ fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
     let mut rng = Rng::from_time();
     let mut backoff = BACKOFF_MIN;
     loop {
-        match connect(shared, addr) {
+        match handshake::connect(shared, to, addr) {
             Ok(mut conn) => {
                 backoff = BACKOFF_MIN;
                 if stream(shared, &mut conn, addr, rx) {
@@ -282,25 +296,6 @@ fn send_loop(shared: &Shared, to: NodeId, addr: &str, rx: &Receiver<Message>) {
             }
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-fn connect(shared: &Shared, addr: &str) -> Result<Conn, String> {
-    let timeouts = Timeouts {
-        idle: IO * 2,
-        line: IO * 2,
-        io: IO,
-    };
-    // Traced here, line by line, not by the connection: see `shown`.
-    let mut conn = Conn::connect(addr, timeouts, Trace::off()).map_err(|e| e.to_string())?;
-    let client = shared.client_addr.as_deref().unwrap_or("-");
-    let hello = format!("CLUSTER {} {} {client}", shared.fingerprint, shared.id);
-    send(shared, &mut conn, addr, &hello).map_err(|e| e.to_string())?;
-    let reply = read(shared, &mut conn, addr).map_err(|e| e.to_string())?;
-    if reply.starts_with("ACK cluster ") {
-        Ok(conn)
-    } else {
-        Err(format!("refused: {reply}"))
     }
 }
 
@@ -368,7 +363,16 @@ mod tests {
             shown(line),
             "ENTRY 1 126 4c43786d06fa96f4.2 CREATE-USER user1 <redacted>"
         );
+        assert_eq!(
+            shown(
+                "ACK cluster 2 0123456789abcdef0123456789abcdef 00112233445566778899aabbccddeeff00112233"
+            ),
+            "ACK cluster 2 0123456789abcdef0123456789abcdef <redacted>"
+        );
+        assert_eq!(shown("PROOF 00112233"), "PROOF <redacted>");
         for same in [
+            "ACK cluster 2",
+            "CLUSTER 0123456789abcdef 1 - 0123456789abcdef0123456789abcdef",
             "ENTRY 2 28 a.1 CREATE-GROUP physics alice",
             "APPEND 1 2 3 4 5 1",
             "ENTRY 1 0 ",
