@@ -24,144 +24,27 @@
 //! is cut off again, so the file never keeps half a batch, and every caller in the batch gets
 //! the error: a refused record is simply not there.
 //!
-//! The pure parts (`frame`, `check`, `parse_line`, `read_records`) are unit-tested on bytes;
-//! the file parts in `tests/journal.rs` with temporary folders.
+//! The format (`format.rs`: `frame`, `check`, `parse_line`, `read_records`, `snapshot_text`) is
+//! pure and unit-tested on bytes (`tests.rs`); the file handling here is tested in
+//! `tests/journal.rs` with temporary folders.
+
+mod format;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::sha1::Sha1;
+pub use format::{Read, check, frame, parse_line};
+pub use format::{read_records, read_snapshot, snapshot_text};
 
 /// The journal file's name in the state folder.
 pub const JOURNAL: &str = "journal";
 /// The snapshot file's name in the state folder.
 pub const SNAPSHOT: &str = "snapshot";
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
-
-/// The checksum of one record: 8 hex digits of SHA-1 over `<seq> <text>`.
-pub fn check(seq: u64, text: &str) -> String {
-    let digest = Sha1::from(format!("{seq} {text}").as_bytes()).digest();
-    digest.to_string()[..8].to_string()
-}
-
-/// One record's line, newline included. `text` must be one line of printable ASCII.
-pub fn frame(seq: u64, text: &str) -> String {
-    format!("{seq} {} {text}\n", check(seq, text))
-}
-
-/// Parse one line (without its newline) into `(seq, text)`, or say what is wrong with it.
-pub fn parse_line(line: &[u8]) -> Result<(u64, String), String> {
-    let text = std::str::from_utf8(line).map_err(|_| "not text".to_string())?;
-    if !text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
-        return Err("not printable ASCII".into());
-    }
-    let mut parts = text.splitn(3, ' ');
-    let (seq, sum, body) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(seq), Some(sum), Some(body)) => (seq, sum, body),
-        _ => return Err("not `<seq> <check> <text>`".into()),
-    };
-    let digits =
-        !seq.is_empty() && !seq.starts_with('0') && seq.bytes().all(|b| b.is_ascii_digit());
-    let seq: u64 = digits
-        .then(|| seq.parse().ok())
-        .flatten()
-        .ok_or("bad sequence number")?;
-    if sum != check(seq, body) {
-        return Err("checksum mismatch".into());
-    }
-    Ok((seq, body.to_string()))
-}
-
-/// What reading a journal's bytes found.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Read {
-    /// `(seq, text)` of every good record, in order.
-    pub records: Vec<(u64, String)>,
-    /// Bytes up to the end of the last good record (where the file should be cut).
-    pub good_len: u64,
-    /// The torn last line that was dropped: its 1-based line number and why.
-    pub torn: Option<(usize, String)>,
-}
-
-/// Read records from a journal's bytes, `first_seq` being the seq the first record must have
-/// (records numbered below it are allowed only as a prefix: they were compacted). A damaged
-/// line that is the last one is torn (dropped); one with anything after it is an error naming
-/// the line.
-pub fn read_records(bytes: &[u8], first_seq: u64) -> Result<Read, String> {
-    let mut records = Vec::new();
-    let mut good_len = 0u64;
-    let mut expect: Option<u64> = None;
-    let mut at = 0usize;
-    let mut line_no = 0usize;
-    while at < bytes.len() {
-        line_no += 1;
-        let (line, end, complete) = match bytes[at..].iter().position(|b| *b == b'\n') {
-            Some(n) => (&bytes[at..at + n], at + n + 1, true),
-            None => (&bytes[at..], bytes.len(), false),
-        };
-        let last = end >= bytes.len();
-        let parsed = if complete {
-            parse_line(line)
-        } else {
-            Err("no newline at its end".to_string())
-        };
-        let parsed = parsed.and_then(|(seq, text)| match expect {
-            Some(want) if seq != want => Err(format!("sequence {seq} where {want} was due")),
-            None if seq > first_seq => Err(format!("sequence {seq} where {first_seq} was due")),
-            _ => Ok((seq, text)),
-        });
-        match parsed {
-            Ok((seq, text)) => {
-                expect = Some(seq + 1);
-                if seq >= first_seq {
-                    records.push((seq, text));
-                }
-                good_len = end as u64;
-            }
-            Err(why) if last => {
-                return Ok(Read {
-                    records,
-                    good_len,
-                    torn: Some((line_no, why)),
-                });
-            }
-            Err(why) => return Err(format!("line {line_no} is damaged ({why})")),
-        }
-        at = end;
-    }
-    Ok(Read {
-        records,
-        good_len,
-        torn: None,
-    })
-}
-
-/// A snapshot's bytes: `records` framed and numbered from 1, then `END <covered>`. The
-/// lone tracker's snapshot file, and the data of a cluster member's Raft snapshot.
-pub fn snapshot_text(records: &[String], covered: u64) -> String {
-    let mut text = String::new();
-    for (i, r) in records.iter().enumerate() {
-        text.push_str(&frame(i as u64 + 1, r));
-    }
-    text.push_str(&frame(records.len() as u64 + 1, &format!("END {covered}")));
-    text
-}
-
-/// Undo [`snapshot_text`]: the records and the `END` number, or why the bytes are not a whole
-/// snapshot (a snapshot is written whole, so any damage is corruption, never a torn write).
-pub fn read_snapshot(bytes: &[u8]) -> Result<(Vec<String>, u64), String> {
-    let read = read_records(bytes, 1).map_err(|e| format!("{e}; the snapshot is corrupt"))?;
-    let (end, body) = read.records.split_last().ok_or("empty snapshot")?;
-    let covered = end
-        .1
-        .strip_prefix("END ")
-        .and_then(|s| s.parse().ok())
-        .filter(|_| read.torn.is_none())
-        .ok_or("the snapshot has no END record; it is corrupt")?;
-    Ok((body.iter().map(|(_, t)| t.clone()).collect(), covered))
-}
 
 /// What `open` found besides the records: warnings for the operator.
 #[derive(Debug, Default)]
@@ -409,84 +292,5 @@ impl Journal {
         inner.file.sync_all()?;
         inner.len = 0;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn journal(lines: &[&str]) -> Vec<u8> {
-        let mut out = String::new();
-        for (i, l) in lines.iter().enumerate() {
-            out.push_str(&frame(i as u64 + 1, l));
-        }
-        out.into_bytes()
-    }
-
-    #[test]
-    fn a_frame_reads_back_and_its_check_covers_seq_and_text() {
-        let line = frame(7, "CREATE-GROUP g1 alice");
-        assert!(line.starts_with("7 ") && line.ends_with(" CREATE-GROUP g1 alice\n"));
-        let body = line.trim_end().as_bytes();
-        assert_eq!(parse_line(body), Ok((7, "CREATE-GROUP g1 alice".into())));
-        // Any change to seq or text breaks the check.
-        let other_seq = line.replacen('7', "8", 1);
-        assert!(parse_line(other_seq.trim_end().as_bytes()).is_err());
-        let other_text = line.replace("alice", "alicf");
-        assert!(parse_line(other_text.trim_end().as_bytes()).is_err());
-        assert!(parse_line(b"07 00000000 x").is_err());
-        assert!(parse_line(b"").is_err());
-    }
-
-    #[test]
-    fn good_records_read_in_order() {
-        let bytes = journal(&["a", "b c", "d"]);
-        let read = read_records(&bytes, 1).unwrap();
-        let texts: Vec<&str> = read.records.iter().map(|(_, t)| t.as_str()).collect();
-        assert_eq!(texts, ["a", "b c", "d"]);
-        assert_eq!((read.good_len, read.torn), (bytes.len() as u64, None));
-    }
-
-    #[test]
-    fn a_torn_last_record_is_dropped_and_named() {
-        let bytes = journal(&["a", "b", "ccc"]);
-        let whole = journal(&["a", "b"]).len();
-        for cut in whole + 1..bytes.len() {
-            let read = read_records(&bytes[..cut], 1).unwrap();
-            assert_eq!(read.records.len(), 2, "cut at {cut}");
-            assert_eq!(read.good_len, whole as u64);
-            assert_eq!(read.torn.as_ref().map(|t| t.0), Some(3));
-        }
-        // A last line with its newline but a bad check is torn too (garbage from a crash).
-        let mut bad = bytes.clone();
-        let n = bad.len();
-        bad[n - 2] ^= 1;
-        assert_eq!(read_records(&bad, 1).unwrap().torn.map(|t| t.0), Some(3));
-    }
-
-    #[test]
-    fn a_damaged_middle_record_stops_naming_its_line() {
-        let mut bytes = journal(&["a", "bbbb", "c"]);
-        let at = journal(&["a"]).len() + 12;
-        bytes[at] ^= 0x01;
-        let err = read_records(&bytes, 1).unwrap_err();
-        assert!(err.starts_with("line 2 is damaged"), "{err}");
-        // A gap in the sequence is damage too.
-        let mut gap = frame(1, "a").into_bytes();
-        gap.extend(frame(3, "c").into_bytes());
-        gap.extend(frame(4, "d").into_bytes());
-        assert!(read_records(&gap, 1).unwrap_err().contains("line 2"));
-    }
-
-    #[test]
-    fn records_a_snapshot_covers_are_skipped() {
-        let bytes = journal(&["a", "b", "c"]);
-        let read = read_records(&bytes, 3).unwrap();
-        assert_eq!(read.records, vec![(3, "c".to_string())]);
-        // A journal starting past the snapshot is a gap.
-        let mut late = frame(5, "e").into_bytes();
-        late.extend(frame(6, "f").into_bytes());
-        assert!(read_records(&late, 3).is_err());
     }
 }

@@ -17,20 +17,31 @@
 //! Randomness (salts, server nonces) comes from `/dev/urandom`; with `AccountsConfig::test_seed`
 //! they are derived from the user name and the client's nonce instead, so that PROTOCOL.md's
 //! transcripts are exact. Never use that mode for real accounts.
+//!
+//! Where things are:
+//! - `accounts.rs` (this file): the configuration, the service (`Auth`: open, `mutate`, the
+//!   dispatch of each verb) and the `ERR` codes of refused rules.
+//! - `login.rs`: the SCRAM login and account creation (`SALT` ... `LOGOUT`).
+//! - `groups.rs`: the group verbs and group files.
+//! - `tickets.rs`: `GRANT`, the tickets a holder checks.
+
+mod groups;
+mod login;
+mod tickets;
 
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::auth::accounts::{Accounts, AuthError, Effect, Record};
-use crate::auth::scram::{self, Credentials, ScramError};
-use crate::auth::ticket::{LIFETIME_SECS, Ticket, TicketKey};
-use crate::auth::{base64, hmac::hmac_sha1};
+use crate::auth::hmac::hmac_sha1;
+use crate::auth::scram;
+use crate::auth::ticket::LIFETIME_SECS;
 use crate::journal::Journal;
 use crate::protocol::{AccountRequest, ErrCode, ProtoError, Reply};
-use crate::tracker::holders::{Asker, Holders, Turns};
+use crate::tracker::holders::Turns;
 use crate::tracker::replica::{Refusal, Replica};
 use crate::tracker::sessions::Sessions;
 
@@ -136,35 +147,12 @@ fn auth_err(e: AuthError) -> ProtoError {
     err(code, e.to_string())
 }
 
-fn scram_err(e: ScramError) -> ProtoError {
-    let code = match e {
-        ScramError::InvalidProof => ErrCode::InvalidProof,
-        _ => ErrCode::BadLogin,
-    };
-    err(code, e.to_string())
-}
-
 /// `/dev/urandom`'s bytes.
 pub fn urandom(n: usize) -> io::Result<Vec<u8>> {
     use io::Read;
     let mut buf = vec![0; n];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn words(label: &str, items: impl Iterator<Item = String>) -> Reply {
-    let list: Vec<String> = items.collect();
-    if list.is_empty() {
-        Reply::Ack(format!("{label}: none"))
-    } else {
-        Reply::Ack(format!("{label}: {}", list.join(" ")))
-    }
 }
 
 impl Auth {
@@ -265,25 +253,6 @@ impl Auth {
         Ok(effect)
     }
 
-    fn salt_for(&self, user: &str) -> Result<Vec<u8>, ProtoError> {
-        match self.config.test_seed {
-            Some(seed) => Ok(
-                hmac_sha1(&seed.to_be_bytes(), format!("salt,{user}").as_bytes())[..16].to_vec(),
-            ),
-            None => urandom(16).map_err(|e| err(ErrCode::Internal, format!("no randomness: {e}"))),
-        }
-    }
-
-    fn nonce_for(&self, client_nonce: &str) -> Result<String, ProtoError> {
-        let bytes = match self.config.test_seed {
-            Some(seed) => hmac_sha1(&seed.to_be_bytes(), client_nonce.as_bytes())[..18].to_vec(),
-            None => {
-                urandom(18).map_err(|e| err(ErrCode::Internal, format!("no randomness: {e}")))?
-            }
-        };
-        Ok(base64::encode(&bytes))
-    }
-
     /// The connection ended: its login ends, and its peer's group files are unlisted.
     pub fn end(&self, conn: &mut AuthConn) {
         if let Some(user) = conn.user.take() {
@@ -321,271 +290,32 @@ impl Auth {
     ) -> Result<Reply, ProtoError> {
         use AccountRequest as R;
         let reply = match request {
-            R::Salt { user } => {
-                crate::auth::accounts::check_id("user", &user).map_err(auth_err)?;
-                if lock(&self.state).credentials(&user).is_some() {
-                    return Err(auth_err(AuthError::Exists {
-                        what: "user",
-                        name: user,
-                    }));
-                }
-                let salt = self.salt_for(&user)?;
-                let reply = format!(
-                    "salt={} i={}",
-                    base64::encode(&salt),
-                    self.config.iterations
-                );
-                conn.salt = Some((user, salt));
-                Reply::Ack(reply)
-            }
+            R::Salt { user } => self.salt(conn, user)?,
             R::CreateUser {
                 user,
                 stored_key,
                 server_key,
-            } => {
-                let salt = match conn.salt.take() {
-                    Some((u, salt)) if u == user => salt,
-                    _ => {
-                        return Err(err(
-                            ErrCode::BadRequest,
-                            format!("ask SALT {user} first on this connection"),
-                        ));
-                    }
-                };
-                let credentials = Credentials {
-                    salt,
-                    iterations: self.config.iterations,
-                    stored_key,
-                    server_key,
-                };
-                let record = Record::CreateUser {
-                    user: user.clone(),
-                    credentials,
-                };
-                self.mutate(record)?;
-                Reply::Ack(format!("created user {user}"))
-            }
-            R::Login { first } => {
-                let first = scram::read_client_first(&first).map_err(scram_err)?;
-                let now = Instant::now();
-                if let Some(wait) = lock(&self.sessions).slow_down(&first.user, ip, now) {
-                    return Err(err(
-                        ErrCode::SlowDown,
-                        format!(
-                            "too many failed logins; try again in {} s",
-                            wait.as_secs_f64().ceil()
-                        ),
-                    ));
-                }
-                if lock(&self.sessions).busy(&first.user, conn.serial) {
-                    return Err(err(
-                        ErrCode::LoggedIn,
-                        format!("{} is logged in on another connection", first.user),
-                    ));
-                }
-                // An unknown user gets decoy credentials: the exchange runs on to
-                // invalid-proof, so LOGIN does not tell which names exist.
-                let credentials = lock(&self.state)
-                    .credentials(&first.user)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Credentials::decoy(&first.user, &self.decoy_secret, self.config.iterations)
-                    });
-                let server =
-                    scram::Server::new(&first, &credentials, &self.nonce_for(&first.nonce)?)
-                        .map_err(scram_err)?;
-                let message = server.first_message().to_string();
-                conn.login = Some((first.user, server));
-                Reply::Ack(message)
-            }
-            R::Proof { last } => {
-                let (user, server) = conn
-                    .login
-                    .take()
-                    .ok_or_else(|| err(ErrCode::BadLogin, "send LOGIN first"))?;
-                let done = match server.read_client_final(&last) {
-                    Ok(done) => done,
-                    Err(e) => {
-                        if e == ScramError::InvalidProof {
-                            lock(&self.sessions).failed(&user, ip, Instant::now());
-                        }
-                        return Err(scram_err(e));
-                    }
-                };
-                if let Some(old) = conn.user.take() {
-                    lock(&self.sessions).logout(&old, conn.serial);
-                }
-                let mut sessions = lock(&self.sessions);
-                sessions.succeeded(&user);
-                let key = TicketKey::from_session(&done.session);
-                if !sessions.login(&user, conn.serial, key) {
-                    return Err(err(
-                        ErrCode::LoggedIn,
-                        format!("{user} is logged in on another connection"),
-                    ));
-                }
-                drop(sessions);
-                conn.user = Some(user.clone());
-                Reply::Ack(format!("WELCOME {user} {}", done.message))
-            }
-            R::Logout => {
-                let user = self.user(conn)?.to_string();
-                self.end(conn);
-                Reply::Ack(format!("logged out {user}"))
-            }
-            R::CreateGroup { group } => {
-                let admin = self.user(conn)?.to_string();
-                self.mutate(Record::CreateGroup {
-                    group: group.clone(),
-                    admin,
-                })?;
-                Reply::Ack(format!("created group {group}; you are its admin"))
-            }
-            R::Join { group } => {
-                let user = self.user(conn)?.to_string();
-                let record = Record::RequestJoin {
-                    group: group.clone(),
-                    user,
-                };
-                match self.mutate(record)? {
-                    Effect::Unchanged(already) => Reply::Ack(already.to_string()),
-                    Effect::Change => {
-                        Reply::Ack(format!("asked to join {group}; its admin must accept"))
-                    }
-                }
-            }
-            R::Leave { group } => {
-                let user = self.user(conn)?.to_string();
-                let member = lock(&self.state).is_member(&group, &user);
-                self.mutate(Record::Leave {
-                    group: group.clone(),
-                    user: user.clone(),
-                })?;
-                lock(&self.sessions).left(&group, &user);
-                if member {
-                    Reply::Ack(format!("left {group}"))
-                } else {
-                    Reply::Ack(format!("withdrew the request to join {group}"))
-                }
-            }
-            R::Requests { group } => {
-                let user = self.user(conn)?;
-                let state = lock(&self.state);
-                let list = state.list_requests(&group, user).map_err(auth_err)?;
-                words("requests", list.into_iter().map(str::to_string))
-            }
-            R::Accept { group, user } => {
-                let admin = self.user(conn)?.to_string();
-                self.mutate(Record::Accept {
-                    group: group.clone(),
-                    admin,
-                    user: user.clone(),
-                })?;
-                Reply::Ack(format!("{user} is now a member of {group}"))
-            }
-            R::Groups => {
-                let state = lock(&self.state);
-                words("groups", state.groups().map(|(g, _)| g.to_string()))
-            }
-            R::Files { group } => {
-                let user = self.user(conn)?;
-                let state = lock(&self.state);
-                let files = state.list_files(&group, user).map_err(auth_err)?;
-                words("files", files.into_iter().map(|f| f.meta.name.clone()))
-            }
-            R::GUpload { group, meta } => {
-                let user = self.user(conn)?.to_string();
-                let holder =
-                    peer.ok_or_else(|| err(ErrCode::NotRegistered, "send REGISTER <port> first"))?;
-                let record = Record::AddFile {
-                    group: group.clone(),
-                    user: user.clone(),
-                    meta: meta.clone(),
-                };
-                self.mutate(record)?;
-                lock(&self.sessions).hold(&group, &meta.name, holder, &user);
-                Reply::Ack(format!("{group} {} {}", meta.name, meta.sha1))
-            }
-            R::GRemove { group, name } => {
-                self.user(conn)?;
-                let holder =
-                    peer.ok_or_else(|| err(ErrCode::NotRegistered, "send REGISTER <port> first"))?;
-                if !lock(&self.sessions).unhold(&group, &name, holder) {
-                    return Err(err(
-                        ErrCode::NotFound,
-                        format!("you do not share {name} in {group}"),
-                    ));
-                }
-                Reply::Ack(format!("{group} {name} removed"))
-            }
-            R::GWhoHas { group, name } => {
-                let user = self.user(conn)?;
-                lock(&self.state)
-                    .file(&group, user, &name)
-                    .map_err(auth_err)?;
-                let holders = lock(&self.sessions).holders(&group, &name);
-                if holders.is_empty() {
-                    return Err(err(
-                        ErrCode::NotFound,
-                        format!("no peer online holds {name} in {group}"),
-                    ));
-                }
-                // The rules of `WHOHAS`: reachable holders only, at most a reply's worth.
-                let asker = Asker {
-                    ip,
-                    me: peer,
-                    turn: conn.turns.take(),
-                };
-                let holders = Holders::full_of(holders.iter().map(String::as_str));
-                Reply::Peers(holders.pick(&name, &asker)?)
-            }
-            R::GInfo { group, name } => {
-                let user = self.user(conn)?;
-                let state = lock(&self.state);
-                Reply::File(
-                    state
-                        .file(&group, user, &name)
-                        .map_err(auth_err)?
-                        .meta
-                        .clone(),
-                )
-            }
+            } => self.create_user(conn, user, stored_key, server_key)?,
+            R::Login { first } => self.login(conn, ip, first)?,
+            R::Proof { last } => self.proof(conn, ip, last)?,
+            R::Logout => self.logout(conn)?,
+            R::CreateGroup { group } => self.create_group(conn, group)?,
+            R::Join { group } => self.join(conn, group)?,
+            R::Leave { group } => self.leave(conn, group)?,
+            R::Requests { group } => self.requests(conn, group)?,
+            R::Accept { group, user } => self.accept(conn, group, user)?,
+            R::Groups => self.groups(),
+            R::Files { group } => self.files(conn, group)?,
+            R::GUpload { group, meta } => self.gupload(conn, peer, group, meta)?,
+            R::GRemove { group, name } => self.gremove(conn, peer, group, name)?,
+            R::GWhoHas { group, name } => self.gwhohas(conn, ip, peer, group, name)?,
+            R::GInfo { group, name } => self.ginfo(conn, group, name)?,
             R::Grant {
                 group,
                 name,
                 holder,
-            } => {
-                let user = self.user(conn)?;
-                let root = lock(&self.state)
-                    .file(&group, user, &name)
-                    .map_err(auth_err)?
-                    .meta
-                    .root;
-                let sessions = lock(&self.sessions);
-                let key = sessions.holder_key(&group, &name, &holder).ok_or_else(|| {
-                    err(
-                        ErrCode::NotFound,
-                        format!("{holder} does not hold {name} in {group} now"),
-                    )
-                })?;
-                let expiry = unix_now() + self.config.ticket_lifetime.as_secs();
-                let ticket = Ticket::mint(key, user, &group, &name, root, &ip.to_string(), expiry);
-                Reply::Ack(ticket.to_string())
-            }
-            R::Vouch { group, user } => {
-                let me = self.user(conn)?;
-                let state = lock(&self.state);
-                if !state.is_member(&group, me) {
-                    return Err(auth_err(AuthError::NotMember {
-                        group,
-                        user: me.to_string(),
-                    }));
-                }
-                if !state.is_member(&group, &user) {
-                    return Err(auth_err(AuthError::NotMember { group, user }));
-                }
-                Reply::Ack(format!("{user} is a member of {group}"))
-            }
+            } => self.grant(conn, ip, group, name, holder)?,
+            R::Vouch { group, user } => self.vouch(conn, group, user)?,
             R::Ticket(_) => {
                 return Err(crate::protocol::Role::Tracker.foreign_verb("TICKET"));
             }
