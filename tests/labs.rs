@@ -1,12 +1,15 @@
 //! LABS.md, executed: every lab's commands run exactly as written (in bash, in a fresh folder,
-//! with a free tracker port), and every line of the lab's `expect` block must appear in what
-//! they printed. A lab whose commands are marked `manual` (they edit the source) is checked
-//! only for the line its `sed` changes still being there.
+//! with a free tracker port `TPORT` and the next three ports free too), and every line of the
+//! lab's `expect` block must appear in what they printed. A lab whose commands are marked
+//! `manual` (they edit the source) is checked only for the line its `sed` changes still being
+//! there. The intro's count of labs ("Ten short labs") must be the number of `## Lab` sections.
 //!
 //! Two lines of the setup are for people and are skipped here: `cargo build` (the test already
 //! has its binary) and the `PATH` export (the test puts its own binary first instead).
 
+use std::collections::hash_map::RandomState;
 use std::fs;
+use std::hash::BuildHasher;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,9 +67,24 @@ fn parse_labs(text: &str) -> (String, Vec<Lab>) {
     (setup, labs)
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address").port()
+/// Ports a lab may use: `TPORT` and the `LAB_PORTS - 1` after it (Lab 10's cluster ports are
+/// `TPORT+1` to `TPORT+3`: a cluster file names them before anything binds, so `:0` cannot
+/// do).
+const LAB_PORTS: u16 = 4;
+
+/// A `TPORT` whose next `LAB_PORTS - 1` ports are free as well. Taken below the kernel's
+/// usual ephemeral range (32768 and up), where `bind :0` and outgoing connections of other
+/// tests on this machine do not land between this check and the lab's bind.
+fn free_ports() -> u16 {
+    let random = RandomState::new();
+    for attempt in 0..1000u64 {
+        let span = u64::from(12_000 - LAB_PORTS);
+        let base = 20_000 + u16::try_from(random.hash_one(attempt) % span).expect("fits");
+        if (0..LAB_PORTS).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {LAB_PORTS} free consecutive ports on 127.0.0.1 between 20000 and 32000");
 }
 
 fn have(tool: &str) -> bool {
@@ -108,7 +126,7 @@ fn run_lab(setup: &str, lab: &Lab, n: usize) -> String {
         .arg("-c")
         .arg(format!("set -u\n{setup}\n{}", lab.script))
         .env("PATH", path)
-        .env("TPORT", free_port().to_string())
+        .env("TPORT", free_ports().to_string())
         .env("LAB", &lab_dir)
         .stdin(Stdio::null())
         .stdout(out)
@@ -150,7 +168,17 @@ fn every_lab_shows_what_it_says() {
     let text = fs::read_to_string(root.join("LABS.md")).expect("LABS.md is readable");
     let (setup, labs) = parse_labs(&text);
     assert!(!setup.is_empty(), "LABS.md has a `sh setup` block");
-    assert!(labs.len() >= 6, "at least six labs, found {}", labs.len());
+    let words = [
+        "No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten",
+        "Eleven", "Twelve",
+    ];
+    let count = words.get(labs.len()).copied().unwrap_or("Many");
+    assert!(
+        text.contains(&format!("\n{count} short labs")),
+        "LABS.md has {} labs: its intro should say \"{count} short labs\"",
+        labs.len()
+    );
+    assert!(labs.len() >= 10, "at least ten labs, found {}", labs.len());
     // Tools some labs use, and the Debian package each comes in.
     let tools = [
         ("nc ", "nc", "netcat-openbsd"),
