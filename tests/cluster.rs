@@ -204,7 +204,15 @@ fn the_cluster_port_answers_status_and_refuses_strangers() {
     );
     assert_eq!(
         ask("NOTE hi"),
-        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS or STATE"
+        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS, STATE or BYE"
+    );
+    // BYE ends the conversation: the port says so and closes (nc returns).
+    assert_eq!(ask("BYE"), "ACK bye");
+    let mut rest = String::new();
+    assert_eq!(
+        r.read_line(&mut rest).unwrap(),
+        0,
+        "closed after BYE: {rest:?}"
     );
     // A member of another cluster is refused at the handshake (the first line).
     let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -60,6 +60,18 @@ pub enum Role {
     Leader,
 }
 
+impl Role {
+    /// The word `STATUS` and the trace use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Candidate => "candidate",
+            Role::PreCandidate => "precandidate",
+            Role::Follower => "follower",
+        }
+    }
+}
+
 /// The leader's view of one follower (Figure 2, "volatile state on leaders").
 #[derive(Clone, Copy, Debug)]
 struct Progress {

@@ -66,11 +66,13 @@ impl Worker {
 
     pub(super) fn run(mut self, rx: &Receiver<Cmd>) {
         let mut said_waiting = false;
+        let mut said_redirect: Option<String> = None;
         loop {
             let error = match self.connect() {
                 Ok((conn, heartbeat)) => {
                     self.registered_at();
                     said_waiting = false;
+                    said_redirect = None;
                     match self.serve(conn, heartbeat, rx) {
                         Ended::Stopped => break,
                         Ended::Broken(e) => {
@@ -83,7 +85,16 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    if !said_waiting {
+                    // A redirect is followed at once: say where it points, not "waiting".
+                    if let Some(Some(to)) = &self.leader_hint {
+                        if said_redirect.as_ref() != Some(to) {
+                            eprintln!(
+                                "{}: {} sends this peer to {to}; going there",
+                                self.label, self.tracker
+                            );
+                            said_redirect = Some(to.clone());
+                        }
+                    } else if !said_waiting {
                         eprintln!(
                             "{}: waiting for the tracker at {} ({e})",
                             self.label, self.tracker

@@ -245,6 +245,15 @@ impl Driver {
 
     fn publish(&self) {
         let node = &self.node;
+        // A change of role or term is a line of the trace, so a student reading it sees the
+        // election's outcome, not only its messages.
+        let before = self.shared.status();
+        if before.role != node.role() || before.term != node.term() {
+            let role = node.role().name();
+            let leader = node.leader().map_or("none".to_string(), |l| l.to_string());
+            let text = format!("now {role} in term {} (leader: {leader})", node.term());
+            self.shared.trace.note("raft", "-", &text);
+        }
         self.shared.update(|s| {
             s.role = node.role();
             s.term = node.term();

@@ -141,12 +141,7 @@ impl Shared {
         let line = line.trim_end_matches('\r');
         if line == "STATUS" {
             let s = self.status();
-            let role = match s.role {
-                Role::Leader => "leader",
-                Role::Candidate => "candidate",
-                Role::PreCandidate => "precandidate",
-                Role::Follower => "follower",
-            };
+            let role = s.role.name();
             let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
             return format!(
                 "ACK member={} role={role} term={} leader={leader} commit={} last={}",
@@ -159,7 +154,10 @@ impl Shared {
                 None => "ACK none".to_string(),
             };
         }
-        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS or STATE".to_string()
+        if line == "BYE" || line == "QUIT" {
+            return "ACK bye".to_string();
+        }
+        "ERR unknown-verb this is a tracker's cluster port: members say CLUSTER; people may say STATUS, STATE or BYE".to_string()
     }
 }
 

@@ -182,7 +182,8 @@ fn serve_inbound(shared: &Shared, conn: &mut Conn) {
             // Not a member: a person with `nc`, or a test. One request, one reply, repeat.
             let mut line = first;
             loop {
-                if send(shared, conn, &who, &shared.client_line(&line)).is_err() {
+                let reply = shared.client_line(&line);
+                if send(shared, conn, &who, &reply).is_err() || reply == "ACK bye" {
                     return;
                 }
                 match read(shared, conn, &who) {
