@@ -10,7 +10,7 @@ mod cluster;
 
 use std::sync::OnceLock;
 
-use cluster::{ELECTION_MS, RELIABLE, Sim, UNRELIABLE};
+use cluster::{ELECTION_MS, Sim, UNRELIABLE};
 use torrentphile::raft::{Config, NodeId};
 
 /// The run's seed: `TORRENTPHILE_RAFT_SEED` if set, else from the clock. Printed once.
@@ -392,38 +392,7 @@ fn random_schedules_never_lose_an_acknowledged_write() {
             ..Config::default()
         };
         let mut sim = Sim::with_config(if tag % 2 == 0 { 3 } else { 5 }, seed(2000 + tag), config);
-        let mut rng = torrentphile::util::Rng::new(sim.seed);
-        sim.faults = if rng.below(2) == 0 {
-            RELIABLE
-        } else {
-            UNRELIABLE
-        };
-        let ids = sim.ids();
-        let mut k = 0;
-        for _ in 0..30 {
-            let id = ids[rng.below(ids.len())];
-            match rng.below(9) {
-                0 => sim.crash(id),
-                5 => {
-                    sim.crash(id);
-                    sim.restart(id);
-                }
-                1 | 2 => sim.restart(id),
-                3 => {
-                    let mut order = ids.clone();
-                    rng.shuffle(&mut order);
-                    let cut = 1 + rng.below(order.len() - 1);
-                    sim.partition(&[&order[..cut], &order[cut..]]);
-                }
-                4 => sim.heal(),
-                _ => {}
-            }
-            for leader in sim.leaders_now() {
-                sim.propose(leader, &format!("r{tag}-{k}"));
-                k += 1;
-            }
-            sim.run(10 + rng.below(60) as u64);
-        }
+        sim.random_schedule(30, &format!("r{tag}"));
         sim.check_converged(40 * ELECTION_MS);
         acked += sim.acked.len();
         elections += sim.leaders.len();

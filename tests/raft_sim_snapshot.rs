@@ -12,7 +12,7 @@ mod cluster;
 
 use std::sync::OnceLock;
 
-use cluster::{ELECTION_MS, RELIABLE, Sim, UNRELIABLE};
+use cluster::{ELECTION_MS, Sim, UNRELIABLE};
 use torrentphile::raft::{Config, NodeId};
 
 fn seed(tag: u64) -> u64 {
@@ -101,38 +101,7 @@ fn random_schedules_with_compaction_never_lose_an_acknowledged_write() {
             config(4 + tag as usize % 40),
         );
         sim.snapshot_every = 2 + tag % 7;
-        let mut rng = torrentphile::util::Rng::new(sim.seed);
-        sim.faults = if rng.below(2) == 0 {
-            RELIABLE
-        } else {
-            UNRELIABLE
-        };
-        let ids = sim.ids();
-        let mut k = 0;
-        for _ in 0..40 {
-            let id = ids[rng.below(ids.len())];
-            match rng.below(9) {
-                0 => sim.crash(id),
-                5 => {
-                    sim.crash(id);
-                    sim.restart(id);
-                }
-                1 | 2 => sim.restart(id),
-                3 => {
-                    let mut order = ids.clone();
-                    rng.shuffle(&mut order);
-                    let cut = 1 + rng.below(order.len() - 1);
-                    sim.partition(&[&order[..cut], &order[cut..]]);
-                }
-                4 => sim.heal(),
-                _ => {}
-            }
-            for leader in sim.leaders_now() {
-                sim.propose(leader, &format!("c{tag}-{k}"));
-                k += 1;
-            }
-            sim.run(10 + rng.below(60) as u64);
-        }
+        sim.random_schedule(40, &format!("c{tag}"));
         sim.check_converged(60 * ELECTION_MS);
         acked += sim.acked.len();
         compactions += sim.compactions;

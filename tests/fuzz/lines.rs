@@ -8,9 +8,9 @@ use torrentphile::protocol::MAX_LINE;
 use super::values::{valid_reply, valid_request};
 use super::{A_BIN, EMPTY, Fuzz};
 
-const VERBS: [&str; 16] = [
-    "REGISTER", "UPLOAD", "PARTIAL", "REMOVE", "WHOHAS", "INFO", "LIST", "HELLO", "GET", "PIECE",
-    "HAVE", "HASHES", "PING", "HELP", "BYE", "QUIT",
+const VERBS: [&str; 17] = [
+    "REGISTER", "UPLOAD", "PARTIAL", "REMOVE", "WHOHAS", "INFO", "LIST", "STANDBY", "HELLO", "GET",
+    "PIECE", "HAVE", "HASHES", "PING", "HELP", "BYE", "QUIT",
 ];
 
 /// The account verbs (accounts and groups; `TICKET` is the peer's).
@@ -56,7 +56,7 @@ enum Arg {
 fn verb_args(verb: &str, f: &mut Fuzz) -> Vec<Arg> {
     use Arg::*;
     match verb {
-        "REGISTER" => vec![Num],
+        "REGISTER" | "STANDBY" => vec![Num],
         "UPLOAD" => vec![Name, Num, Num, Digest, Digest],
         "PARTIAL" | "REMOVE" | "WHOHAS" | "INFO" | "HAVE" | "HASHES" => vec![Name],
         "HELLO" => vec![Any],
@@ -495,5 +495,20 @@ pub(super) fn live_line(f: &mut Fuzz) -> Vec<u8> {
         // Well-formed requests often, so that real data and real errors come back too.
         3..=70 => valid_request(f).to_string().into_bytes(),
         _ => any_request_line(f),
+    }
+}
+
+/// Every verb either server lists in `HELP` is fuzzed: a new verb must be added above.
+#[test]
+fn the_fuzzed_verbs_cover_every_verb_help_lists() {
+    use torrentphile::protocol::Role;
+    for role in [Role::Tracker, Role::Peer] {
+        for verb in role.verbs() {
+            assert!(
+                VERBS.contains(verb) || ACCOUNT_VERBS.contains(verb),
+                "{verb} ({}) is not in the fuzz's verb lists",
+                role.name()
+            );
+        }
     }
 }

@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 
+#[path = "schedule.rs"]
+mod schedule;
 #[path = "snapshots.rs"]
 mod snapshots;
 
