@@ -85,10 +85,20 @@ pub fn main(args: &[String]) -> ExitCode {
 
 /// Parse `args` with `opts`; `Ok(None)` means `--help` was printed.
 fn parse(opts: &mut Options, args: &[String], brief: &str) -> Result<Option<Matches>, Fail> {
+    parse_or_help(opts, args, brief).map_err(usage)
+}
+
+/// Parse `args` with `opts` plus `--help`: `Ok(None)` when the help was printed, `Err` the
+/// usage message (the error, then the help). Every command line parses through it.
+pub(crate) fn parse_or_help(
+    opts: &mut Options,
+    args: &[String],
+    brief: &str,
+) -> Result<Option<Matches>, String> {
     opts.optflag("h", "help", "show this help");
     let m = opts
         .parse(args)
-        .map_err(|e| usage(format!("{e}\n\n{}", opts.usage(brief))))?;
+        .map_err(|e| format!("{e}\n\n{}", opts.usage(brief)))?;
     if m.opt_present("help") {
         println!("{}", opts.usage(brief));
         return Ok(None);

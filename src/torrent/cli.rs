@@ -55,15 +55,7 @@ fn failure(msg: impl Into<String>) -> Fail {
 
 /// Parse `args` with `opts` plus `--help`; `Ok(None)` means the help was printed.
 fn parse(opts: &mut Options, args: &[String], brief: &str) -> Result<Option<Matches>, Fail> {
-    opts.optflag("h", "help", "show this help");
-    let m = opts
-        .parse(args)
-        .map_err(|e| usage(format!("{e}\n\n{}", opts.usage(brief))))?;
-    if m.opt_present("help") {
-        println!("{}", opts.usage(brief));
-        return Ok(None);
-    }
-    Ok(Some(m))
+    crate::cli::parse_or_help(opts, args, brief).map_err(usage)
 }
 
 fn create_cmd(args: &[String]) -> Result<(), Fail> {
