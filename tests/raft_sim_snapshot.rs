@@ -10,26 +10,8 @@
 #[allow(dead_code)]
 mod cluster;
 
-use std::sync::OnceLock;
-
-use cluster::{ELECTION_MS, Sim, UNRELIABLE};
+use cluster::{ELECTION_MS, Sim, UNRELIABLE, seed};
 use torrentphile::raft::{Config, NodeId};
-
-fn seed(tag: u64) -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    let base = *SEED.get_or_init(|| {
-        let seed = std::env::var("TORRENTPHILE_RAFT_SEED")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| {
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-                t.map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007)
-            });
-        eprintln!("raft_sim_snapshot seed: {seed} (replay: TORRENTPHILE_RAFT_SEED={seed})");
-        seed
-    });
-    base.wrapping_add(tag.wrapping_mul(1_000_003))
-}
 
 /// Small chunks, so that one snapshot takes several `SNAPSHOT` messages.
 fn config(chunk: usize) -> Config {

@@ -17,6 +17,7 @@
 //!   chosen at its indexes, and a restarted node starts from its snapshot on disk.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 #[path = "schedule.rs"]
 mod schedule;
@@ -25,6 +26,28 @@ mod snapshots;
 
 use torrentphile::raft::{Config, Message, Node, NodeId, Persisted, Proposal, parse};
 use torrentphile::util::Rng;
+
+/// The run's seed: `TORRENTPHILE_RAFT_SEED` if set, else from the clock. Printed once.
+pub fn base_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let seed = std::env::var("TORRENTPHILE_RAFT_SEED")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                t.map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007)
+            });
+        eprintln!("raft seed: {seed} (replay: TORRENTPHILE_RAFT_SEED={seed})");
+        seed
+    })
+}
+
+/// A simulation's own seed, derived from the run's seed and a tag, so that tests do not share
+/// schedules; a failure names the run's seed, which replays every tag.
+pub fn seed(tag: u64) -> u64 {
+    base_seed().wrapping_add(tag.wrapping_mul(1_000_003))
+}
 
 pub const TICK_MS: u64 = 10;
 /// The default election timeout in simulated ms (10 ticks; a random one is 10 to 20).
@@ -127,8 +150,10 @@ impl Sim {
     /// Stop the test with the seed to replay it.
     pub fn fail(&self, what: &str) -> ! {
         panic!(
-            "seed {}: at {} ms: {what} (replay: TORRENTPHILE_RAFT_SEED={})",
-            self.seed, self.now, self.seed
+            "sim seed {}: at {} ms: {what} (replay: TORRENTPHILE_RAFT_SEED={})",
+            self.seed,
+            self.now,
+            base_seed()
         )
     }
 
