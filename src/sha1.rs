@@ -28,6 +28,9 @@ mod ni {
     pub fn compress(cpu: ShaNi, _: &mut [u32; 5], _: &[u8]) {
         match cpu {}
     }
+    pub fn compress_pair(cpu: ShaNi, _: &mut [u32; 5], _: &[u8], _: &mut [u32; 5], _: &[u8]) {
+        match cpu {}
+    }
 }
 
 /// FIPS 180-4 §5.3.1: the initial hash value.
@@ -169,6 +172,19 @@ impl Sha1 {
         }
     }
 
+    /// Append `data` to `self` and `other_data` to `other`: the same as two calls to
+    /// [`update`](Sha1::update), but where both run on SHA-NI their whole blocks go through
+    /// the CPU together, about twice the rate of one after the other.
+    pub fn update_pair(&mut self, data: &[u8], other: &mut Sha1, other_data: &[u8]) {
+        match (&mut self.engine, &mut other.engine) {
+            (Engine::Ni(x), Engine::Ni(y)) => NiSha1::update_pair(x, data, y, other_data),
+            _ => {
+                self.update(data);
+                other.update(other_data);
+            }
+        }
+    }
+
     /// The hash of everything given so far (the computation can go on afterwards).
     pub fn digest(&self) -> Digest {
         match &self.engine {
@@ -220,6 +236,35 @@ impl NiSha1 {
         let tail = &data[whole..];
         self.block[..tail.len()].copy_from_slice(tail);
         self.filled = tail.len();
+    }
+
+    /// Top up each partial block alone, then the blocks both messages have in pairs, then
+    /// each rest alone.
+    fn update_pair(x: &mut NiSha1, mut xs: &[u8], y: &mut NiSha1, mut ys: &[u8]) {
+        xs = x.top_up(xs);
+        ys = y.top_up(ys);
+        if x.filled == 0 && y.filled == 0 {
+            let both = xs.len().min(ys.len()) / 64 * 64;
+            if both > 0 {
+                x.len = x.len.wrapping_add(both as u64);
+                y.len = y.len.wrapping_add(both as u64);
+                ni::compress_pair(x.cpu, &mut x.state, &xs[..both], &mut y.state, &ys[..both]);
+                xs = &xs[both..];
+                ys = &ys[both..];
+            }
+        }
+        x.update(xs);
+        y.update(ys);
+    }
+
+    /// Complete a partial block from the front of `data`; the rest of `data` is returned.
+    fn top_up<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        if self.filled == 0 {
+            return data;
+        }
+        let head = (64 - self.filled).min(data.len());
+        self.update(&data[..head]);
+        &data[head..]
     }
 
     /// FIPS 180-4 §5.1.1: pad with one 1 bit, zeros, and the length in bits as 64 big-endian

@@ -3,6 +3,8 @@
 //! `update` calls, over 100,000 cases in all. On a CPU without the SHA extensions it says it
 //! skipped that path and checks only the portable wrapper.
 //!
+//! `Sha1::update_pair` (two messages at once) gets the same treatment: 25,000 random pairs.
+//!
 //! The random cases draw from one seed, printed at the start and named in every assertion;
 //! replay with `TORRENTPHILE_SHA1_SEED=<seed> cargo test --test sha1`.
 //!
@@ -134,6 +136,71 @@ fn random_lengths_offsets_and_splits_match_sha1_smol() {
         bytes as f64 / MIB as f64,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Two messages hashed together (`Sha1::update_pair`, two blocks per turn on SHA-NI): random
+/// lengths, offsets and split points on each, pairs of calls mixed with single `update`s,
+/// digests taken midway; both must match `sha1_smol`.
+#[test]
+fn two_messages_at_once_match_sha1_smol() {
+    let backend = subject();
+    let seed = seed() ^ 0x7061_6972;
+    let mut rng = Rng::new(seed);
+    let mut pool = vec![0u8; MIB + 64];
+    rng.fill(&mut pool);
+    for case in 0..25_000 {
+        let len = |rng: &mut Rng| match rng.below(100) {
+            0..80 => rng.below(1025),
+            80..99 => rng.below(64 * 1024 + 1),
+            _ => rng.below(MIB + 1),
+        };
+        let (lx, ly) = (len(&mut rng), len(&mut rng));
+        let (sx, sy) = (
+            rng.below(pool.len() - lx + 1),
+            rng.below(pool.len() - ly + 1),
+        );
+        let (x, y) = (&pool[sx..sx + lx], &pool[sy..sy + ly]);
+        let new = || Sha1::with_backend(backend).unwrap_or_else(Sha1::portable);
+        let (mut hx, mut hy) = (new(), new());
+        let (mut at_x, mut at_y) = (0, 0);
+        // The next cut of a message: its end, anywhere, or on a block boundary.
+        let next = |rng: &mut Rng, at: usize, len: usize| {
+            let left = len - at;
+            at + match rng.below(3) {
+                0 => left,
+                1 => rng.below(left + 1),
+                _ => (rng.below(left / 64 + 1) * 64).min(left),
+            }
+        };
+        while at_x < lx || at_y < ly {
+            let (nx, ny) = (next(&mut rng, at_x, lx), next(&mut rng, at_y, ly));
+            match rng.below(5) {
+                0 => {
+                    hx.update(&x[at_x..nx]);
+                    at_x = nx;
+                }
+                1 => {
+                    hy.update(&y[at_y..ny]);
+                    at_y = ny;
+                }
+                2 => {
+                    // A digest midway must not disturb what follows.
+                    assert_eq!(hx.digest(), reference(&x[..at_x]), "case {case}: x midway");
+                    assert_eq!(hy.digest(), reference(&y[..at_y]), "case {case}: y midway");
+                }
+                _ => {
+                    hx.update_pair(&x[at_x..nx], &mut hy, &y[at_y..ny]);
+                    (at_x, at_y) = (nx, ny);
+                }
+            }
+        }
+        assert_eq!(
+            (hx.digest(), hy.digest()),
+            (reference(x), reference(y)),
+            "case {case}: {lx} and {ly} bytes; replay with TORRENTPHILE_SHA1_SEED={}",
+            seed ^ 0x7061_6972
+        );
+    }
 }
 
 /// This thread's CPU time so far (Linux): on a shared machine the wall clock also counts

@@ -1,6 +1,6 @@
 //! Case 1, transfer: one verified download of a large file from 1, 2 and 4 in-process
 //! holders. Baselines measured in the same run: SHA-1 of the file in memory on 1 and 2
-//! threads (and sha1_smol beside SHA-NI), `openssl dgst -sha1` of the file, the plain TCP copy
+//! threads (and sha1_smol beside SHA-NI, and two messages at once as the hashers run it), `openssl dgst -sha1` of the file, the plain TCP copy
 //! with and without fsync, and the same download with hashing switched off. Goals: 1 holder at
 //! least 0.8x unverified and 0.6x openssl; 2 and 4 holders at least 1.0x one.
 
@@ -35,6 +35,18 @@ pub fn sha1_rate(backend: Backend, data: &[u8], threads: usize) -> f64 {
     rate(data.len() as u64, secs(t))
 }
 
+/// SHA-1 rate on `backend` over `data` as two messages hashed at once on one thread
+/// (`Sha1::update_pair`, as a download's hasher does with consecutive pieces).
+pub fn sha1_pair_rate(backend: Backend, data: &[u8]) -> f64 {
+    let t = Instant::now();
+    let (x, y) = data.split_at(data.len() / 2);
+    let mut hx = Sha1::with_backend(backend).unwrap_or_else(Sha1::portable);
+    let mut hy = hx.clone();
+    hx.update_pair(x, &mut hy, y);
+    std::hint::black_box((hx.digest(), hy.digest()));
+    rate(data.len() as u64, secs(t))
+}
+
 /// Case 1: one download from 1, 2 and 4 holders.
 pub fn transfer(b: &mut Bench, s: &mut Section) -> Res<()> {
     let (size, runs) = (b.scale.transfer, b.scale.runs);
@@ -49,6 +61,7 @@ pub fn transfer(b: &mut Bench, s: &mut Section) -> Res<()> {
     let best = Backend::best();
     let h1: Vec<f64> = (0..runs).map(|_| sha1_rate(best, &data, 1)).collect();
     let h2: Vec<f64> = (0..runs).map(|_| sha1_rate(best, &data, 2)).collect();
+    let pair: Vec<f64> = (0..runs).map(|_| sha1_pair_rate(best, &data)).collect();
     let portable: Vec<f64> = match best {
         Backend::Portable => Vec::new(),
         Backend::ShaNi => (0..runs)
@@ -73,6 +86,12 @@ pub fn transfer(b: &mut Bench, s: &mut Section) -> Res<()> {
         "MB/s",
         h2,
     );
+    let row = s.row(
+        format!("sha1 ({}), two messages at once, 1 thread", best.name()),
+        "MB/s",
+        pair.clone(),
+    );
+    row.vs = format!("{:.2}x one message", median(&pair) / sha1);
     if !portable.is_empty() {
         let p = median(&portable);
         let row = s.row("sha1_smol (portable), 1 thread", "MB/s", portable);

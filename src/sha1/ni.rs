@@ -12,7 +12,7 @@
 //! `sha1msg2` compute the message schedule W16..W79 four words at a time.
 
 use std::arch::x86_64::{
-    _mm_add_epi32, _mm_extract_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x,
+    __m128i, _mm_add_epi32, _mm_extract_epi32, _mm_set_epi8, _mm_set_epi32, _mm_set_epi64x,
     _mm_sha1msg1_epu32, _mm_sha1msg2_epu32, _mm_sha1nexte_epu32, _mm_sha1rnds4_epu32,
     _mm_shuffle_epi8, _mm_xor_si128,
 };
@@ -53,6 +53,21 @@ pub fn compress(cpu: ShaNi, state: &mut [u32; 5], blocks: &[u8]) {
     unsafe { compress_blocks(state, blocks) }
 }
 
+/// [`compress`] for two messages at once: `xs` into `x` and `ys` into `y`, which must be the
+/// same whole number of blocks. About twice the rate of two calls to [`compress`].
+///
+/// Panics if the lengths differ or are not multiples of 64.
+pub fn compress_pair(cpu: ShaNi, x: &mut [u32; 5], xs: &[u8], y: &mut [u32; 5], ys: &[u8]) {
+    assert!(
+        xs.len() == ys.len() && xs.len().is_multiple_of(64),
+        "SHA-1 pairs compress the same number of whole blocks"
+    );
+    let _ = cpu;
+    // SAFETY: as in `compress`: the function is compiled for `sha,sse2,ssse3,sse4.1`, and
+    // `cpu: ShaNi` proves this CPU has them; the function reads its slices by safe indexing.
+    unsafe { compress_blocks_pair(x, xs, y, ys) }
+}
+
 /// Four rounds with function group `$f` (0: Ch, rounds 0-19; 1: Parity; 2: Maj; 3: Parity)
 /// and message words `$w`; E is A of the group before, rotated (`sha1nexte`).
 macro_rules! four_rounds {
@@ -72,67 +87,104 @@ macro_rules! next_four {
     }};
 }
 
-/// The whole multi-block loop, compiled for the SHA extensions so the intrinsics inline.
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn compress_blocks(state: &mut [u32; 5], blocks: &[u8]) {
-    // The instructions keep A in the highest 32-bit lane and D in the lowest; E sits alone in
-    // the highest lane of its own register.
-    let mut abcd = _mm_set_epi32(
-        state[0] as i32,
-        state[1] as i32,
-        state[2] as i32,
-        state[3] as i32,
-    );
-    let mut e = _mm_set_epi32(state[4] as i32, 0, 0, 0);
-    // Reverse all 16 bytes: the block's big-endian words come out as numbers, and the first
-    // word lands in the highest lane, where `sha1rnds4` wants it.
-    let reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
-    for block in blocks.chunks_exact(64) {
+/// One 64-byte block into `$abcd`/`$e` (FIPS 180-4 §6.1.2 steps 1-4).
+macro_rules! one_block {
+    ($abcd:ident, $e:ident, $block:expr, $reverse:expr) => {{
+        let block: &[u8] = $block;
         let load = |i: usize| {
             let half = |at: usize| {
                 let bytes: [u8; 8] = block[at..at + 8].try_into().unwrap_or([0; 8]);
                 i64::from_le_bytes(bytes)
             };
-            _mm_shuffle_epi8(_mm_set_epi64x(half(16 * i + 8), half(16 * i)), reverse)
+            _mm_shuffle_epi8(_mm_set_epi64x(half(16 * i + 8), half(16 * i)), $reverse)
         };
         let (mut w0, mut w1, mut w2, mut w3) = (load(0), load(1), load(2), load(3));
-        let (abcd_before, e_before) = (abcd, e);
+        let (abcd_before, e_before) = ($abcd, $e);
         // `prev` is A..D as it was before the group just done: `sha1nexte` takes E from it.
-        let mut prev = abcd;
+        let mut prev = $abcd;
 
         // Rounds 0-15 take the block's own words; rounds 0-3 take E as it is.
-        abcd = _mm_sha1rnds4_epu32::<0>(abcd, _mm_add_epi32(e, w0));
-        four_rounds!(0, abcd, prev, w1); // 4-7
-        four_rounds!(0, abcd, prev, w2); // 8-11
-        four_rounds!(0, abcd, prev, w3); // 12-15
+        $abcd = _mm_sha1rnds4_epu32::<0>($abcd, _mm_add_epi32($e, w0));
+        four_rounds!(0, $abcd, prev, w1); // 4-7
+        four_rounds!(0, $abcd, prev, w2); // 8-11
+        four_rounds!(0, $abcd, prev, w3); // 12-15
         // Rounds 16-79 compute their words first, each in place of the one 16 words older.
         // Written out, not looped, so every immediate is a constant and W stays in registers.
-        next_four!(0, abcd, prev, w0, w1, w2, w3); // 16-19
-        next_four!(1, abcd, prev, w1, w2, w3, w0); // 20-23
-        next_four!(1, abcd, prev, w2, w3, w0, w1);
-        next_four!(1, abcd, prev, w3, w0, w1, w2);
-        next_four!(1, abcd, prev, w0, w1, w2, w3);
-        next_four!(1, abcd, prev, w1, w2, w3, w0); // 36-39
-        next_four!(2, abcd, prev, w2, w3, w0, w1); // 40-43
-        next_four!(2, abcd, prev, w3, w0, w1, w2);
-        next_four!(2, abcd, prev, w0, w1, w2, w3);
-        next_four!(2, abcd, prev, w1, w2, w3, w0);
-        next_four!(2, abcd, prev, w2, w3, w0, w1); // 56-59
-        next_four!(3, abcd, prev, w3, w0, w1, w2); // 60-63
-        next_four!(3, abcd, prev, w0, w1, w2, w3);
-        next_four!(3, abcd, prev, w1, w2, w3, w0);
-        next_four!(3, abcd, prev, w2, w3, w0, w1);
-        next_four!(3, abcd, prev, w3, w0, w1, w2); // 76-79
+        next_four!(0, $abcd, prev, w0, w1, w2, w3); // 16-19
+        next_four!(1, $abcd, prev, w1, w2, w3, w0); // 20-23
+        next_four!(1, $abcd, prev, w2, w3, w0, w1);
+        next_four!(1, $abcd, prev, w3, w0, w1, w2);
+        next_four!(1, $abcd, prev, w0, w1, w2, w3);
+        next_four!(1, $abcd, prev, w1, w2, w3, w0); // 36-39
+        next_four!(2, $abcd, prev, w2, w3, w0, w1); // 40-43
+        next_four!(2, $abcd, prev, w3, w0, w1, w2);
+        next_four!(2, $abcd, prev, w0, w1, w2, w3);
+        next_four!(2, $abcd, prev, w1, w2, w3, w0);
+        next_four!(2, $abcd, prev, w2, w3, w0, w1); // 56-59
+        next_four!(3, $abcd, prev, w3, w0, w1, w2); // 60-63
+        next_four!(3, $abcd, prev, w0, w1, w2, w3);
+        next_four!(3, $abcd, prev, w1, w2, w3, w0);
+        next_four!(3, $abcd, prev, w2, w3, w0, w1);
+        next_four!(3, $abcd, prev, w3, w0, w1, w2); // 76-79
 
         // FIPS 180-4 §6.1.2 step 4: add the working variables into the state.
-        e = _mm_sha1nexte_epu32(prev, e_before);
-        abcd = _mm_add_epi32(abcd, abcd_before);
-    }
+        $e = _mm_sha1nexte_epu32(prev, e_before);
+        $abcd = _mm_add_epi32($abcd, abcd_before);
+    }};
+}
 
+/// Reverse all 16 bytes: a block's big-endian words come out as numbers, and the first word
+/// lands in the highest lane, where `sha1rnds4` wants it.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn reverse_bytes() -> __m128i {
+    _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+/// The state in registers: A in the highest 32-bit lane of `abcd` and D in the lowest; E
+/// alone in the highest lane of its own register, as the instructions keep them.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn load_state(state: &[u32; 5]) -> (__m128i, __m128i) {
+    let abcd = _mm_set_epi32(
+        state[0] as i32,
+        state[1] as i32,
+        state[2] as i32,
+        state[3] as i32,
+    );
+    (abcd, _mm_set_epi32(state[4] as i32, 0, 0, 0))
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn store_state(state: &mut [u32; 5], abcd: __m128i, e: __m128i) {
     state[0] = _mm_extract_epi32::<3>(abcd) as u32;
     state[1] = _mm_extract_epi32::<2>(abcd) as u32;
     state[2] = _mm_extract_epi32::<1>(abcd) as u32;
     state[3] = _mm_extract_epi32::<0>(abcd) as u32;
     state[4] = _mm_extract_epi32::<3>(e) as u32;
+}
+
+/// The whole multi-block loop, compiled for the SHA extensions so the intrinsics inline.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress_blocks(state: &mut [u32; 5], blocks: &[u8]) {
+    let reverse = reverse_bytes();
+    let (mut abcd, mut e) = load_state(state);
+    for block in blocks.chunks_exact(64) {
+        one_block!(abcd, e, block, reverse);
+    }
+    store_state(state, abcd, e);
+}
+
+/// Two independent messages, a block of each per turn. One message's rounds are a chain, each
+/// `sha1rnds4` waiting for the last; the other's rounds fill the gaps, so two hashes cost
+/// little more than one.
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress_blocks_pair(x: &mut [u32; 5], xs: &[u8], y: &mut [u32; 5], ys: &[u8]) {
+    let reverse = reverse_bytes();
+    let (mut abcd_x, mut e_x) = load_state(x);
+    let (mut abcd_y, mut e_y) = load_state(y);
+    for (bx, by) in xs.chunks_exact(64).zip(ys.chunks_exact(64)) {
+        one_block!(abcd_x, e_x, bx, reverse);
+        one_block!(abcd_y, e_y, by, reverse);
+    }
+    store_state(x, abcd_x, e_x);
+    store_state(y, abcd_y, e_y);
 }

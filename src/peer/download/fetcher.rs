@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{Conn, ConnError};
 use crate::peer::download::access;
 use crate::peer::download::state::{CHUNK, Shared};
-use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
+use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
 /// How often a fetcher re-asks a partial holder which pieces it has.
@@ -243,14 +243,15 @@ fn receive_piece(
     steps: &SyncSender<Step>,
     state: &WorkerState,
 ) -> Result<bool, ConnError> {
-    let (offset, len) = shared.meta().piece_range(i);
+    let (_, len) = shared.meta().piece_range(i);
     let got = match conn.read_reply() {
         Ok(Reply::Data(n)) if n == len => {
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
             let deadline = Instant::now() + allowed;
             if shared.claim(i, w) {
-                let streamed = stream_piece(shared, conn, (i, offset, len), deadline, steps, state);
-                if streamed.is_err() {
+                let streamed = stream_piece(shared, conn, (i, len), deadline, steps, state);
+                if streamed.is_err() && steps.send(Step::Abandon(i)).is_err() {
+                    // No hasher left to write anything more: the claim can go now.
                     shared.release(i);
                 }
                 return streamed.map(|()| true).inspect_err(|_| {
@@ -269,12 +270,12 @@ fn receive_piece(
     got
 }
 
-/// Piece `(index, offset, len)`, claimed: read it chunk by chunk, write each chunk at its
-/// place in the part file, hand it to the hasher; the last chunk asks for the verdict.
+/// Piece `(index, len)`, claimed: read it chunk by chunk and hand each to the hasher, which
+/// writes it into the part file; the last chunk asks for the verdict.
 fn stream_piece(
     shared: &Shared,
     conn: &mut Conn,
-    (i, offset, len): (u32, u64, u64),
+    (i, len): (u32, u64),
     deadline: Instant,
     steps: &SyncSender<Step>,
     state: &WorkerState,
@@ -284,10 +285,9 @@ fn stream_piece(
     loop {
         let n = (len - at).min(CHUNK as u64) as usize;
         let mut buf = shared.buffer(n).ok_or_else(stopped)?;
-        let read = conn.read_data(&mut buf, deadline);
-        if read.is_err() || !store_chunk(shared, &buf, offset + at) {
+        if let Err(e) = conn.read_data(&mut buf, deadline) {
             shared.recycle(buf);
-            return read.and_then(|()| Err(stopped()));
+            return Err(e);
         }
         let last = at + n as u64 >= len;
         if last {

@@ -9,6 +9,7 @@
 //! - `fetcher.rs`: a worker per holder, with its pipelined fetcher, streaming each piece to
 //!   the part file and to the worker's hasher;
 //! - `verifier.rs`: the workers' hashers, the flusher, the whole-file hasher;
+//! - `lanes.rs`: a hasher's bookkeeping for hashing two pieces at once;
 //! - `state.rs`: `Shared`, the state all those threads share;
 //! - `access.rs`: the hook for a file that is not public (a group's): other tracker verbs, and
 //!   a ticket presented on every holder connection;
@@ -23,6 +24,7 @@ mod access;
 pub mod bt_fetch;
 mod coordinator;
 mod fetcher;
+mod lanes;
 mod prepare;
 mod state;
 mod torrent;

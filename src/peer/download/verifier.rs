@@ -1,27 +1,30 @@
 //! The checking side of a download, the threads behind the fetchers:
 //!
 //! - a **hasher** per worker (started by `with_hasher`): its fetcher streams each piece
-//!   through it in chunks of at most `CHUNK` bytes, already written into the part file at
-//!   their place; the hasher feeds them to the piece's SHA-1 and, after the last one, marks
-//!   the piece held or, if its hash fails, missing again (its bytes on disk are overwritten
-//!   by the next copy; nothing is published until every piece verified). No piece is ever
-//!   held whole in memory, so memory does not grow with the piece size. Hashing on a thread
-//!   of its own overlaps it with the network and the writes: with one holder the fetcher
-//!   receives and writes on one core while its hasher hashes on the other;
+//!   through it in chunks of at most `CHUNK` bytes as they come off the socket; the hasher
+//!   writes each at its place in the part file and feeds it to the piece's SHA-1 (two pieces
+//!   at once where it can, `lanes.rs`). Once a piece's hash is complete it marks the piece
+//!   held or, if the hash fails, missing again (its bytes on disk are overwritten by the next
+//!   copy; nothing is published until every piece verified). Pieces over `PAIR_MAX` are never
+//!   held whole in memory, so memory does not grow with the piece size. The work is split so
+//!   that, with one holder, neither thread waits on the other: the fetcher only receives,
+//!   the hasher writes and hashes;
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
 //!   has little left to do;
 //! - the **whole-file hasher** (optional, `--whole-hash`) follows the verified prefix.
 //!
-//! A hasher never writes the file and never holds the picker lock while it hashes. A piece's
-//! bytes are written by the one worker that claimed it (`Shared::claim`), so an end-game
-//! duplicate never mixes its bytes with the copy being checked.
+//! A hasher never holds the picker lock while it writes or hashes. A piece's bytes are written
+//! by the hasher of the one worker that claimed it (`Shared::claim`), and the claim is given
+//! up through the same queue (`Step::Abandon`, or the verdict), after the last write: an
+//! end-game duplicate never mixes its bytes with the copy being checked.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::peer::download::lanes::Lanes;
 use crate::peer::download::state::{CHUNK, Shared};
 use crate::protocol::Digest;
 use crate::sha1::Sha1;
@@ -30,6 +33,11 @@ use crate::sha1::Sha1;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// Chunks queued between a fetcher and its hasher (the byte budget bounds them too).
 const QUEUED: usize = 8;
+/// Pieces up to this size wait whole for the next one, to be hashed in pairs (`lanes.rs`);
+/// a hasher holds at most one, well inside the download's `MEMORY_BUDGET`.
+const PAIR_MAX: u64 = 4 << 20;
+/// How long held chunks wait for the next piece before they are hashed alone.
+const PAIR_WAIT: Duration = Duration::from_millis(5);
 /// What a worker's hasher tells its fetcher about the pieces it handed over.
 #[derive(Default)]
 pub struct WorkerState {
@@ -63,8 +71,8 @@ impl WorkerState {
 
 /// What a fetcher hands its hasher.
 pub enum Step {
-    /// The next bytes of `piece`, starting `at` bytes into it, already written into the part
-    /// file; `last`: the piece's final bytes, so check it now.
+    /// The next bytes of `piece`, starting `at` bytes into it, for the hasher to write at
+    /// their place in the part file and hash; `last`: the piece's final bytes.
     Bytes {
         piece: u32,
         at: u64,
@@ -74,6 +82,9 @@ pub enum Step {
     /// Every block of `piece` is in the part file (a BitTorrent worker wrote them as they
     /// came, in any order): hash it from there.
     OnDisk(u32),
+    /// The stream of `piece` broke: once the chunks before this are written, give up the
+    /// claim (in this order, so no late write lands after another worker took the piece).
+    Abandon(u32),
 }
 
 /// Run `fetch` with a hasher thread for worker `w` (whose peer is `from`) beside it: `fetch`
@@ -116,12 +127,40 @@ pub fn store_chunk(shared: &Shared, bytes: &[u8], offset: u64) -> bool {
     }
 }
 
-/// A worker's hasher: hash each piece's chunks as they come; check it after its last.
+/// A worker's hasher: hash each piece's chunks as they come, two pieces at once where it can
+/// (`lanes.rs`); check each piece once its hash is complete.
 fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Receiver<Step>) {
     // Every real download hashes; only `make bench`'s unverified baseline skips it.
     let checked = !shared.tuning().unverified_bench_only;
-    let mut sha = Sha1::new();
-    for step in steps {
+    let mut lanes = Lanes::new(PAIR_MAX);
+    let mut spent = Vec::new();
+    let check = |done: Vec<(u32, Digest)>, spent: &mut Vec<Vec<u8>>| {
+        for bytes in spent.drain(..) {
+            shared.recycle(bytes);
+        }
+        for (piece, digest) in done {
+            let ok = matches(shared, piece, digest);
+            verdict(shared, w, from, state, piece, Some(ok));
+        }
+    };
+    loop {
+        // Chunks held for a partner wait only a moment: then they are hashed alone, so the
+        // piece's verdict and its buffers are not held back by a pause in the stream.
+        let step = if lanes.holding() {
+            match steps.recv_timeout(PAIR_WAIT) {
+                Ok(step) => step,
+                Err(RecvTimeoutError::Timeout) => {
+                    check(lanes.flush(&mut spent), &mut spent);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match steps.recv() {
+                Ok(step) => step,
+                Err(_) => break,
+            }
+        };
         match step {
             Step::Bytes {
                 piece,
@@ -129,18 +168,24 @@ fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Rec
                 bytes,
                 last,
             } => {
-                if at == 0 {
-                    sha.reset();
-                }
-                if checked {
-                    sha.update(&bytes);
-                }
-                shared.recycle(bytes);
-                if last {
-                    let ok = !checked || matches(shared, piece, sha.digest());
-                    verdict(shared, w, from, state, piece, Some(ok));
+                let (offset, len) = shared.meta().piece_range(piece);
+                if !store_chunk(shared, &bytes, offset + at) {
+                    // The disk failed: the download has stopped; the verdict will say so.
+                    shared.recycle(bytes);
+                    if last {
+                        verdict(shared, w, from, state, piece, None);
+                    }
+                } else if checked {
+                    let done = lanes.chunk((piece, len), at, bytes, last, &mut spent);
+                    check(done, &mut spent);
+                } else {
+                    shared.recycle(bytes);
+                    if last {
+                        verdict(shared, w, from, state, piece, Some(true));
+                    }
                 }
             }
+            Step::Abandon(piece) => shared.release(piece),
             Step::OnDisk(piece) => {
                 let ok = if checked {
                     hash_on_disk(shared, piece).map(|d| matches(shared, piece, d))
@@ -151,6 +196,7 @@ fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Rec
             }
         }
     }
+    check(lanes.finish(&mut spent), &mut spent);
 }
 
 /// Piece `i` hashed to `digest`: is that the piece's hash from the tracker's `root`? The one
