@@ -310,13 +310,26 @@ pub fn hash_pieces(
                 let offsets = &offsets;
                 s.spawn(move || {
                     let mut reader = PieceReader::new(files, offsets);
-                    let mut buf = vec![0u8; piece_length as usize];
+                    let mut bufs = [vec![0u8; piece_length as usize], vec![0; 0]];
                     let mut hashes = Vec::with_capacity(count / threads + 1);
-                    for index in (w..count).step_by(threads) {
-                        let start = index as u64 * piece_length;
-                        let len = piece_length.min(total - start) as usize;
-                        reader.read(start, &mut buf[..len])?;
-                        hashes.push(crate::sha1::Sha1::from(&buf[..len]).digest().bytes());
+                    let mine: Vec<usize> = (w..count).step_by(threads).collect();
+                    // Two pieces at a time: one core hashes a pair faster than one after the
+                    // other (`Sha1::update_pair`).
+                    for pair in mine.chunks(2) {
+                        let mut shas = Vec::with_capacity(2);
+                        for (&index, buf) in pair.iter().zip(bufs.iter_mut()) {
+                            let start = index as u64 * piece_length;
+                            let len = piece_length.min(total - start) as usize;
+                            buf.resize(len, 0);
+                            reader.read(start, buf)?;
+                            shas.push(crate::sha1::Sha1::new());
+                        }
+                        match &mut shas[..] {
+                            [x, y] => x.update_pair(&bufs[0], y, &bufs[1]),
+                            [x] => x.update(&bufs[0]),
+                            _ => {}
+                        }
+                        hashes.extend(shas.iter().map(|sha| sha.digest().bytes()));
                     }
                     Ok(hashes)
                 })
