@@ -84,7 +84,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
                     port,
                     host: host.parse().map_err(|_| {
                         ProtoError::bad(format!(
-                            "REGISTER host {host:?} is not an IP address (like 192.168.1.20)"
+                            "REGISTER host {:?} is not an IP address (like 192.168.1.20)",
+                            truncate(host, 64)
                         ))
                     })?,
                 },

@@ -232,3 +232,22 @@ fn default_piece_size_keeps_piece_count_bounded() {
     assert_eq!(default_piece_size(8 << 30), 512 * 1024);
     assert!((1u64 << 40).div_ceil(default_piece_size(1 << 40) as u64) <= MAX_PIECES);
 }
+
+/// An error quotes at most a short prefix of what it refuses: a 4 KiB `REGISTER` host made a
+/// 4 KiB error line (found by the fuzz, seed 7835392229901428442).
+#[test]
+fn errors_quote_only_a_prefix_of_a_long_argument() {
+    for line in [
+        format!("REGISTER 2 {}", "5".repeat(4000)),
+        format!("REGISTER 2 {}", "~".repeat(4000)),
+        format!("{} 1", "Z".repeat(4000)),
+    ] {
+        let e = parse_request(line.as_bytes()).expect_err("refused");
+        assert!(
+            e.message.len() <= 200,
+            "{} bytes: {}",
+            e.message.len(),
+            e.message
+        );
+    }
+}
