@@ -156,7 +156,7 @@ pub fn worker(shared: &Shared, w: usize, addr: &str, swarm: &BtSwarm) -> WorkerE
     // Pieces left unfinished: nothing more of them will be written here.
     let mut picker = shared.picker();
     for i in open.keys() {
-        shared.release(*i);
+        shared.release(*i, w);
         picker.finish(w, *i, false);
     }
     drop(picker);
@@ -255,7 +255,7 @@ fn fetch(
                         state.handed_over();
                         if steps.send(Step::OnDisk(block.index)).is_err() {
                             state.taken_back();
-                            shared.release(block.index);
+                            shared.release(block.index, w);
                             shared.picker().finish(w, block.index, false);
                             return Ok(());
                         }

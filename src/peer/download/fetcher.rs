@@ -252,7 +252,7 @@ fn receive_piece(
                 let streamed = stream_piece(shared, conn, (i, len), deadline, steps, state);
                 if streamed.is_err() && steps.send(Step::Abandon(i)).is_err() {
                     // No hasher left to write anything more: the claim can go now.
-                    shared.release(i);
+                    shared.release(i, w);
                 }
                 return streamed.map(|()| true).inspect_err(|_| {
                     shared.picker().finish(w, i, false);

@@ -312,9 +312,13 @@ impl Shared {
         lock(&self.writers).contains_key(&i)
     }
 
-    /// Piece `i` is no longer being written (verified, failed or given up).
-    pub fn release(&self, i: u32) {
-        lock(&self.writers).remove(&i);
+    /// Worker `w` writes nothing more of piece `i` (verified, failed or given up). Only the
+    /// worker holding the claim can give it up: a late release by another does nothing.
+    pub fn release(&self, i: u32, w: usize) {
+        let mut writers = lock(&self.writers);
+        if writers.get(&i) == Some(&w) {
+            writers.remove(&i);
+        }
     }
 }
 
@@ -367,12 +371,16 @@ mod tests {
         );
         assert!(s.claimed(1) && !s.claimed(0));
         assert!(s.claim(2, 8), "other pieces are free");
-        s.release(1);
+        s.release(1, 8);
+        assert!(s.claimed(1), "only the claim's holder can release it");
+        s.release(1, 7);
         assert!(
             s.claim(1, 8),
             "a released piece can be written again (refetched)"
         );
-        s.release(1);
+        s.release(1, 7);
+        assert!(s.claimed(1), "a late release by the old writer does nothing");
+        s.release(1, 8);
         s.have().set(1);
         assert!(!s.claim(1, 9), "a verified piece is never written again");
     }

@@ -185,7 +185,7 @@ fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Rec
                     }
                 }
             }
-            Step::Abandon(piece) => shared.release(piece),
+            Step::Abandon(piece) => shared.release(piece, w),
             Step::OnDisk(piece) => {
                 let ok = if checked {
                     hash_on_disk(shared, piece).map(|d| matches(shared, piece, d))
@@ -232,7 +232,7 @@ fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, o
     if state.corrupt_piece().is_some() || shared.stopped() || shared.have().has(i) {
         // After a corrupt piece from this peer the worker is ending: its later pieces are
         // not trusted either. (Released first, so the piece is free when a worker picks it.)
-        shared.release(i);
+        shared.release(i, w);
         shared.picker().finish(w, i, false);
     } else if ok != Some(true) {
         if ok == Some(false) {
@@ -241,13 +241,13 @@ fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, o
                 .corrupt
                 .compare_exchange(0, i + 1, Ordering::AcqRel, Ordering::Acquire);
         }
-        shared.release(i);
+        shared.release(i, w);
         shared.picker().finish(w, i, false);
     } else {
         // Held only once verified: from here on our own server may serve it. Released only
         // after: a verified piece can never be claimed, so nobody writes it again.
         let first = shared.have().set(i);
-        shared.release(i);
+        shared.release(i, w);
         let mut picker = shared.picker();
         picker.finish(w, i, first);
         let done = picker.is_done();
