@@ -154,12 +154,20 @@ fn header(b: &Bench) -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let git = run_text("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
     let date = run_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let touch = first_touch_rate(if b.scale.quick { 64 } else { 1024 });
     format!(
         "# Torrentphile benchmarks\n\nWritten by `benches/bench.rs` (`make bench`): the {mode} \
          run, {build} build. Each figure is the median of its runs, with min and max; ratios are \
          to baselines measured in the same run.\n\n## Machine\n\n- nproc: {}\n- CPU: {model}\n\
          - kernel: {}\n- memory: {mem} MiB\n- open files limit: {}\n- SHA-1: {}\n\
-         - commit: {} (the working tree may differ)\n- date: {}\n\n",
+         - first write to fresh memory: {touch:.0} MB/s (see the note below)\n\
+         - commit: {} (the working tree may differ)\n- date: {}\n\n\
+         On a virtual machine whose host backs guest memory only when it is first touched (and \
+         takes idle memory back), every new page-cache page a download writes can cost that \
+         first touch: on the 2-core EPYC VM it ran at 270 MB/s when cold, and it moved \
+         `copy_folio_from_iter_atomic` (the write into the page cache) from 4% to 26% of a \
+         profile between runs minutes apart. Figures that write files vary with it; the line \
+         above says how cold memory was when this run started.\n\n",
         thread::available_parallelism().map_or(0, |n| n.get()),
         kernel.trim(),
         fd_limit(),
@@ -167,6 +175,15 @@ fn header(b: &Bench) -> String {
         git.trim(),
         date.trim()
     )
+}
+
+/// MB/s of writing `mib` MiB of freshly allocated memory once (the first touch of each page).
+fn first_touch_rate(mib: usize) -> f64 {
+    let t = Instant::now();
+    let mut fresh: Vec<u8> = Vec::with_capacity(mib << 20);
+    fresh.resize(mib << 20, 1);
+    std::hint::black_box(&fresh);
+    (mib << 20) as f64 / t.elapsed().as_secs_f64().max(1e-9) / 1e6
 }
 
 // ==== main ====================================================================================
