@@ -379,7 +379,10 @@ mod tests {
             "a released piece can be written again (refetched)"
         );
         s.release(1, 7);
-        assert!(s.claimed(1), "a late release by the old writer does nothing");
+        assert!(
+            s.claimed(1),
+            "a late release by the old writer does nothing"
+        );
         s.release(1, 8);
         s.have().set(1);
         assert!(!s.claim(1, 9), "a verified piece is never written again");
