@@ -168,6 +168,28 @@ fn a_corrupting_holder_is_detected_dropped_and_its_pieces_refetched() {
 }
 
 #[test]
+fn holders_listed_full_that_lack_pieces_are_not_taken_for_liars() {
+    // The downloader asks a holder the tracker lists as full for its first pieces before its
+    // BITFIELD arrives. Each of these two holds only half the pieces and refuses the rest: a
+    // refusal of a piece its BITFIELD never listed is no lie, so neither may be dropped (if
+    // one were, the other alone could not finish the file).
+    let tracker = tracker();
+    let (src, dl) = (temp_dir("half-src"), temp_dir("half-dl"));
+    let sha = random_file(&src.join("f.bin"), 2 << 20, 6);
+    let piece = 64 * 1024;
+    let start = |parity| {
+        let how = Behaviour::Half(parity);
+        FakePeer::start(&tracker, &src.join("f.bin"), "f.bin", piece, how)
+    };
+    let (even, odd) = (start(0), start(1));
+    let downloader = peer(&tracker, &dl);
+    let report = downloader.download("f.bin").unwrap();
+    assert_eq!(sha1_file(&dl.join("f.bin")), sha);
+    assert_eq!(report.from[&even.addr].0, 16, "{:?}", report.from);
+    assert_eq!(report.from[&odd.addr].0, 16, "{:?}", report.from);
+}
+
+#[test]
 fn a_conflicting_announce_is_refused() {
     let tracker = tracker();
     let (a, b) = (temp_dir("conf-a"), temp_dir("conf-b"));

@@ -138,6 +138,20 @@ impl Picker {
         }
     }
 
+    /// Worker `w`'s peer has piece `i`, as far as its latest bitfield says.
+    pub fn peer_has(&self, w: usize, i: u32) -> bool {
+        self.peers
+            .get(&w)
+            .is_some_and(|view| view.bits.get(i as usize) == Some(&true))
+    }
+
+    /// Seeders are not asked for anything yet: this downloader's share of their pieces is not
+    /// settled (see `next`). A worker on a seed may wait for this to clear before its first
+    /// requests.
+    pub fn seeds_held_back(&self) -> bool {
+        self.strategy == Strategy::RarestFirst && self.strict && !self.settled
+    }
+
     /// Worker `w`'s peer turned out not to have piece `i` (it answered `unavailable`).
     pub fn peer_lacks(&mut self, w: usize, i: u32) {
         if let Some(view) = self.peers.get_mut(&w)
@@ -291,6 +305,30 @@ mod tests {
         p.set_peer(1, vec![true; 1000]);
         assert_eq!(p.window(4096), 250, "two workers: a quarter each");
         assert_eq!(p.window(1), 2, "never fewer than two in flight");
+    }
+
+    #[test]
+    fn seeds_wait_for_a_settled_share_and_peer_has_follows_the_latest_bitfield() {
+        let mut p = Picker::new(4, |_| false, Strategy::RarestFirst, 1);
+        p.set_peer(0, vec![true; 4]);
+        assert!(p.seeds_held_back());
+        assert_eq!(
+            p.next(0),
+            None,
+            "a seed is asked nothing before the share settles"
+        );
+        settle(&mut p);
+        assert!(!p.seeds_held_back());
+        assert!(p.next(0).is_some());
+        // A holder taken for a seed on the tracker's word, whose bitfield says otherwise.
+        p.set_peer(1, vec![true; 4]);
+        p.set_peer(1, bits("0101"));
+        assert!(!p.peer_has(1, 0) && p.peer_has(1, 1));
+        p.peer_lacks(1, 1);
+        assert!(!p.peer_has(1, 1));
+        assert!(!p.peer_has(7, 1), "an unknown worker has nothing");
+        let random = Picker::new(4, |_| false, Strategy::Random, 1);
+        assert!(!random.seeds_held_back(), "Random never holds seeds back");
     }
 
     #[test]

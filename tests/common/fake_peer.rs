@@ -42,6 +42,10 @@ pub enum Behaviour {
     FullPieces,
     /// `ERR unavailable` to every `PIECE`.
     Refuse,
+    /// Holds only the pieces whose index is `parity` modulo 2, though it announced the whole
+    /// file: its `BITFIELD` says so, and it answers `ERR unavailable` to the others (an honest
+    /// holder the tracker lists as full, say after its file shrank).
+    Half(u32),
 }
 
 /// A running fake peer.
@@ -157,7 +161,9 @@ impl Served {
                     true
                 }
                 Some("HAVE") => {
-                    let bits = "1".repeat(self.meta.pieces() as usize);
+                    let bits = (0..self.meta.pieces())
+                        .map(|i| if self.holds(i) { '1' } else { '0' })
+                        .collect();
                     reply.extend(format!("{}\n", Reply::Bitfield(bits)).bytes());
                     true
                 }
@@ -186,6 +192,14 @@ impl Served {
                 }
                 return;
             }
+        }
+    }
+
+    /// Whether its `BITFIELD` lists piece `i`.
+    fn holds(&self, i: u32) -> bool {
+        match self.how {
+            Behaviour::Half(parity) => i % 2 == parity,
+            _ => true,
         }
     }
 
@@ -227,6 +241,11 @@ impl Served {
                 reply.extend_from_slice(b"ERR unavailable this fake peer refuses pieces\n");
                 return true;
             }
+            Behaviour::Half(_) if !self.holds(index) => {
+                reply.extend_from_slice(b"ERR unavailable this fake peer lacks that piece\n");
+                return true;
+            }
+            Behaviour::Half(_) => {}
         }
         reply.extend(format!("DATA {}\n", piece.len()).bytes());
         reply.extend_from_slice(&piece);

@@ -209,6 +209,7 @@ pub fn coordinate(
                         }
                         let (shared2, events2, addr) =
                             (shared.clone(), events_tx.clone(), holder.addr.clone());
+                        let full = !holder.partial;
                         let bt = plan.bt.clone();
                         let w = next_worker;
                         next_worker += 1;
@@ -216,7 +217,7 @@ pub fn coordinate(
                             thread::Builder::new().name("fetch".into()).spawn(move || {
                                 let end = match (addr.strip_prefix("bt:"), bt) {
                                     (Some(a), Some(bt)) => bt_fetch::worker(&shared2, w, a, &bt),
-                                    _ => fetcher::worker(&shared2, w, &addr),
+                                    _ => fetcher::worker(&shared2, w, &addr, full),
                                 };
                                 let _ = events2.send((addr, end));
                             });
