@@ -8,9 +8,9 @@
 //! in order, so a peer that knows nothing of this sees ordinary requests). Over a 50 ms link
 //! that saves up to two round trips before the first byte. A piece asked on the tracker's
 //! word that the `BITFIELD` then leaves out is given back, not held against the peer.
-//! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket,
-//! written into the part file at its place and handed to the worker's hasher
-//! (`verifier.rs`), which checks the piece after its last chunk. Only the worker that claimed
+//! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket and
+//! handed to the worker's hasher (`verifier.rs`), which writes it into the part file at its
+//! place and checks the piece once its hash is complete. Only the worker that claimed
 //! a piece writes it; an end-game duplicate that arrives meanwhile is read and dropped.
 //!
 //! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
