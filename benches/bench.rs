@@ -43,6 +43,8 @@ mod common;
 mod hostile;
 #[path = "bench/latency.rs"]
 mod latency;
+#[path = "bench/load.rs"]
+mod load;
 #[path = "bench/memory.rs"]
 mod memory;
 #[path = "bench/report.rs"]
