@@ -314,22 +314,25 @@ pub fn hash_pieces(
                     let mut hashes = Vec::with_capacity(count / threads + 1);
                     let mine: Vec<usize> = (w..count).step_by(threads).collect();
                     // Two pieces at a time: one core hashes a pair faster than one after the
-                    // other (`Sha1::update_pair`).
+                    // other (`Sha1::update_pair`); a last piece alone pairs with nothing.
                     for pair in mine.chunks(2) {
-                        let mut shas = Vec::with_capacity(2);
-                        for (&index, buf) in pair.iter().zip(bufs.iter_mut()) {
-                            let start = index as u64 * piece_length;
-                            let len = piece_length.min(total - start) as usize;
-                            buf.resize(len, 0);
-                            reader.read(start, buf)?;
-                            shas.push(crate::sha1::Sha1::new());
+                        for (k, buf) in bufs.iter_mut().enumerate() {
+                            // Resized, not cleared: a full piece's buffer is not zeroed again.
+                            match pair.get(k) {
+                                Some(&index) => {
+                                    let start = index as u64 * piece_length;
+                                    buf.resize(piece_length.min(total - start) as usize, 0);
+                                    reader.read(start, buf)?;
+                                }
+                                None => buf.clear(),
+                            }
                         }
-                        match &mut shas[..] {
-                            [x, y] => x.update_pair(&bufs[0], y, &bufs[1]),
-                            [x] => x.update(&bufs[0]),
-                            _ => {}
+                        let (mut x, mut y) = (crate::sha1::Sha1::new(), crate::sha1::Sha1::new());
+                        x.update_pair(&bufs[0], &mut y, &bufs[1]);
+                        hashes.push(x.digest().bytes());
+                        if pair.len() == 2 {
+                            hashes.push(y.digest().bytes());
                         }
-                        hashes.extend(shas.iter().map(|sha| sha.digest().bytes()));
                     }
                     Ok(hashes)
                 })
