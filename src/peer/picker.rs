@@ -17,7 +17,8 @@
 //!    others stop delivering (no progress for a while), `relax_share` lifts the restriction.
 //! 3. **End game.** When nothing is left that nobody is fetching, a piece already in flight
 //!    elsewhere is asked again (at most `ENDGAME_COPIES` at once); the first verified copy wins,
-//!    so one stalled peer cannot hold the download at 99%.
+//!    so one stalled peer cannot hold the download at 99%. While the share is strict, a seeder
+//!    is not asked again for a piece a partial holder is fetching (rule 2 holds to the end).
 
 use std::collections::{HashMap, HashSet};
 
@@ -246,20 +247,36 @@ impl Picker {
 
     /// End game: when every missing piece is already in flight, ask again for the one in flight
     /// on the fewest peers (not one this worker is already fetching).
+    ///
+    /// Seeders are spared here too: while the share is strict, a seeder is not asked for a
+    /// piece a partial holder is fetching. Downloaders that trade keep many pieces in flight
+    /// with each other, so "everything is in flight" comes early, and a seeder that joined the
+    /// end game then sent those pieces again: with 6 downloaders under load, 3-5 copies of the
+    /// file instead of one. A partial holder that stops delivering is still covered:
+    /// `relax_share` lifts the rule when no piece has arrived for a while.
     fn endgame(&self, w: usize) -> Option<usize> {
         let view = self.peers.get(&w)?;
         let unasked = (self.low..self.done.len()).any(|i| !self.done[i] && self.inflight[i] == 0);
         if unasked {
             return None;
         }
+        let spare = view.seed && self.strict && self.strategy == Strategy::RarestFirst;
         (self.low..self.done.len())
             .filter(|&i| {
                 !self.done[i]
                     && view.bits[i]
                     && self.inflight[i] < ENDGAME_COPIES
                     && !self.asked.contains(&(w, i as u32))
+                    && !(spare && self.partial_is_fetching(i as u32))
             })
             .min_by_key(|&i| self.inflight[i])
+    }
+
+    /// Is a worker whose peer is a partial holder fetching piece `i`?
+    fn partial_is_fetching(&self, i: u32) -> bool {
+        self.peers
+            .iter()
+            .any(|(&v, view)| !view.seed && self.asked.contains(&(v, i)))
     }
 
     /// A piece handed to worker `w` by `next` comes back: `verified` if this copy was checked

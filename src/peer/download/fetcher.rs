@@ -8,9 +8,9 @@
 //! in order, so a peer that knows nothing of this sees ordinary requests). Over a 50 ms link
 //! that saves up to two round trips before the first byte. A piece asked on the tracker's
 //! word that the `BITFIELD` then leaves out is given back, not held against the peer.
-//! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket,
-//! written into the part file at its place and handed to the worker's hasher
-//! (`verifier.rs`), which checks the piece once its hash is complete. Only the worker that claimed
+//! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket and
+//! handed to the worker's hasher (`verifier.rs`), which writes it into the part file at its
+//! place and checks the piece once its hash is complete. Only the worker that claimed
 //! a piece writes it; an end-game duplicate that arrives meanwhile is read and dropped.
 //!
 //! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{Conn, ConnError};
 use crate::peer::download::access;
 use crate::peer::download::state::{CHUNK, Shared};
-use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
+use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
 /// How often a fetcher re-asks a partial holder which pieces it has.
@@ -286,14 +286,15 @@ fn receive_piece(
     steps: &SyncSender<Step>,
     state: &WorkerState,
 ) -> Result<bool, ConnError> {
-    let (offset, len) = shared.meta().piece_range(i);
+    let (_, len) = shared.meta().piece_range(i);
     let got = match conn.read_reply() {
         Ok(Reply::Data(n)) if n == len => {
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
             let deadline = Instant::now() + allowed;
             if shared.claim(i, w) {
-                let streamed = stream_piece(shared, conn, (i, offset, len), deadline, steps, state);
-                if streamed.is_err() {
+                let streamed = stream_piece(shared, conn, (i, len), deadline, steps, state);
+                if streamed.is_err() && steps.send(Step::Abandon(i)).is_err() {
+                    // No hasher left to write anything more: the claim can go now.
                     shared.release(i, w);
                 }
                 return streamed.map(|()| true).inspect_err(|_| {
@@ -312,12 +313,12 @@ fn receive_piece(
     got
 }
 
-/// Piece `(index, offset, len)`, claimed: read it chunk by chunk, write each chunk at its
-/// place in the part file, hand it to the hasher; the last chunk asks for the verdict.
+/// Piece `(index, len)`, claimed: read it chunk by chunk and hand each to the hasher, which
+/// writes it into the part file; the last chunk asks for the verdict.
 fn stream_piece(
     shared: &Shared,
     conn: &mut Conn,
-    (i, offset, len): (u32, u64, u64),
+    (i, len): (u32, u64),
     deadline: Instant,
     steps: &SyncSender<Step>,
     state: &WorkerState,
@@ -327,10 +328,9 @@ fn stream_piece(
     loop {
         let n = (len - at).min(CHUNK as u64) as usize;
         let mut buf = shared.buffer(n).ok_or_else(stopped)?;
-        let read = conn.read_data(&mut buf, deadline);
-        if read.is_err() || !store_chunk(shared, &buf, offset + at) {
+        if let Err(e) = conn.read_data(&mut buf, deadline) {
             shared.recycle(buf);
-            return read.and_then(|()| Err(stopped()));
+            return Err(e);
         }
         let last = at + n as u64 >= len;
         if last {

@@ -1,20 +1,22 @@
 //! The checking side of a download, the threads behind the fetchers:
 //!
 //! - a **hasher** per worker (started by `with_hasher`): its fetcher streams each piece
-//!   through it in chunks of at most `CHUNK` bytes, already written into the part file at
-//!   their place; the hasher feeds them to the piece's SHA-1 (two pieces at once where it
-//!   can, `lanes.rs`). Once a piece's hash is complete it marks the piece held or, if the
-//!   hash fails, missing again (its bytes on disk are overwritten by the next copy; nothing
-//!   is published until every piece verified). Pieces over `PAIR_MAX` are never held whole
-//!   in memory, so memory does not grow with the piece size. Hashing on a thread of its own
-//!   overlaps it with the network and the writes;
+//!   through it in chunks of at most `CHUNK` bytes as they come off the socket; the hasher
+//!   writes each at its place in the part file and feeds it to the piece's SHA-1 (two pieces
+//!   at once where it can, `lanes.rs`). Once a piece's hash is complete it marks the piece
+//!   held or, if the hash fails, missing again (its bytes on disk are overwritten by the next
+//!   copy; nothing is published until every piece verified). Pieces over `PAIR_MAX` are never
+//!   held whole in memory, so memory does not grow with the piece size. The work is split so
+//!   that, with one holder, neither thread waits on the other: the fetcher only receives,
+//!   the hasher writes and hashes;
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
 //!   has little left to do;
 //! - the **whole-file hasher** (optional, `--whole-hash`) follows the verified prefix.
 //!
-//! A hasher never writes the file and never holds the picker lock while it hashes. A piece's
-//! bytes are written by the one worker that claimed it (`Shared::claim`), so an end-game
-//! duplicate never mixes its bytes with the copy being checked.
+//! A hasher never holds the picker lock while it writes or hashes. A piece's bytes are written
+//! by the hasher of the one worker that claimed it (`Shared::claim`), and the claim is given
+//! up through the same queue (`Step::Abandon`, or the verdict), after the last write: an
+//! end-game duplicate never mixes its bytes with the copy being checked.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -69,8 +71,8 @@ impl WorkerState {
 
 /// What a fetcher hands its hasher.
 pub enum Step {
-    /// The next bytes of `piece`, starting `at` bytes into it, already written into the part
-    /// file; `last`: the piece's final bytes.
+    /// The next bytes of `piece`, starting `at` bytes into it, for the hasher to write at
+    /// their place in the part file and hash; `last`: the piece's final bytes.
     Bytes {
         piece: u32,
         at: u64,
@@ -80,6 +82,9 @@ pub enum Step {
     /// Every block of `piece` is in the part file (a BitTorrent worker wrote them as they
     /// came, in any order): hash it from there.
     OnDisk(u32),
+    /// The stream of `piece` broke: once the chunks before this are written, give up the
+    /// claim (in this order, so no late write lands after another worker took the piece).
+    Abandon(u32),
 }
 
 /// Run `fetch` with a hasher thread for worker `w` (whose peer is `from`) beside it: `fetch`
@@ -162,19 +167,25 @@ fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Rec
                 at,
                 bytes,
                 last,
-            } if checked => {
-                let len = shared.meta().piece_range(piece).1;
-                let done = lanes.chunk((piece, len), at, bytes, last, &mut spent);
-                check(done, &mut spent);
-            }
-            Step::Bytes {
-                piece, bytes, last, ..
             } => {
-                shared.recycle(bytes);
-                if last {
-                    verdict(shared, w, from, state, piece, Some(true));
+                let (offset, len) = shared.meta().piece_range(piece);
+                if !store_chunk(shared, &bytes, offset + at) {
+                    // The disk failed: the download has stopped; the verdict will say so.
+                    shared.recycle(bytes);
+                    if last {
+                        verdict(shared, w, from, state, piece, None);
+                    }
+                } else if checked {
+                    let done = lanes.chunk((piece, len), at, bytes, last, &mut spent);
+                    check(done, &mut spent);
+                } else {
+                    shared.recycle(bytes);
+                    if last {
+                        verdict(shared, w, from, state, piece, Some(true));
+                    }
                 }
             }
+            Step::Abandon(piece) => shared.release(piece, w),
             Step::OnDisk(piece) => {
                 let ok = if checked {
                     hash_on_disk(shared, piece).map(|d| matches(shared, piece, d))

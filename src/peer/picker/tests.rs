@@ -159,3 +159,24 @@ fn a_departed_peer_no_longer_counts() {
     p.set_peer(1, bits("01"));
     assert_eq!(p.next(1), Some(1));
 }
+
+#[test]
+fn in_the_end_game_a_seed_does_not_resend_what_a_partial_holder_is_fetching_until_relaxed() {
+    let mut p = Picker::new(2, |_| false, Strategy::RarestFirst, 1);
+    p.set_share(0, 2);
+    p.set_share(0, 2);
+    p.set_peer(0, vec![true; 2]); // a seed
+    p.set_peer(1, bits("01")); // a partial holder
+    p.set_peer(2, vec![true; 2]); // another seed
+    assert_eq!(p.next(1), Some(1), "the partial holder's piece");
+    assert_eq!(p.next(0), Some(0), "the seed's share");
+    // Everything is in flight: the end game. Piece 0 (at a seed) may be asked again of the
+    // other seed; piece 1 (at the partial holder) may not, while the share is strict.
+    assert_eq!(p.next(2), Some(0));
+    assert_eq!(p.next(0), None, "the seed is spared piece 1");
+    assert_eq!(p.next(2), None);
+    // No progress for a while: the rule is lifted.
+    p.relax_share();
+    assert_eq!(p.next(0), Some(1));
+    assert_eq!(p.next(2), Some(1));
+}
