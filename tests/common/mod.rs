@@ -27,9 +27,14 @@ use torrentphile::conn::Timeouts;
 use torrentphile::peer::{Peer, PeerConfig};
 use torrentphile::tracker::{Tracker, TrackerConfig};
 
-/// A fresh, empty folder for one test.
+/// A fresh, empty folder for one test. A test's folder stays after it (to be looked at when it
+/// failed) until a later test process starts: the first call in a process removes the folders
+/// of processes that have ended, so repeated runs do not fill the disk (thousands of runs of
+/// the swarm test once left 16 GB in /tmp).
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_ended_processes_folders);
     let dir = std::env::temp_dir().join(format!(
         "torrentphile-test-{tag}-{}-{}",
         std::process::id(),
@@ -38,6 +43,42 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Remove `torrentphile-test-<tag>-<pid>-<n>` folders whose process has ended.
+fn sweep_ended_processes_folders() {
+    let root = std::env::temp_dir();
+    let Ok(entries) = fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("torrentphile-test-"))
+        else {
+            continue;
+        };
+        // The pid is the second number from the end (a tag may contain dashes).
+        let mut fields = rest.rsplit('-');
+        let (_, pid) = (fields.next(), fields.next());
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Is `pid` a live process? (/proc/<n> also answers for a thread of another process, so its
+/// thread group must be itself.)
+fn process_alive(pid: u32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().any(|l| {
+        l.strip_prefix("Tgid:")
+            .is_some_and(|t| t.trim() == pid.to_string())
+    })
 }
 
 pub fn listener() -> TcpListener {
