@@ -38,8 +38,10 @@ pub enum Request {
     },
     /// `PIECE <name> <index>`: one piece.
     Piece { name: String, index: u32 },
-    /// `HAVE <name>`: which pieces this peer holds, as a bitfield of 0/1.
-    Have { name: String },
+    /// `HAVE <name> [<known>]`: which pieces this peer holds, as a bitfield of 0/1. With
+    /// `known`, the answer waits (a moment at most) until more than `known` are held: a
+    /// downloader with nothing left to ask learns of the next verified piece at once.
+    Have { name: String, known: Option<u32> },
     /// `HASHES <name>`: the piece-hash list, one hex SHA-1 per line, as a data block.
     Hashes { name: String },
     /// `STANDBY <port>`: "I can run an interim tracker on this port if every tracker goes";
@@ -153,9 +155,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             }
         }
         "HAVE" => {
-            arity(1, "HAVE <name>")?;
+            if !(1..=2).contains(&args.len()) {
+                return Err(ProtoError::bad("usage: HAVE <name> [<known>]"));
+            }
             Request::Have {
                 name: name(args[0])?,
+                known: match args.get(1) {
+                    Some(n) => Some(number(n, "count of known pieces")?),
+                    None => None,
+                },
             }
         }
         "HASHES" => {
@@ -210,7 +218,11 @@ impl fmt::Display for Request {
                 range: Some((offset, len)),
             } => write!(f, "GET {name} {offset} {len}"),
             Request::Piece { name, index } => write!(f, "PIECE {name} {index}"),
-            Request::Have { name } => write!(f, "HAVE {name}"),
+            Request::Have { name, known: None } => write!(f, "HAVE {name}"),
+            Request::Have {
+                name,
+                known: Some(n),
+            } => write!(f, "HAVE {name} {n}"),
             Request::Hashes { name } => write!(f, "HASHES {name}"),
             Request::Standby { port } => write!(f, "STANDBY {port}"),
             Request::Ping => write!(f, "PING"),
