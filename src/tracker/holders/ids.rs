@@ -64,3 +64,30 @@ impl Ids {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_id_is_inline_more_are_a_vec_and_back() {
+        let mut ids = Ids::default();
+        let texts =
+            |ids: &Ids| -> Vec<String> { ids.as_slice().iter().map(|i| i.to_string()).collect() };
+        ids.push("a:1".into());
+        assert!(matches!(ids, Ids::One(_)));
+        ids.push("b:1".into());
+        ids.push("c:1".into());
+        assert!(matches!(ids, Ids::Many(_)));
+        ids.as_mut_slice().swap(0, 2);
+        assert_eq!(texts(&ids), ["c:1", "b:1", "a:1"]);
+        ids.pop();
+        ids.pop();
+        assert!(matches!(ids, Ids::One(_)), "back inline: {ids:?}");
+        assert_eq!((texts(&ids), ids.len()), (vec!["c:1".to_string()], 1));
+        ids.pop();
+        assert!(matches!(ids, Ids::Empty));
+        ids.pop();
+        assert_eq!(ids.len(), 0);
+    }
+}
