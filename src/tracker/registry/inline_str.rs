@@ -22,38 +22,42 @@ use std::sync::Arc;
 /// 24 bytes, no bigger than a `String`.
 const INLINE: usize = 22;
 
-/// A string, inline when at most `INLINE` bytes long (`f123.iso`, `127.0.0.1:20000`).
+/// A string, inline when at most `INLINE` bytes long (`f123.iso`, `127.0.0.1:20000`). Made
+/// only from a `&str` (`From`), never changed after.
 #[derive(Clone)]
-pub enum InlineStr {
+pub struct InlineStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Shared(Arc<str>),
 }
 
 impl InlineStr {
     pub fn as_str(&self) -> &str {
-        match self {
+        match &self.0 {
             // The bytes were copied from a `&str` and never changed, so this cannot fail;
             // the empty string is a harmless answer if it ever did.
-            InlineStr::Inline { len, bytes } => {
+            Repr::Inline { len, bytes } => {
                 std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
             }
-            InlineStr::Shared(text) => text,
+            Repr::Shared(text) => text,
         }
     }
 }
 
 impl From<&str> for InlineStr {
     fn from(text: &str) -> InlineStr {
-        if text.len() <= INLINE {
+        InlineStr(if text.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..text.len()].copy_from_slice(text.as_bytes());
-            InlineStr::Inline {
+            Repr::Inline {
                 len: text.len() as u8,
                 bytes,
             }
         } else {
-            InlineStr::Shared(text.into())
-        }
+            Repr::Shared(text.into())
+        })
     }
 }
 
@@ -120,8 +124,8 @@ mod tests {
     fn short_and_long_strings_keep_their_text_and_their_place() {
         let short = InlineStr::from("a".repeat(INLINE).as_str());
         let long = InlineStr::from("a".repeat(INLINE + 1).as_str());
-        assert!(matches!(short, InlineStr::Inline { .. }));
-        assert!(matches!(long, InlineStr::Shared(_)));
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert!(matches!(long.0, Repr::Shared(_)));
         assert_eq!(short.as_str(), "a".repeat(INLINE));
         assert_eq!(long.as_str(), "a".repeat(INLINE + 1));
         assert_eq!(InlineStr::from("").as_str(), "");
