@@ -12,7 +12,7 @@
 //!
 //! Pure data, no sockets, no clocks; every operation costs the reply's length or a few hash
 //! map steps, never the number of holders. Holders are kept in one list of four runs (full or
-//! partial, reachable from the LAN or loopback only; `Run`), the first holder inline
+//! partial, reachable from the LAN or loopback only: `FULL_LAN` ...), the first holder inline
 //! (`holders/ids.rs`); past `SCAN_UP_TO` holders an index finds them (below, a look through
 //! the list is as quick and saves the map's memory: most files have one or two holders, and
 //! the registry's memory bound counts every byte).
