@@ -11,15 +11,18 @@
 //!   do; each connection starts at its own random place, so askers see different holders.
 //!
 //! Pure data, no sockets, no clocks; every operation costs the reply's length or a few hash
-//! map steps, never the number of holders. Holders are kept in four lists (full or partial,
-//! reachable from the LAN or loopback only), removed by swap; past `SCAN_UP_TO` holders an
-//! index finds them (below, a look through the lists is as quick and saves the map's memory:
-//! most files have one or two holders, and the registry's memory bound counts every byte).
+//! map steps, never the number of holders. Holders are kept in one list of four runs (full or
+//! partial, reachable from the LAN or loopback only: `FULL_LAN` ...), the first holder inline
+//! (`holders/ids.rs`); past `SCAN_UP_TO` holders an index finds them (below, a look through
+//! the list is as quick and saves the map's memory: most files have one or two holders, and
+//! the registry's memory bound counts every byte).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::protocol::{ErrCode, Holder, ProtoError};
+use crate::tracker::registry::inline_str::InlineStr;
+use ids::Ids;
 
 /// Most holders listed in one `PEERS` reply (`WHOHAS`, `GWHOHAS`).
 pub const PEERS_PER_REPLY: usize = 50;
@@ -55,7 +58,10 @@ pub struct Asker<'a> {
     pub turn: u64,
 }
 
-/// The lists: full holders the LAN can reach, full on loopback, then the same for partial.
+/// The runs of a file's holder list, in this order: full holders the LAN can reach, full on
+/// loopback, then the same for partial ones. Each kind's two runs sit side by side, so what
+/// one asker may see of a kind is one slice: the LAN run, with the loopback run after it for
+/// an asker on loopback.
 const FULL_LAN: usize = 0;
 const FULL_LOOP: usize = 1;
 const PART_LAN: usize = 2;
@@ -70,23 +76,27 @@ fn on_loopback(id: &str) -> bool {
 
 /// The loopback rule: may the holder `holder` (its id, `ip:port`) be listed to an asker at
 /// `asker`? Loopback holders only to loopback askers: to anyone else `127.0.0.1:P` is their
-/// own machine. `Holders::pick` (so `WHOHAS` and `GWHOHAS`) asks it once per list, the lists
-/// being sorted by `on_loopback`.
+/// own machine. `Holders::pick` (so `WHOHAS` and `GWHOHAS`) applies it by run, each holder
+/// having been put in its run by `on_loopback` once, when it was inserted (never parsed again
+/// per ask).
 pub fn reachable(holder: &str, asker: IpAddr) -> bool {
     !on_loopback(holder) || asker.to_canonical().is_loopback()
 }
 
-/// Holders found by looking through the lists, up to this many; past it, by the index.
+/// Holders found by looking through the list, up to this many; past it, by the index.
 const SCAN_UP_TO: usize = 8;
 
-/// Holder id → (list, position in it).
-type Index = HashMap<Box<str>, (u8, u32)>;
+/// Holder id → its position in the list.
+type Index = HashMap<InlineStr, u32>;
 
 /// The holders of one file.
 #[derive(Debug, Default)]
 pub struct Holders {
-    lists: [Vec<Box<str>>; 4],
-    /// Holder id → (list, position in it), once there are more than `SCAN_UP_TO`.
+    /// Every holder, in the four runs (`FULL_LAN` ...).
+    ids: Ids,
+    /// Where each run ends in `ids`: run `r` is `ends[r - 1]..ends[r]` (run 0 starts at 0).
+    ends: [u32; 4],
+    /// Holder id → position, once there are more than `SCAN_UP_TO`.
     index: Option<Box<Index>>,
 }
 
@@ -104,105 +114,136 @@ impl Holders {
         holders
     }
 
+    /// Where run `run` starts.
+    fn start(&self, run: usize) -> usize {
+        if run == 0 {
+            0
+        } else {
+            self.ends[run - 1] as usize
+        }
+    }
+
+    /// The run of the holder at `pos`.
+    fn run_of(&self, pos: usize) -> usize {
+        self.ends
+            .iter()
+            .position(|&end| pos < end as usize)
+            .unwrap_or(PART_LOOP)
+    }
+
+    /// Swap two holders, keeping the index right.
+    fn swap(&mut self, a: usize, b: usize) {
+        let ids = self.ids.as_mut_slice();
+        ids.swap(a, b);
+        if let Some(index) = &mut self.index {
+            for pos in [a, b] {
+                if let Some(slot) = index.get_mut(&ids[pos]) {
+                    *slot = pos as u32;
+                }
+            }
+        }
+    }
+
     /// `id` holds the file: wholly (`full`) or while downloading it. A full holder stays full:
     /// a partial announce never demotes it. Returns true if `id` was not a holder before.
     pub fn insert(&mut self, id: &str, full: bool) -> bool {
         let base = if full { FULL_LAN } else { PART_LAN };
-        let list = base + usize::from(on_loopback(id));
+        let run = base + usize::from(on_loopback(id));
         let new = match self.find(id) {
             None => true,
-            Some((now, _)) if full && usize::from(now) >= PART_LAN => {
+            Some(pos) if full && self.run_of(pos) >= PART_LAN => {
                 self.remove(id);
                 false
             }
             Some(_) => return false,
         };
-        let v = &mut self.lists[list];
-        if v.capacity() == 0 {
-            // Most files have one holder: no room for four.
-            v.reserve_exact(1);
+        // The new id goes at the very end; then each later run hands its first holder to
+        // its own end, moving the free place down to the end of `run` (at most three moves).
+        let id = InlineStr::from(id);
+        self.ids.push(id.clone());
+        let mut at = self.ids.len() - 1;
+        for later in (run + 1..=PART_LOOP).rev() {
+            let first = self.start(later);
+            self.swap(first, at);
+            self.ends[later] += 1;
+            at = first;
         }
-        let at = (list as u8, v.len() as u32);
-        v.push(Box::from(id));
+        self.ends[run] += 1;
         if let Some(index) = &mut self.index {
-            index.insert(Box::from(id), at);
+            index.insert(id, at as u32);
         } else if self.len() > SCAN_UP_TO {
             self.index = Some(Box::new(self.build_index()));
         }
         new
     }
 
-    /// Every holder's place, for the index.
-    fn build_index(&self) -> HashMap<Box<str>, (u8, u32)> {
-        let mut index = HashMap::with_capacity(self.len());
-        for (list, v) in self.lists.iter().enumerate() {
-            for (pos, id) in v.iter().enumerate() {
-                index.insert(id.clone(), (list as u8, pos as u32));
-            }
+    /// Every holder's position, for the index.
+    fn build_index(&self) -> Index {
+        let ids = self.ids.as_slice();
+        let mut index = HashMap::with_capacity(ids.len());
+        for (pos, id) in ids.iter().enumerate() {
+            index.insert(id.clone(), pos as u32);
         }
         index
     }
 
-    /// Where `id` is: (list, position).
-    fn find(&self, id: &str) -> Option<(u8, u32)> {
-        if let Some(index) = &self.index {
-            return index.get(id).copied();
+    /// Where `id` is in the list.
+    fn find(&self, id: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(id).map(|&pos| pos as usize),
+            None => self.ids.as_slice().iter().position(|h| h.as_str() == id),
         }
-        self.lists.iter().enumerate().find_map(|(list, v)| {
-            let pos = v.iter().position(|h| &**h == id)?;
-            Some((list as u8, pos as u32))
-        })
     }
 
     /// How many hold it, wholly or partly.
     pub fn len(&self) -> usize {
-        self.lists.iter().map(Vec::len).sum()
+        self.ids.len()
     }
 
     /// `id` no longer holds the file; false if it did not.
     pub fn remove(&mut self, id: &str) -> bool {
-        let Some((list, pos)) = self.find(id) else {
+        let Some(mut hole) = self.find(id) else {
             return false;
         };
-        let v = &mut self.lists[usize::from(list)];
-        v.swap_remove(pos as usize);
         if let Some(index) = &mut self.index {
             index.remove(id);
-            if let Some(moved) = v.get(pos as usize)
-                && let Some(slot) = index.get_mut(moved)
-            {
-                slot.1 = pos;
-            }
         }
+        // The hole moves to the end: its run's last holder fills it, which leaves a hole just
+        // before the next run, filled by that run's last holder, and so on (at most four).
+        for run in self.run_of(hole)..=PART_LOOP {
+            let last = self.ends[run] as usize - 1;
+            self.swap(hole, last);
+            self.ends[run] -= 1;
+            hole = last;
+        }
+        self.ids.pop();
         true
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lists.iter().all(Vec::is_empty)
+        self.ids.len() == 0
     }
 
     /// How many hold all of it.
     pub fn full(&self) -> usize {
-        self.lists[FULL_LAN].len() + self.lists[FULL_LOOP].len()
+        self.ends[FULL_LOOP] as usize
     }
 
     /// How many are downloading it.
     pub fn partial(&self) -> usize {
-        self.lists[PART_LAN].len() + self.lists[PART_LOOP].len()
+        (self.ends[PART_LOOP] - self.ends[FULL_LOOP]) as usize
     }
 
     /// Every holder, full ones first, each kind sorted by id (costs them all: for the
     /// tracker's own uses and tests, never for a reply).
     pub fn all(&self) -> Vec<Holder> {
-        let mut all: Vec<Holder> = self
-            .lists
+        let ids = self.ids.as_slice();
+        let mut all: Vec<Holder> = ids
             .iter()
             .enumerate()
-            .flat_map(|(list, v)| {
-                v.iter().map(move |id| Holder {
-                    addr: id.to_string(),
-                    partial: list >= PART_LAN,
-                })
+            .map(|(pos, id)| Holder {
+                addr: id.to_string(),
+                partial: pos >= self.full(),
             })
             .collect();
         all.sort_by(|a, b| (a.partial, &a.addr).cmp(&(b.partial, &b.addr)));
@@ -213,20 +254,19 @@ impl Holders {
     /// `PEERS_PER_REPLY`, full ones first, each kind sorted by id. `ERR not-found` when there
     /// are holders but the asker can reach none of them.
     pub fn pick(&self, name: &str, asker: &Asker) -> Result<Vec<Holder>, ProtoError> {
-        // Every holder of a list is on loopback or none is: one `reachable` says for all.
-        let usable = |list: usize| {
-            self.lists[list]
-                .first()
-                .is_some_and(|id| reachable(id, asker.ip))
+        // What the asker may see of each kind: the LAN run, and the loopback run after it
+        // for an asker on loopback (the loopback rule, without reading any id).
+        let near = asker.ip.to_canonical().is_loopback();
+        let ids = self.ids.as_slice();
+        let (full_to, part_to) = if near {
+            (FULL_LOOP, PART_LOOP)
+        } else {
+            (FULL_LAN, PART_LAN)
         };
-        let lists = |lan: usize| -> (&[Box<str>], &[Box<str>]) {
-            let take =
-                |list: usize| -> &[Box<str>] { if usable(list) { &self.lists[list] } else { &[] } };
-            (take(lan), take(lan + 1))
-        };
-        let (full, partial) = (lists(FULL_LAN), lists(PART_LAN));
-        let count = |(a, b): (&[Box<str>], &[Box<str>])| a.len() + b.len();
-        let (f, p) = (count(full), count(partial));
+        let part_from = self.start(PART_LAN);
+        let full = &ids[..self.ends[full_to] as usize];
+        let partial = &ids[part_from..self.ends[part_to] as usize];
+        let (f, p) = (full.len(), partial.len());
         if f + p == 0 {
             return Err(if self.is_empty() {
                 not_found(name)
@@ -246,14 +286,11 @@ impl Holders {
             window(partial, 0, p, None, true, &mut out);
         } else {
             // Past the cap the asker is left out; count the others of each kind.
-            let mine = asker
-                .me
-                .and_then(|me| self.find(me))
-                .map(|(l, _)| usize::from(l));
-            let holds =
-                |kind: usize| mine.is_some_and(|l| (l == kind || l == kind + 1) && usable(l));
-            let others_f = f - usize::from(holds(FULL_LAN));
-            let others_p = p - usize::from(holds(PART_LAN));
+            let mine = asker.me.and_then(|me| self.find(me));
+            let in_full = mine.is_some_and(|pos| pos < f);
+            let in_partial = mine.is_some_and(|pos| (part_from..part_from + p).contains(&pos));
+            let others_f = f - usize::from(in_full);
+            let others_p = p - usize::from(in_partial);
             let mut want_p =
                 others_p.min(PEERS_PER_REPLY.saturating_sub(others_f).max(PARTIAL_SHARE));
             let want_f = others_f.min(PEERS_PER_REPLY - want_p);
@@ -271,30 +308,23 @@ impl Holders {
     }
 }
 
-/// Append `want` holders of the two lists `a` then `b` (seen as one ring), from `start` on,
-/// skipping `skip`.
+/// Append `want` holders of `ring` (seen as a ring), from `start` on, skipping `skip`.
 fn window(
-    (a, b): (&[Box<str>], &[Box<str>]),
+    ring: &[InlineStr],
     start: usize,
     want: usize,
     skip: Option<&str>,
     partial: bool,
     out: &mut Vec<Holder>,
 ) {
-    let len = a.len() + b.len();
     let mut taken = 0;
     // One more position than wanted: the asker may be among them.
-    for i in 0..len.min(want + 1) {
+    for i in 0..ring.len().min(want + 1) {
         if taken == want {
             break;
         }
-        let at = (start + i) % len;
-        let id = if at < a.len() {
-            &a[at]
-        } else {
-            &b[at - a.len()]
-        };
-        if skip.is_some_and(|me| me == &**id) {
+        let id = &ring[(start + i) % ring.len()];
+        if skip.is_some_and(|me| me == id.as_str()) {
             continue;
         }
         out.push(Holder {
@@ -310,5 +340,6 @@ pub fn not_found(name: &str) -> ProtoError {
     ProtoError::new(ErrCode::NotFound, format!("no peer holds {name}"))
 }
 
+mod ids;
 #[cfg(test)]
 mod tests;

@@ -24,10 +24,13 @@
 //! - `registry.rs` (this file): `Registry` and its operations (register, announce, ask,
 //!   forget), and the address rule of `REGISTER ... <host>` (`advertised`).
 //! - `files.rs`: the index of known files, by name and sorted.
+//! - `inline_str.rs`: `InlineStr`, the strings of those indexes (a short one needs no
+//!   pointer followed when compared), also the holder ids of `holders.rs`.
 //! - `limits.rs`: `Limits`, the per-address counts, and the checks answering `ERR limit`.
 //! - `tests.rs`: the unit tests.
 
 mod files;
+pub(crate) mod inline_str;
 mod limits;
 #[cfg(test)]
 mod tests;

@@ -152,3 +152,69 @@ fn past_the_cap_windows_cover_every_holder_and_keep_partials_in_view() {
     assert_eq!(got.len(), PEERS_PER_REPLY);
     assert_eq!(got[0], "10.0.0.1:1");
 }
+
+#[test]
+fn every_holder_stays_in_its_run_through_inserts_promotions_and_removals() {
+    // Loopback and LAN holders, full and partial, in a random order of changes, checked
+    // against a plain map after every step: each run holds only its kind, the index (past
+    // `SCAN_UP_TO`) finds everyone where they are, and each asker sees exactly what it can
+    // reach (30 ids: a reply always fits them all).
+    let id = |n: usize| match n % 3 {
+        0 => format!("127.0.0.{}:{}", 1 + n % 5, 9000 + n),
+        _ => format!("10.1.{}.{}:9000", n / 7, n % 7),
+    };
+    let mut h = Holders::new();
+    let mut model = std::collections::BTreeMap::new();
+    let mut rng = crate::util::Rng::new(7);
+    for step in 0..600 {
+        let n = rng.below(30);
+        if rng.below(3) == 0 {
+            assert_eq!(
+                h.remove(&id(n)),
+                model.remove(&id(n)).is_some(),
+                "step {step}"
+            );
+        } else {
+            let full = rng.below(2) == 0;
+            assert_eq!(
+                h.insert(&id(n), full),
+                !model.contains_key(&id(n)),
+                "step {step}"
+            );
+            *model.entry(id(n)).or_insert(full) |= full;
+        }
+        assert_eq!(h.len(), model.len());
+        assert_eq!(h.full(), model.values().filter(|&&f| f).count());
+        for (pos, held) in h.ids.as_slice().iter().enumerate() {
+            let run = usize::from(!model[held.as_str()]) * 2 + usize::from(on_loopback(held));
+            assert_eq!(h.run_of(pos), run, "{held} at step {step}");
+            assert_eq!(h.find(held), Some(pos), "{held} at step {step}");
+        }
+        for ip in [lo(), lan()] {
+            let mut want: Vec<(bool, String)> = model
+                .iter()
+                .filter(|(held, _)| reachable(held, ip))
+                .map(|(held, &full)| (!full, held.clone()))
+                .collect();
+            want.sort();
+            let want: Vec<String> = want
+                .into_iter()
+                .map(|(partial, addr)| Holder { addr, partial }.to_string())
+                .collect();
+            match h.pick(
+                "f",
+                &Asker {
+                    ip,
+                    me: None,
+                    turn: step,
+                },
+            ) {
+                Ok(got) => {
+                    let got: Vec<String> = got.iter().map(|g| g.to_string()).collect();
+                    assert_eq!(got, want, "{ip} at step {step}");
+                }
+                Err(e) => assert!(want.is_empty(), "{ip} at step {step}: {}", e.message),
+            }
+        }
+    }
+}

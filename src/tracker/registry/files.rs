@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::Arc;
 
+use super::inline_str::InlineStr;
 use crate::protocol::Meta;
 use crate::tracker::holders::Holders;
 
@@ -22,11 +22,17 @@ pub(super) struct FileEntry {
 /// The known files: found by name in a hash map (a `WHOHAS` is one hash and a few memory
 /// reads while the registry's lock is held, where a sorted map of 100,000 names cost about
 /// 17 string comparisons, most of them cache misses), and the same names kept sorted beside
-/// it for `LIST`'s pages. Both share each name's one allocation.
+/// it for `LIST`'s pages. Both share a long name's one allocation.
+///
+/// A table of 100,000 files is far larger than the CPU's caches, so what a `WHOHAS` costs is
+/// the memory it reads one after the other: the table's control bytes, then the file's slot.
+/// Everything it needs is in that slot: a short name (`InlineStr`) and a lone holder
+/// (`holders/ids.rs`) are kept inside it, where an `Arc<str>` name and a `Vec` of holders
+/// each sent it to one more place in memory.
 #[derive(Debug, Default)]
 pub(super) struct Files {
-    by_name: HashMap<Arc<str>, FileEntry>,
-    pub(super) sorted: BTreeSet<Arc<str>>,
+    by_name: HashMap<InlineStr, FileEntry>,
+    pub(super) sorted: BTreeSet<InlineStr>,
 }
 
 impl Files {
@@ -40,11 +46,11 @@ impl Files {
 
     /// The entry of `meta.name`, made for `meta` if there is none.
     pub(super) fn get_or_insert(&mut self, meta: &Meta) -> &mut FileEntry {
-        // The map's own key when the name is known (an `Arc` clone, no allocation).
+        // The map's own key when the name is known (for a long name, an `Arc` clone).
         let name = match self.by_name.get_key_value(meta.name.as_str()) {
             Some((name, _)) => name.clone(),
             None => {
-                let name: Arc<str> = meta.name.as_str().into();
+                let name = InlineStr::from(meta.name.as_str());
                 self.sorted.insert(name.clone());
                 name
             }
