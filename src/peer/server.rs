@@ -8,16 +8,11 @@
 //! never touches a socket.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::conn::Conn;
 use crate::peer::store::{self, Entry, Holding, Store, hashes_text};
 use crate::protocol::{ErrCode, ProtoError, Reply, Request, Role};
 use crate::server::{Answer, FilePart, line_loop};
-
-/// Longest a `HAVE <name> <known>` waits for a new piece before it answers anyway (well within
-/// any asker's read timeout; a downloader asks again when it is still idle).
-pub const HAVE_WAIT: Duration = Duration::from_millis(250);
 
 /// One connection, as the peer's server sees it.
 #[derive(Debug)]
@@ -130,18 +125,11 @@ fn answer(store: &Arc<Store>, client: &mut Client, request: Request) -> Result<A
             let (offset, len) = entry.meta.piece_range(index);
             file_answer(store, client, &entry, offset, len)?
         }
-        Request::Have { name, known } => {
+        Request::Have { name } => {
             let entry = lookup(&name)?;
             let bits = match &entry.holding {
                 Holding::Complete => "1".repeat(entry.meta.pieces() as usize),
-                Holding::Partial(have) => {
-                    // The asker has seen `known` of our pieces and has nothing left to ask of
-                    // us: answer when we have more (no lock is held while we wait).
-                    if let Some(known) = known {
-                        have.wait_beyond(known, HAVE_WAIT);
-                    }
-                    have.bits()
-                }
+                Holding::Partial(have) => have.bits(),
             };
             Answer::Line(Reply::Bitfield(bits))
         }

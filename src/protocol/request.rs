@@ -38,10 +38,8 @@ pub enum Request {
     },
     /// `PIECE <name> <index>`: one piece.
     Piece { name: String, index: u32 },
-    /// `HAVE <name> [<known>]`: which pieces this peer holds, as a bitfield of 0/1. With
-    /// `known`, the answer waits (a moment at most) until more than `known` are held: a
-    /// downloader with nothing left to ask learns of the next verified piece at once.
-    Have { name: String, known: Option<u32> },
+    /// `HAVE <name>`: which pieces this peer holds, as a bitfield of 0/1.
+    Have { name: String },
     /// `HASHES <name>`: the piece-hash list, one hex SHA-1 per line, as a data block.
     Hashes { name: String },
     /// `STANDBY <port>`: "I can run an interim tracker on this port if every tracker goes";
@@ -155,15 +153,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
             }
         }
         "HAVE" => {
-            if !(1..=2).contains(&args.len()) {
-                return Err(ProtoError::bad("usage: HAVE <name> [<known>]"));
-            }
+            arity(1, "HAVE <name>")?;
             Request::Have {
                 name: name(args[0])?,
-                known: match args.get(1) {
-                    Some(n) => Some(number(n, "count of known pieces")?),
-                    None => None,
-                },
             }
         }
         "HASHES" => {
@@ -218,11 +210,7 @@ impl fmt::Display for Request {
                 range: Some((offset, len)),
             } => write!(f, "GET {name} {offset} {len}"),
             Request::Piece { name, index } => write!(f, "PIECE {name} {index}"),
-            Request::Have { name, known: None } => write!(f, "HAVE {name}"),
-            Request::Have {
-                name,
-                known: Some(n),
-            } => write!(f, "HAVE {name} {n}"),
+            Request::Have { name } => write!(f, "HAVE {name}"),
             Request::Hashes { name } => write!(f, "HASHES {name}"),
             Request::Standby { port } => write!(f, "STANDBY {port}"),
             Request::Ping => write!(f, "PING"),

@@ -59,7 +59,7 @@ fn peer_expects(req: &Request, a_bin: &[u8]) -> Option<Result<Vec<u8>, String>> 
                 }
             }
         },
-        Request::Have { name, .. } => match file(name) {
+        Request::Have { name } => match file(name) {
             None => Err("ERR not-found ".into()),
             Some(data) => {
                 let bits = "1".repeat(data.len().div_ceil(LIVE_PIECE as usize));

@@ -140,10 +140,7 @@ pub(super) fn valid_request(f: &mut Fuzz) -> Request {
                 _ => f.below(8) as u32,
             },
         },
-        11 => Request::Have {
-            name,
-            known: (f.below(4) == 0).then(|| f.below(8) as u32),
-        },
+        11 => Request::Have { name },
         12 => Request::Hashes { name },
         13 => Request::Ping,
         14 => Request::Help,

@@ -26,13 +26,8 @@ use crate::peer::download::state::{CHUNK, Shared};
 use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
-/// How often a fetcher re-asks a partial holder which pieces it has while pieces are flowing.
+/// How often a fetcher re-asks a partial holder which pieces it has.
 const HAVE_EVERY: Duration = Duration::from_millis(300);
-/// A fetcher with nothing left to ask of a partial holder asks `HAVE <name> <known>`, which
-/// the holder answers once it has a new piece (or after `peer::server::HAVE_WAIT`); at most
-/// this often, so a holder that answers at once (an older peer, a hostile one) is not asked
-/// in a tight loop.
-const HAVE_WAIT_GAP: Duration = Duration::from_millis(50);
 /// How often an idle connection to a seed is kept alive with a `HAVE`.
 const SEED_KEEPALIVE: Duration = Duration::from_secs(2);
 /// Longest a worker on a full holder waits for the picker to let seeders be asked (the
@@ -126,7 +121,6 @@ fn hello(
         .to_string(),
         Request::Have {
             name: shared.meta().name.clone(),
-            known: None,
         }
         .to_string(),
     ];
@@ -177,8 +171,6 @@ fn fetch(
     let window = (shared.tuning().window_bytes / meta.piece_size as u64).clamp(2, 256) as usize;
     let mut last_have = Instant::now();
     let mut have_pending = queue.iter().any(|a| matches!(a, Ask::Have));
-    // How many pieces the peer's latest bitfield listed (what a waiting `HAVE` says we know).
-    let mut known = 0u32;
     let result = loop {
         if shared.stopped() || state.corrupt_piece().is_some() {
             break Ok(());
@@ -213,17 +205,10 @@ fn fetch(
         // A partial holder's pieces change: ask again often. A seed's do not, but an idle
         // connection to it is kept alive the same way, so its server does not time it out.
         let have_every = if seed { SEED_KEEPALIVE } else { HAVE_EVERY };
-        // Nothing to ask of a partial holder: ask it to tell us of its next piece.
-        let idle_partial = !seed && queue.is_empty();
-        let since = last_have.elapsed();
-        if !have_pending
-            && (since >= have_every && (!seed || queue.is_empty())
-                || idle_partial && since >= HAVE_WAIT_GAP)
-        {
+        if !have_pending && last_have.elapsed() >= have_every && (!seed || queue.is_empty()) {
             queue.push_back(Ask::Have);
             let name = meta.name.clone();
-            let known = idle_partial.then_some(known);
-            lines.push(Request::Have { name, known }.to_string());
+            lines.push(Request::Have { name }.to_string());
             have_pending = true;
         }
         if !lines.is_empty()
@@ -237,12 +222,7 @@ fn fetch(
             if picker.is_done() || shared.stopped() {
                 break Ok(());
             }
-            let wait = if seed {
-                HAVE_EVERY
-            } else {
-                HAVE_WAIT_GAP.saturating_sub(last_have.elapsed())
-            };
-            drop(shared.wait(picker, wait.max(Duration::from_millis(1))));
+            drop(shared.wait(picker, HAVE_EVERY));
             continue;
         };
         let step = match ask {
@@ -252,7 +232,6 @@ fn fetch(
                 Err(e) => Err(e),
             },
             Ask::Have => read_bits(shared, conn).map(|bits| {
-                known = bits.iter().filter(|&&b| b).count() as u32;
                 shared.picker().set_peer(w, bits);
                 last_have = Instant::now();
                 have_pending = false;

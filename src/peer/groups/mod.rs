@@ -204,7 +204,7 @@ impl Groups {
         let name = match request {
             Request::Get { name, .. }
             | Request::Piece { name, .. }
-            | Request::Have { name, .. }
+            | Request::Have { name }
             | Request::Hashes { name } => name,
             _ => return None,
         };

@@ -1,13 +1,9 @@
 //! `PieceSet`: which pieces of one file this peer holds and has verified.
 //!
-//! Lock-free to read (one atomic bit per piece), because server threads read it while a
-//! download's verifiers set bits. A server thread may also wait for the next piece
-//! (`wait_beyond`, for `HAVE <name> <known>`): that wait, and only it, takes a mutex. It knows
-//! nothing of files or sockets.
+//! Lock-free (one atomic bit per piece), because server threads read it while a download's
+//! verifiers set bits. It knows nothing of files or sockets.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 /// Which pieces of a file this peer holds and has verified. A bit is set only after its piece
 /// is written, so what a server serves from it is always verified data.
@@ -16,9 +12,6 @@ pub struct PieceSet {
     words: Vec<AtomicU64>,
     len: u32,
     count: AtomicU32,
-    /// Wakes `wait_beyond` when a piece is set. The mutex guards nothing but the hand-over:
-    /// `set` takes it after counting, so a waiter that saw the old count is already waiting.
-    more: (Mutex<()>, Condvar),
 }
 
 impl PieceSet {
@@ -28,7 +21,6 @@ impl PieceSet {
             words: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             len,
             count: AtomicU32::new(0),
-            more: (Mutex::new(()), Condvar::new()),
         }
     }
 
@@ -47,28 +39,8 @@ impl PieceSet {
         let new = old & bit == 0;
         if new {
             self.count.fetch_add(1, Ordering::AcqRel);
-            drop(self.more.0.lock().unwrap_or_else(PoisonError::into_inner));
-            self.more.1.notify_all();
         }
         new
-    }
-
-    /// Wait until more than `known` pieces are held, or `at_most` has passed; returns the
-    /// count then.
-    pub fn wait_beyond(&self, known: u32, at_most: Duration) -> u32 {
-        let until = Instant::now() + at_most;
-        let mut guard = self.more.0.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let count = self.count();
-            let left = until.saturating_duration_since(Instant::now());
-            if count > known || left.is_zero() {
-                return count;
-            }
-            guard = match self.more.1.wait_timeout(guard, left) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
     }
 
     /// How many pieces are held.
@@ -105,35 +77,5 @@ mod tests {
         let bits = set.bits();
         assert_eq!(bits.len(), 70);
         assert!(bits.starts_with("10") && bits.ends_with("01"));
-    }
-
-    #[test]
-    fn wait_beyond_returns_when_a_piece_is_set_or_the_time_is_up() {
-        let set = std::sync::Arc::new(PieceSet::new(8));
-        set.set(0);
-        assert_eq!(
-            set.wait_beyond(0, Duration::from_secs(60)),
-            1,
-            "already beyond"
-        );
-        let t = Instant::now();
-        assert_eq!(
-            set.wait_beyond(1, Duration::from_millis(20)),
-            1,
-            "nothing new"
-        );
-        assert!(t.elapsed() >= Duration::from_millis(20));
-        // A waiter with a long limit is woken by the next piece.
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        let waiter = {
-            let set = set.clone();
-            std::thread::spawn(move || {
-                ready_tx.send(()).unwrap();
-                set.wait_beyond(1, Duration::from_secs(60))
-            })
-        };
-        ready.recv().unwrap();
-        set.set(5);
-        assert_eq!(waiter.join().unwrap(), 2);
     }
 }
