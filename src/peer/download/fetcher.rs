@@ -168,7 +168,7 @@ fn fetch(
     mut queue: VecDeque<Ask>,
 ) -> Result<(), ConnError> {
     let meta = shared.meta();
-    let window = (shared.tuning().window_bytes / meta.piece_size as u64).clamp(2, 256) as usize;
+    let window = (shared.tuning().window_bytes / meta.piece_size as u64).clamp(2, 1024) as usize;
     let mut last_have = Instant::now();
     let mut have_pending = queue.iter().any(|a| matches!(a, Ask::Have));
     let result = loop {

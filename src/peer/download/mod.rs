@@ -104,7 +104,7 @@ impl Default for DownloadOptions {
             workers: 8,
             strategy: Strategy::RarestFirst,
             timeouts: Timeouts::default(),
-            window_bytes: 64 << 20,
+            window_bytes: 128 << 20,
             trace: Trace::off(),
             whole_file_check: false,
             progress: ProgressStyle::Quiet,
