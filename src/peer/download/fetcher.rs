@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{Conn, ConnError};
 use crate::peer::download::access;
 use crate::peer::download::state::{CHUNK, Shared};
-use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
+use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
 /// How often a fetcher re-asks a partial holder which pieces it has.
@@ -324,6 +324,7 @@ fn stream_piece(
     state: &WorkerState,
 ) -> Result<(), ConnError> {
     let stopped = || ConnError::Protocol("the download stopped".into());
+    let offset = shared.meta().piece_range(i).0;
     let mut at = 0u64;
     loop {
         let n = (len - at).min(CHUNK as u64) as usize;
@@ -331,6 +332,13 @@ fn stream_piece(
         if let Err(e) = conn.read_data(&mut buf, deadline) {
             shared.recycle(buf);
             return Err(e);
+        }
+        // The hasher falling behind: write this chunk here (the same worker's claim, so no
+        // other writer; its later chunks may still be written by the hasher, in any order).
+        let written = state.fetcher_should_write();
+        if written && !store_chunk(shared, &buf, offset + at) {
+            shared.recycle(buf);
+            return Err(stopped());
         }
         let last = at + n as u64 >= len;
         if last {
@@ -341,8 +349,11 @@ fn stream_piece(
             at,
             bytes: buf,
             last,
+            written,
         };
+        state.queue_one();
         if let Err(mpsc::SendError(step)) = steps.send(step) {
+            state.unqueue_one();
             // The hasher is gone (it panicked): nothing will check this piece.
             if let Step::Bytes { bytes, .. } = step {
                 shared.recycle(bytes);
