@@ -10,7 +10,8 @@
 //! word that the `BITFIELD` then leaves out is given back, not held against the peer.
 //! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket and
 //! handed to the worker's hasher (`verifier.rs`), which writes it into the part file at its
-//! place and checks the piece once its hash is complete. Only the worker that claimed
+//! place (the fetcher writes it itself while the hasher is behind) and checks the piece once
+//! its hash is complete. Only the worker that claimed
 //! a piece writes it; an end-game duplicate that arrives meanwhile is read and dropped.
 //!
 //! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
@@ -286,13 +287,13 @@ fn receive_piece(
     steps: &SyncSender<Step>,
     state: &WorkerState,
 ) -> Result<bool, ConnError> {
-    let (_, len) = shared.meta().piece_range(i);
+    let (offset, len) = shared.meta().piece_range(i);
     let got = match conn.read_reply() {
         Ok(Reply::Data(n)) if n == len => {
             let allowed = conn.timeouts().io + Duration::from_secs(len / MIN_RATE);
             let deadline = Instant::now() + allowed;
             if shared.claim(i, w) {
-                let streamed = stream_piece(shared, conn, (i, len), deadline, steps, state);
+                let streamed = stream_piece(shared, conn, (i, offset, len), deadline, steps, state);
                 if streamed.is_err() && steps.send(Step::Abandon(i)).is_err() {
                     // No hasher left to write anything more: the claim can go now.
                     shared.release(i, w);
@@ -313,18 +314,18 @@ fn receive_piece(
     got
 }
 
-/// Piece `(index, len)`, claimed: read it chunk by chunk and hand each to the hasher, which
-/// writes it into the part file; the last chunk asks for the verdict.
+/// Piece `(index, offset, len)`, claimed: read it chunk by chunk and hand each to the hasher,
+/// which writes it into the part file (unless the fetcher did, while the hasher was behind);
+/// the last chunk asks for the verdict.
 fn stream_piece(
     shared: &Shared,
     conn: &mut Conn,
-    (i, len): (u32, u64),
+    (i, offset, len): (u32, u64, u64),
     deadline: Instant,
     steps: &SyncSender<Step>,
     state: &WorkerState,
 ) -> Result<(), ConnError> {
     let stopped = || ConnError::Protocol("the download stopped".into());
-    let offset = shared.meta().piece_range(i).0;
     let mut at = 0u64;
     loop {
         let n = (len - at).min(CHUNK as u64) as usize;

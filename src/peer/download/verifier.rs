@@ -2,13 +2,14 @@
 //!
 //! - a **hasher** per worker (started by `with_hasher`): its fetcher streams each piece
 //!   through it in chunks of at most `CHUNK` bytes as they come off the socket; the hasher
-//!   writes each at its place in the part file and feeds it to the piece's SHA-1 (two pieces
-//!   at once where it can, `lanes.rs`). Once a piece's hash is complete it marks the piece
+//!   writes each at its place in the part file (unless the fetcher did) and feeds it to the
+//!   piece's SHA-1 (two pieces at once where it can, `lanes.rs`). Once a piece's hash is complete it marks the piece
 //!   held or, if the hash fails, missing again (its bytes on disk are overwritten by the next
 //!   copy; nothing is published until every piece verified). Pieces over `PAIR_MAX` are never
 //!   held whole in memory, so memory does not grow with the piece size. The work is split so
-//!   that, with one holder, neither thread waits on the other: the fetcher only receives,
-//!   the hasher writes and hashes;
+//!   that neither thread waits on the other: the fetcher receives, the hasher writes and
+//!   hashes, and while half the hasher's queue waits the fetcher writes the next chunk itself
+//!   (`WorkerState::fetcher_should_write`);
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
 //!   has little left to do;
 //! - the **whole-file hasher** (optional, `--whole-hash`) follows the verified prefix.
