@@ -11,8 +11,8 @@
 //! A piece streams through: each chunk of at most `CHUNK` bytes is read from the socket and
 //! handed to the worker's hasher (`verifier.rs`), which writes it into the part file at its
 //! place (the fetcher writes it itself while the hasher is behind) and checks the piece once
-//! its hash is complete. Only the worker that claimed
-//! a piece writes it; an end-game duplicate that arrives meanwhile is read and dropped.
+//! its hash is complete. Only the worker that claimed a piece writes it; an end-game
+//! duplicate that arrives meanwhile is read and dropped.
 //!
 //! A fetcher holds the picker lock only to choose pieces, never while it reads or writes its
 //! socket or the file.

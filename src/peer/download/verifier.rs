@@ -3,10 +3,10 @@
 //! - a **hasher** per worker (started by `with_hasher`): its fetcher streams each piece
 //!   through it in chunks of at most `CHUNK` bytes as they come off the socket; the hasher
 //!   writes each at its place in the part file (unless the fetcher did) and feeds it to the
-//!   piece's SHA-1 (two pieces at once where it can, `lanes.rs`). Once a piece's hash is complete it marks the piece
-//!   held or, if the hash fails, missing again (its bytes on disk are overwritten by the next
-//!   copy; nothing is published until every piece verified). Pieces over `PAIR_MAX` are never
-//!   held whole in memory, so memory does not grow with the piece size. The work is split so
+//!   piece's SHA-1 (two pieces at once where it can, `lanes.rs`). Once a piece's hash is
+//!   complete it marks the piece held or, if the hash fails, missing again (its bytes on
+//!   disk are overwritten by the next copy; nothing is published until every piece
+//!   verified). Pieces over `PAIR_MAX` are never held whole in memory, so memory does not grow with the piece size. The work is split so
 //!   that neither thread waits on the other: the fetcher receives, the hasher writes and
 //!   hashes, and while half the hasher's queue waits the fetcher writes the next chunk itself
 //!   (`WorkerState::fetcher_should_write`);
@@ -46,7 +46,7 @@ pub struct WorkerState {
     corrupt: AtomicU32,
     /// Pieces handed to the verifiers and not yet dealt with.
     pending: AtomicUsize,
-    /// Chunks sent to the hasher that it has not taken yet (`writes_itself`).
+    /// Chunks sent to the hasher that it has not taken yet (`fetcher_should_write`).
     queued: AtomicUsize,
 }
 
@@ -85,7 +85,7 @@ impl WorkerState {
         self.queued.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A chunk sent to the hasher never reached it (it had stopped).
+    /// A chunk left the queue: the hasher took it, or it never reached the hasher (stopped).
     pub fn unqueue_one(&self) {
         self.queued.fetch_sub(1, Ordering::AcqRel);
     }
@@ -193,7 +193,7 @@ fn hasher(shared: &Shared, w: usize, from: &str, state: &WorkerState, steps: Rec
                 last,
                 written,
             } => {
-                state.queued.fetch_sub(1, Ordering::AcqRel);
+                state.unqueue_one();
                 let (offset, len) = shared.meta().piece_range(piece);
                 if !written && !store_chunk(shared, &bytes, offset + at) {
                     // The disk failed: the download has stopped; the verdict will say so.
