@@ -7,8 +7,9 @@
 //!   complete it marks the piece held or, if the hash fails, missing again (its bytes on
 //!   disk are overwritten by the next copy; nothing is published until every piece
 //!   verified). Pieces over `PAIR_MAX` are never held whole in memory, so memory does not
-//!   grow with the piece size. The work is split so that neither thread waits on the other: the fetcher receives, the hasher writes and
-//!   hashes, and while half the hasher's queue waits the fetcher writes the next chunk itself
+//!   grow with the piece size. The work is split so that neither thread waits on the
+//!   other: the fetcher receives, the hasher writes and hashes, and while half the hasher's
+//!   queue waits the fetcher writes the next chunk itself
 //!   (`WorkerState::fetcher_should_write`);
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
 //!   has little left to do;
