@@ -26,9 +26,10 @@ use crate::bt::framing::Decoder;
 use crate::bt::session::{Block, Event, Geometry, Session};
 use crate::bt::wire::Handshake;
 use crate::peer::bt_serve::{is_timeout, read_handshake, send};
+use crate::peer::download::disk::store_chunk;
 use crate::peer::download::fetcher::WorkerEnd;
 use crate::peer::download::state::Shared;
-use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
+use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
 
 /// Requests in flight on one connection.
 pub const PIPELINE: usize = 16;

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, ConnError};
 use crate::peer::download::access;
+use crate::peer::download::disk::try_store_chunk;
 use crate::peer::download::state::{CHUNK, Shared};
-use crate::peer::download::verifier::{Step, WorkerState, store_chunk, with_hasher};
+use crate::peer::download::verifier::{Step, WorkerState, with_hasher};
 use crate::protocol::{ErrCode, Reply, Request};
 
 /// How often a fetcher re-asks a partial holder which pieces it has.
@@ -334,13 +335,19 @@ fn stream_piece(
             shared.recycle(buf);
             return Err(e);
         }
-        // The hasher falling behind: write this chunk here (the same worker's claim, so no
-        // other writer; its later chunks may still be written by the hasher, in any order).
-        let written = state.fetcher_should_write();
-        if written && !store_chunk(shared, &buf, offset + at) {
+        // The hasher falling behind: write this chunk here if no other thread is writing into
+        // the file (the same worker's claim, so no other writer of this piece; its later
+        // chunks may still be written by the hasher, in any order).
+        let written = if state.fetcher_should_write() {
+            try_store_chunk(shared, &buf, offset + at)
+        } else {
+            None
+        };
+        if written == Some(false) {
             shared.recycle(buf);
             return Err(stopped());
         }
+        let written = written.is_some();
         let last = at + n as u64 >= len;
         if last {
             state.handed_over();

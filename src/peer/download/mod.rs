@@ -24,7 +24,9 @@
 
 mod access;
 pub mod bt_fetch;
+mod buffers;
 mod coordinator;
+mod disk;
 mod fetcher;
 mod lanes;
 mod prepare;
@@ -48,13 +50,13 @@ use crate::protocol::{Meta, Request};
 use crate::util::Rng;
 pub use access::Access;
 use coordinator::Plan;
+use disk::Pool;
 pub use fetcher::MIN_RATE;
 use prepare::{Needs, Prepared, Ready};
 use report::Lines;
 pub use report::{Progress, Report};
 use state::{Shared, Tuning};
 pub use torrent::{download_torrent, landing};
-use verifier::Pool;
 
 /// How a download shows its progress while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -126,7 +126,7 @@ pub fn prepare(needs: &Needs, name: &str) -> Result<Ready, String> {
     let have = Arc::new(PieceSet::new(meta.pieces()));
     let started = part.metadata().map_or(0, |m| m.len()) > 0;
     part.set_len(meta.size)
-        .map_err(|e| super::verifier::write_failed(&meta.name, &e, meta.size, Some(&part_path)))?;
+        .map_err(|e| super::disk::write_failed(&meta.name, &e, meta.size, Some(&part_path)))?;
     let part = Layout::single(&part_path, part, meta.size);
     if started {
         store::recheck(&part, &meta, &hashes, &have)

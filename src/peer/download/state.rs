@@ -10,38 +10,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::conn::{Timeouts, Trace};
+use crate::peer::download::buffers::Budget;
 use crate::peer::picker::Picker;
 use crate::peer::store::{Layout, PieceSet};
 use crate::protocol::{Digest, Meta};
-
-/// Most bytes of chunk buffers one download holds at once: being filled from a peer, queued
-/// for a worker's hasher, or kept spare. A piece is never held whole: it streams through
-/// chunks of at most `CHUNK` bytes, each written into the part file where it belongs and fed
-/// to the piece's SHA-1 as it arrives. So a download's buffers stay under this budget
-/// whatever the piece size, the number of holders or the hashers' speed (before: a window of
-/// whole pieces per holder plus a verifier queue: 658 MB with 64 MiB pieces).
-pub const MEMORY_BUDGET: u64 = 32 << 20;
 
 /// The most bytes of a piece read from a socket, written and hashed as one step: small
 /// enough to stay in a core's cache between the read, the write and the hash, large enough
 /// that the hand-over to the hasher is rare (one per default 256 KiB piece).
 pub const CHUNK: usize = 256 << 10;
-
-/// Most bytes of spare chunk buffers kept for reuse (inside the budget).
-const SPARE_BYTES: u64 = 8 << 20;
-
-/// Chunk buffers: how many bytes are out (being filled or hashed), and the spare ones.
-#[derive(Default)]
-struct Buffers {
-    out: u64,
-    spare: Vec<Vec<u8>>,
-    spare_bytes: u64,
-}
 
 /// What the fetchers need to know of the download's options.
 #[derive(Clone, Debug)]
@@ -92,15 +74,25 @@ pub struct Shared {
     fetched: AtomicU64,
     me: String,
     tuning: Tuning,
-    /// Chunk buffers out and spare (done with, for the fetchers to fill again: no allocation
-    /// and zeroing per piece), within `MEMORY_BUDGET`; `room` is signalled when one returns.
-    buffers: Mutex<Buffers>,
-    room: Condvar,
+    /// Chunk buffers out and spare, within `MEMORY_BUDGET` (`buffers.rs`).
+    buffers: Budget,
     /// Which worker is writing which piece into the part file. Bytes go to disk before their
     /// hash is known, so only one worker may write a piece at a time (an end-game duplicate
     /// would otherwise mix its bytes with the verified copy's): a worker claims a piece before
     /// its first byte is written, and the claim goes when the piece is verified or given up.
     writers: Mutex<HashMap<u32, usize>>,
+    /// Threads writing into the part file right now (`disk.rs`). Not a lock: nobody waits on
+    /// it; a fetcher that sees a write under way leaves its chunk to its hasher.
+    writing: AtomicUsize,
+}
+
+/// A write into the part file under way (`Shared::writing`); it ends when this is dropped.
+pub struct Writing<'a>(&'a AtomicUsize);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,9 +116,9 @@ impl Shared {
             fetched: AtomicU64::new(0),
             me: start.me,
             tuning: start.tuning,
-            buffers: Mutex::default(),
-            room: Condvar::new(),
+            buffers: Budget::default(),
             writers: Mutex::default(),
+            writing: AtomicUsize::new(0),
         }
     }
 
@@ -148,6 +140,20 @@ impl Shared {
     /// every thread).
     pub fn part(&self) -> &Layout {
         &self.part
+    }
+
+    /// A write into the part file starts; it ends when the value returned is dropped.
+    pub fn writing(&self) -> Writing<'_> {
+        self.writing.fetch_add(1, Ordering::AcqRel);
+        Writing(&self.writing)
+    }
+
+    /// A write into the part file starts if no other is under way, else `None`.
+    pub fn writing_alone(&self) -> Option<Writing<'_>> {
+        self.writing
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Writing(&self.writing))
     }
 
     /// The verified pieces.
@@ -251,48 +257,16 @@ impl Shared {
         lock(&self.from).clone()
     }
 
-    /// A buffer of `len` bytes for a chunk of a piece (a spare one if there is one), once the
-    /// budget has room for it: waits while other chunks are read or hashed. `None` if the download
-    /// stopped meanwhile. Every buffer given out must come back through `recycle`.
+    /// A buffer of `len` bytes for a chunk of a piece, once the budget has room for it
+    /// (`Budget::take`). `None` if the download stopped meanwhile. Every buffer given out
+    /// must come back through `recycle`.
     pub fn buffer(&self, len: usize) -> Option<Vec<u8>> {
-        let want = len as u64;
-        let limit = MEMORY_BUDGET.max(want);
-        let mut b = lock(&self.buffers);
-        while b.out > 0 && b.out + want > limit {
-            if self.stopped() {
-                return None;
-            }
-            b = self
-                .room
-                .wait_timeout(b, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        // Spares that no longer fit beside this buffer are freed, not kept.
-        while b.out + b.spare_bytes + want > limit && !b.spare.is_empty() {
-            let dropped = b.spare.pop().map_or(0, |v| v.capacity() as u64);
-            b.spare_bytes -= dropped;
-        }
-        let mut buf = b.spare.pop().unwrap_or_default();
-        b.spare_bytes -= buf.capacity() as u64;
-        b.out += want;
-        drop(b);
-        buf.resize(len, 0);
-        Some(buf)
+        self.buffers.take(len, || self.stopped())
     }
 
-    /// Give back a buffer from `buffer` (its length unchanged); kept for reuse if the spares
-    /// stay under `SPARE_BYTES`.
+    /// Give back a buffer from `buffer` (its length unchanged).
     pub fn recycle(&self, buf: Vec<u8>) {
-        let mut b = lock(&self.buffers);
-        b.out = b.out.saturating_sub(buf.len() as u64);
-        let cap = buf.capacity() as u64;
-        if b.spare_bytes + cap <= SPARE_BYTES {
-            b.spare_bytes += cap;
-            b.spare.push(buf);
-        }
-        drop(b);
-        self.room.notify_all();
+        self.buffers.give_back(buf);
     }
 
     /// Worker `w` may write piece `i` into the part file: no other worker is writing it and
@@ -362,6 +336,22 @@ mod tests {
     }
 
     #[test]
+    fn a_fetcher_writes_only_while_no_other_write_is_under_way() {
+        let s = shared(1);
+        let hasher = s.writing();
+        assert!(s.writing_alone().is_none(), "the hasher is writing");
+        let other = s.writing();
+        drop(hasher);
+        assert!(s.writing_alone().is_none(), "another hasher is writing");
+        drop(other);
+        let fetcher = s.writing_alone();
+        assert!(fetcher.is_some(), "nobody writes");
+        assert!(s.writing_alone().is_none(), "one write alone at a time");
+        drop(fetcher);
+        assert!(s.writing_alone().is_some());
+    }
+
+    #[test]
     fn one_writer_per_piece_and_none_once_it_is_verified() {
         let s = shared(3);
         assert!(s.claim(1, 7));
@@ -386,19 +376,5 @@ mod tests {
         s.release(1, 8);
         s.have().set(1);
         assert!(!s.claim(1, 9), "a verified piece is never written again");
-    }
-
-    #[test]
-    fn chunk_buffers_stay_within_the_budget() {
-        let s = shared(1);
-        let n = (MEMORY_BUDGET as usize) / CHUNK;
-        let bufs: Vec<Vec<u8>> = (0..n).filter_map(|_| s.buffer(CHUNK)).collect();
-        assert_eq!(bufs.len(), n);
-        s.finish_all();
-        assert!(
-            s.buffer(CHUNK).is_none(),
-            "a full budget waits, and gives up once stopped"
-        );
-        bufs.into_iter().for_each(|b| s.recycle(b));
     }
 }

@@ -10,29 +10,27 @@
 //!   grow with the piece size. The work is split so that neither thread waits on the
 //!   other: the fetcher receives, the hasher writes and hashes, and while half the hasher's
 //!   queue waits the fetcher writes the next chunk itself
-//!   (`WorkerState::fetcher_should_write`);
-//! - the **flusher** writes the part file to disk as it grows, so the `fsync` before publishing
-//!   has little left to do;
-//! - the **whole-file hasher** (optional, `--whole-hash`) follows the verified prefix.
+//!   (`WorkerState::fetcher_should_write`) if no other thread is writing into the file
+//!   (`disk::try_store_chunk`).
+//!
+//! The part file's writes, the flusher and the whole-file hasher are in `disk.rs`.
 //!
 //! A hasher never holds the picker lock while it writes or hashes. A piece's bytes are written
 //! by the hasher of the one worker that claimed it (`Shared::claim`), and the claim is given
 //! up through the same queue (`Step::Abandon`, or the verdict), after the last write: an
 //! end-game duplicate never mixes its bytes with the copy being checked.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::thread;
+use std::time::Duration;
 
+use crate::peer::download::disk::store_chunk;
 use crate::peer::download::lanes::Lanes;
 use crate::peer::download::state::{CHUNK, Shared};
 use crate::protocol::Digest;
 use crate::sha1::Sha1;
 
-/// How often the flusher writes the part file to disk.
-const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// Chunks queued between a fetcher and its hasher (the byte budget bounds them too).
 const QUEUED: usize = 8;
 /// Pieces up to this size wait whole for the next one, to be hashed in pairs (`lanes.rs`);
@@ -132,24 +130,6 @@ pub fn with_hasher<T>(
         drop(steps);
         Ok(out)
     })
-}
-
-/// Write `bytes` at `offset` of the part file. A failure ends the download (it is the disk,
-/// not the peer) and returns `false`.
-pub fn store_chunk(shared: &Shared, bytes: &[u8], offset: u64) -> bool {
-    match shared.part().write_all_at(bytes, offset) {
-        Ok(()) => true,
-        Err(e) => {
-            let meta = shared.meta();
-            let missing: u64 = (0..meta.pieces())
-                .filter(|&p| !shared.have().has(p))
-                .map(|p| meta.piece_range(p).1)
-                .sum();
-            let part = shared.part().parts().first().map(|p| p.path.clone());
-            shared.fail(write_failed(&meta.name, &e, missing, part.as_deref()));
-            false
-        }
-    }
 }
 
 /// A worker's hasher: hash each piece's chunks as they come, two pieces at once where it can
@@ -290,151 +270,9 @@ fn verdict(shared: &Shared, w: usize, from: &str, state: &WorkerState, i: u32, o
     shared.notify();
 }
 
-/// The download's background threads: the flusher, and the whole-file hasher if asked for.
-pub struct Pool {
-    /// The flusher sleeps on its own (`park_timeout`), not on the download's condvar, so a
-    /// verified piece does not wake it; `finish` unparks it.
-    flush: JoinHandle<()>,
-    whole: Option<JoinHandle<Option<Digest>>>,
-}
-
-impl Pool {
-    /// Start the flusher, and the whole-file hasher if `whole_file`.
-    pub fn start(shared: &Arc<Shared>, whole_file: bool) -> Result<Pool, String> {
-        let spawn_error = |e| format!("cannot start a thread: {e}");
-        let shared2 = shared.clone();
-        let flush = thread::Builder::new()
-            .name("flush".into())
-            .spawn(move || flusher(&shared2))
-            .map_err(spawn_error)?;
-        let whole = if whole_file {
-            let shared = shared.clone();
-            let spawned = thread::Builder::new()
-                .name("whole-hash".into())
-                .spawn(move || hash_whole(&shared));
-            Some(spawned.map_err(spawn_error)?)
-        } else {
-            None
-        };
-        Ok(Pool { flush, whole })
-    }
-
-    /// Stop the download's threads and wait for them. The whole file's SHA-1 if it was
-    /// hashed (`None` if it stopped first), or `expected` when no whole-file hash ran.
-    pub fn finish(self, shared: &Shared, expected: Digest) -> Option<Digest> {
-        shared.finish_all();
-        self.flush.thread().unpark();
-        let _ = self.flush.join();
-        match self.whole {
-            Some(thread) => thread.join().ok().flatten(),
-            None => Some(expected),
-        }
-    }
-}
-
-/// Why a verified piece could not be written; out of space says how much more the download
-/// needs and where its part file is (verified pieces stay there for a later `get`).
-pub fn write_failed(
-    name: &str,
-    e: &std::io::Error,
-    missing: u64,
-    part: Option<&std::path::Path>,
-) -> String {
-    let at = part.map_or(String::new(), |p| format!(" ({})", p.display()));
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(ENOSPC) {
-        format!(
-            "cannot write the download of {name}: {e}: its part file{at} needs {missing} more bytes; free that much and run get again (verified pieces are kept)"
-        )
-    } else {
-        format!("cannot write the download of {name}{at}: {e}")
-    }
-}
-
-/// Linux's "no space left on device" errno.
-const ENOSPC: i32 = 28;
-
-/// Hash the part file front to back as its verified prefix grows; the file's SHA-1 once
-/// complete, `None` if the download stopped first.
-fn hash_whole(shared: &Shared) -> Option<Digest> {
-    let meta = shared.meta();
-    let mut sha = crate::sha1::Sha1::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut pos, mut next_piece) = (0u64, 0u32);
-    loop {
-        while next_piece < meta.pieces() && shared.have().has(next_piece) {
-            next_piece += 1;
-        }
-        let end = if next_piece == meta.pieces() {
-            meta.size
-        } else {
-            next_piece as u64 * meta.piece_size as u64
-        };
-        if pos < end {
-            let n = (end - pos).min(buf.len() as u64) as usize;
-            shared.part().read_exact_at(&mut buf[..n], pos).ok()?;
-            sha.update(&buf[..n]);
-            pos += n as u64;
-            continue;
-        }
-        if pos == meta.size {
-            return Some(sha.digest());
-        }
-        let picker = shared.picker();
-        if shared.stopped() && !shared.have().is_full() {
-            return None;
-        }
-        drop(shared.wait(picker, Duration::from_millis(200)));
-    }
-}
-
-/// Write the part file's new pieces to disk every `FLUSH_EVERY` while the download runs, so
-/// the final `fsync` is short. Disk errors here are left for that final `fsync` to report.
-///
-/// It sleeps with `park_timeout` rather than on the download's condvar, which is signalled
-/// for every verified piece (thousands of pointless wake-ups a GiB); `Pool::finish` unparks
-/// it once the download has stopped, so it never delays the end.
-fn flusher(shared: &Shared) {
-    let (mut flushed, mut last) = (0, Instant::now());
-    loop {
-        if shared.stopped() {
-            return;
-        }
-        let left = FLUSH_EVERY.saturating_sub(last.elapsed());
-        if !left.is_zero() {
-            thread::park_timeout(left);
-            continue;
-        }
-        last = Instant::now();
-        let verified = shared.verified();
-        if verified != flushed {
-            let _ = shared.part().sync_data();
-            flushed = verified;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn out_of_space_says_how_much_is_needed_and_where_the_part_file_is() {
-        let e = std::io::Error::from_raw_os_error(ENOSPC);
-        let part = std::path::Path::new("/d/.torrentphile/f.bin.part");
-        let msg = write_failed("f.bin", &e, 123_456, Some(part));
-        assert_eq!(
-            msg,
-            format!(
-                "cannot write the download of f.bin: {e}: its part file (/d/.torrentphile/f.bin.part) needs 123456 more bytes; free that much and run get again (verified pieces are kept)"
-            )
-        );
-        let other = std::io::Error::from_raw_os_error(5);
-        let msg = write_failed("f.bin", &other, 1, Some(part));
-        assert!(
-            msg.starts_with("cannot write the download of f.bin (/d/.torrentphile/f.bin.part): "),
-            "{msg}"
-        );
-    }
 
     #[test]
     fn the_fetcher_writes_only_while_half_the_hashers_queue_waits() {
