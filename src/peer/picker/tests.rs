@@ -180,3 +180,35 @@ fn in_the_end_game_a_seed_does_not_resend_what_a_partial_holder_is_fetching_unti
     assert_eq!(p.next(0), Some(1));
     assert_eq!(p.next(2), Some(1));
 }
+
+#[test]
+fn a_worker_done_with_its_pieces_leaves_no_bitmap_and_is_not_asked_twice_for_one() {
+    let mut p = Picker::new(130, |_| false, Strategy::RarestFirst, 1);
+    settle(&mut p);
+    p.set_peer(0, vec![true; 130]);
+    let picks: Vec<u32> = (0..130).filter_map(|_| p.next(0)).collect();
+    assert_eq!(
+        picks.len(),
+        130,
+        "every piece once, across the bitmap's three words"
+    );
+    let mut sorted = picks.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 130, "no piece twice to one worker");
+    assert_eq!(
+        p.next(0),
+        None,
+        "the end game never asks a worker again for its own piece"
+    );
+    for (n, &i) in picks.iter().enumerate() {
+        p.finish(0, i, n % 2 == 0);
+    }
+    assert!(p.asked.is_empty(), "finished workers leave nothing behind");
+    assert_eq!(p.remaining(), 65);
+    let again = p.next(0).expect("a piece handed back can be asked again");
+    assert_eq!(
+        picks.iter().position(|&i| i == again).map(|n| n % 2),
+        Some(1)
+    );
+}
