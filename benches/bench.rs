@@ -157,19 +157,27 @@ fn header(b: &Bench) -> String {
     let git = run_text("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
     let date = run_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let touch = first_touch_rate(if b.scale.quick { 64 } else { 1024 });
+    let reporting = page_reporting();
     format!(
         "# Torrentphile benchmarks\n\nWritten by `benches/bench.rs` (`make bench`): the {mode} \
          run, {build} build. Each figure is the median of its runs, with min and max; ratios are \
          to baselines measured in the same run.\n\n## Machine\n\n- nproc: {}\n- CPU: {model}\n\
          - kernel: {}\n- memory: {mem} MiB\n- open files limit: {}\n- SHA-1: {}\n\
          - first write to fresh memory: {touch:.0} MB/s (see the note below)\n\
+         - free page reporting to the host: {reporting}\n\
          - commit: {} (the working tree may differ)\n- date: {}\n\n\
          On a virtual machine whose host backs guest memory only when it is first touched (and \
          takes idle memory back), every new page-cache page a download writes can cost that \
          first touch: on the 2-core EPYC VM it ran at 270 MB/s when cold, and it moved \
          `copy_folio_from_iter_atomic` (the write into the page cache) from 4% to 26% of a \
          profile between runs minutes apart. Figures that write files vary with it; the line \
-         above says how cold memory was when this run started.\n\n",
+         above says how cold memory was when this run started. With free page reporting on \
+         (the line above), the guest hands freed memory back to the host, so the page cache \
+         of a file the bench just deleted can be cold again for the next run: a download \
+         whose writes land on such memory runs at half speed or less (in one profile \
+         `copy_folio_from_iter_atomic` took 44% of the samples), and so does a baseline. \
+         Cases 1, 3 and 7 do one untimed download first, and cases 1 and 3 interleave their \
+         runs with their baselines'; what is left shows in the spread between min and max.\n\n",
         thread::available_parallelism().map_or(0, |n| n.get()),
         kernel.trim(),
         fd_limit(),
@@ -177,6 +185,18 @@ fn header(b: &Bench) -> String {
         git.trim(),
         date.trim()
     )
+}
+
+/// Whether the guest reports freed memory to its host (virtio-balloon free page reporting),
+/// and at what block size: read from the kernel's module parameters, or "not found".
+fn page_reporting() -> String {
+    let dir = Path::new("/sys/module/page_reporting/parameters");
+    let read = |name: &str| fs::read_to_string(dir.join(name)).map(|v| v.trim().to_string());
+    match (read("page_reporting_order"), read("min_free_ms")) {
+        (Ok(order), Ok(ms)) => format!("on, blocks of order {order}, after {ms} ms free"),
+        (Ok(order), Err(_)) => format!("on, blocks of order {order}"),
+        _ => "not found (no virtio-balloon page reporting)".into(),
+    }
 }
 
 /// MB/s of writing `mib` MiB of freshly allocated memory once (the first touch of each page).
