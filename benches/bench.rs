@@ -125,14 +125,25 @@ impl Bench {
     fn goal(&mut self, figure: &str, value: String, goal: &str, met: bool) {
         let state = if met { "met" } else { "not yet" };
         self.goals
-            .push(format!("| {figure} | {value} | {goal} | {state} |"));
+            .push(format!("| {figure} | {value} | | {goal} | {state} |"));
+    }
+
+    /// A goal on rates that writing files moves (see the machine note): also the ratio of
+    /// the two sides' best runs, which the host's cold memory can only lower.
+    fn goal_best(&mut self, figure: &str, value: f64, best: f64, goal: &str, met: bool) {
+        let state = if met { "met" } else { "not yet" };
+        self.goals.push(format!(
+            "| {figure} | {value:.2}x | {best:.2}x | {goal} | {state} |"
+        ));
     }
 }
 
-/// The goals table: every goal, each a ratio to a baseline of the same run.
+/// The goals table: every goal, each a ratio to a baseline of the same run (medians; met or
+/// not is judged on them), and for rates that writing files moves the best runs' ratio too.
 fn goals_md(b: &Bench) -> String {
     let mut md = String::from("## Goals (issue 13), this run\n\n");
-    md.push_str("| figure | this run | goal | |\n|---|---:|---|---|\n");
+    md.push_str("| figure | this run | best run vs best run | goal | |\n");
+    md.push_str("|---|---:|---:|---|---|\n");
     for line in &b.goals {
         md.push_str(line);
         md.push('\n');

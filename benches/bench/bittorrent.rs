@@ -19,7 +19,7 @@ use super::common::{
     Proc, TempDir, random_file, rate, secs, start_peer, start_tracker, timed_download,
     wait_bounded, which,
 };
-use super::report::{Section, median, target};
+use super::report::{Section, best_run, median, target};
 use super::tcp::Acceptor;
 use super::{BIN, Bench, MIB, Res};
 use torrentphile::sim::sha1_file;
@@ -133,6 +133,7 @@ pub fn aria2(b: &mut Bench, s: &mut Section) -> Res<()> {
         ours.push(rate(size, t));
     }
     let ratio = median(&ours) / median(&aria);
+    let best_ratio = best_run(&ours) / best_run(&aria);
     s.row("aria2c from 1 aria2c seeder", "MB/s", aria);
     let row = s.row("torrentphile from 1 seeder", "MB/s", ours);
     row.vs = format!("{ratio:.2}x aria2c");
@@ -141,7 +142,7 @@ pub fn aria2(b: &mut Bench, s: &mut Section) -> Res<()> {
         "{} MiB from 1 seeder vs aria2c from an aria2c seeder",
         size / MIB
     );
-    b.goal(&what, format!("{ratio:.2}x"), ">= 5x", ratio >= 5.0);
+    b.goal_best(&what, ratio, best_ratio, ">= 5x", ratio >= 5.0);
     s.note(format!(
         "{} MiB file, 256 KiB pieces for both. aria2c finds the seeder through a minimal HTTP \
          tracker in the bench (no DHT, LPD or PEX); its time is the whole process, start-up \

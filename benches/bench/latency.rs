@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use super::common::{TempDir, random_file, rate, start_peer, start_tracker, timed_download};
-use super::report::{Section, median, target};
+use super::report::{Section, best_run, median, target};
 use super::servers::read_replies;
 use super::tcp::{relay, tcp_copy};
 use super::{Bench, MIB, Res};
@@ -57,6 +57,7 @@ pub fn latency(b: &mut Bench, s: &mut Section) -> Res<()> {
         direct.push(rate(size, t));
     }
     let (cm, dm, nm) = (median(&copy), median(&down), median(&direct));
+    let best_r = best_run(&down) / best_run(&copy);
     s.row("plain TCP copy through the relay", "MB/s", copy);
     s.row("download without the relay", "MB/s", direct);
     let row = s.row("download through the relay", "MB/s", down);
@@ -68,7 +69,7 @@ pub fn latency(b: &mut Bench, s: &mut Section) -> Res<()> {
     row.target = target(">= 0.8x tcp copy", dm >= 0.8 * cm);
     let r = dm / cm;
     let what = "through the 50 ms relay vs a plain TCP copy through it";
-    b.goal(what, format!("{r:.2}x"), ">= 0.8x", r >= 0.8);
+    b.goal_best(what, r, best_r, ">= 0.8x", r >= 0.8);
     s.note(format!(
         "{} MiB file. The relay (torrentphile::relay) holds every chunk {one_way:?} each way \
          (RTT 50 ms) without capping bandwidth; it splits TCP, so the protocol's round trips feel \

@@ -45,6 +45,11 @@ impl Section {
     }
 }
 
+/// The largest of `v` (a rate's best run; NaN when empty).
+pub fn best_run(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
 /// The median of `v` (the upper one of an even count; NaN when empty).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();

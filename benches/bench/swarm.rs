@@ -7,7 +7,7 @@
 use std::fs;
 
 use super::common::{TempDir, rate};
-use super::report::{Section, median, num, target};
+use super::report::{Section, best_run, median, num, target};
 use super::tcp::tcp_fanout;
 use super::transfer::sha1_rate;
 use super::{Bench, MIB, Res};
@@ -49,7 +49,7 @@ pub fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
         let rates = (0..runs)
             .map(|_| Ok(rate(n as u64 * mib * MIB, tcp_fanout(&src, &dir.0, n)?)))
             .collect::<Res<Vec<f64>>>()?;
-        fanout.insert(n, median(&rates));
+        fanout.insert(n, (median(&rates), best_run(&rates)));
         s.row(
             format!("baseline: plain TCP copy fan-out to {n}"),
             "MB/s",
@@ -74,6 +74,7 @@ pub fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
             .map(|&t| rate(n as u64 * mib * MIB, t))
             .collect();
         let (tm, cm, rm) = (median(&times), median(&copies), median(&rates));
+        let best_f = best_run(&rates) / fanout[&n].1;
         let row = s.row(format!("{n} downloaders: total time"), "s", times);
         row.vs = format!("{:.2}x the time of 1 alone", tm / alone_m);
         let row = s.row(format!("{n} downloaders: seeder upload"), "copies", copies);
@@ -83,7 +84,7 @@ pub fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
             "MB/s",
             rates,
         );
-        let f = rm / fanout[&n];
+        let f = rm / fanout[&n].0;
         row.vs = format!(
             "{:.2}x sha1 2T ({} MB/s), {f:.2}x TCP fan-out",
             rm / hash2,
@@ -94,7 +95,7 @@ pub fn swarm(b: &mut Bench, s: &mut Section) -> Res<()> {
         let r = rm / hash2;
         b.goal(&what, format!("{r:.2}x"), ">= 0.7x", r >= 0.7);
         let what = format!("swarm 1 -> {n} aggregate vs a plain TCP copy fan-out (proposed)");
-        b.goal(&what, format!("{f:.2}x"), ">= 0.6x", f >= 0.6);
+        b.goal_best(&what, f, best_f, ">= 0.6x", f >= 0.6);
     }
     s.note(format!(
         "sim::swarm_run: 1 seeder and the downloaders in this process, {mib} MiB random file, \
