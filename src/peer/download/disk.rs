@@ -3,10 +3,11 @@
 //! - **writes** (`store_chunk`, `try_store_chunk`) are counted while under way
 //!   (`Shared::writing`). The kernel lets one buffered write into a file at a time (the
 //!   inode's lock), and a writer that finds it taken spins on its CPU: on 2 cores, with a
-//!   fetcher and a hasher writing into one file, that spinning took a vCPU from the seeder
-//!   and turned a cold page cache (slow first writes) into runs at half speed. So a fetcher
-//!   writes only when no other write is under way (`try_store_chunk`), else it leaves the
-//!   write to its hasher, which writes whatever it is given (`store_chunk`);
+//!   fetcher and a hasher writing into one file while cold memory made each copy into the
+//!   page cache slow, the two spinning against each other took 19% of a download's samples,
+//!   a vCPU the seeder and the network needed. So a fetcher writes only when no other write
+//!   is under way (`try_store_chunk`), else it leaves the write to its hasher, which writes
+//!   whatever it is given (`store_chunk`);
 //! - a write that fails ends the download with a message that says how much room it needs
 //!   and where its part file is (`write_failed`);
 //! - the **flusher** writes the part file to disk as it grows, so the `fsync` before
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::peer::download::state::Shared;
+use crate::peer::download::state::{Shared, Writing};
 use crate::protocol::Digest;
 
 /// How often the flusher writes the part file to disk.
@@ -30,23 +31,21 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// Write `bytes` at `offset` of the part file. A failure ends the download (it is the disk,
 /// not the peer) and returns `false`.
 pub fn store_chunk(shared: &Shared, bytes: &[u8], offset: u64) -> bool {
-    let under_way = shared.writing();
-    let written = shared.part().write_all_at(bytes, offset);
-    drop(under_way);
-    stored(shared, written)
+    write(shared, shared.writing(), bytes, offset)
 }
 
 /// Write `bytes` at `offset` of the part file if no other thread is writing into it: `None`
 /// (nothing written) if one is, else as `store_chunk`.
 pub fn try_store_chunk(shared: &Shared, bytes: &[u8], offset: u64) -> Option<bool> {
     let under_way = shared.writing_alone()?;
-    let written = shared.part().write_all_at(bytes, offset);
-    drop(under_way);
-    Some(stored(shared, written))
+    Some(write(shared, under_way, bytes, offset))
 }
 
-/// A write's outcome: `true` if it went through; else the download fails, saying why.
-fn stored(shared: &Shared, written: io::Result<()>) -> bool {
+/// The write itself, counted as under way until it returns; `true` if it went through, else
+/// the download fails, saying why.
+fn write(shared: &Shared, under_way: Writing<'_>, bytes: &[u8], offset: u64) -> bool {
+    let written = shared.part().write_all_at(bytes, offset);
+    drop(under_way);
     let Err(e) = written else {
         return true;
     };
